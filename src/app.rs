@@ -1,0 +1,276 @@
+//! The application: shared state built from `Settings`, and `run`, which starts every part (HTTP, metrics,
+//! job workers, scheduler, bot) and stops them together on cancellation.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::jobs::Registry;
+use crate::jobs::maintenance::{CLEANUP_KIND, CleanupJob, CleanupSweep};
+use crate::jobs::scheduler::{self, Sweep};
+use crate::jobs::worker::Worker;
+use crate::services::catalog::{self, Catalog};
+use crate::{db, http, metrics};
+
+/// What every part of the process shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+pub struct App {
+    pub settings: Settings,
+    pub pool: PgPool,
+    pub redis: Option<redis::aio::ConnectionManager>,
+    /// Unique per process: names this instance's job workers.
+    pub instance: String,
+}
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state. Connections are lazy: a missing database or Redis shows in `/readyz`, not as a crash.
+    pub fn build(settings: Settings) -> anyhow::Result<AppState> {
+        let pool = db::pool(&settings)?;
+        AppState::with_pool(settings, pool)
+    }
+
+    /// Builds the state around an existing pool (tests hand in their fresh database).
+    pub fn with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<AppState> {
+        let redis = match &settings.redis.url {
+            None => None,
+            Some(url) => {
+                use secrecy::ExposeSecret;
+                let client =
+                    redis::Client::open(url.expose_secret()).context("invalid redis.url")?;
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_response_timeout(Some(Duration::from_secs(2)))
+                    .set_number_of_retries(2);
+                Some(
+                    redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+                        .context("redis client")?,
+                )
+            }
+        };
+        let instance = format!(
+            "{}-{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "vpnshop".into()),
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Ok(AppState(Arc::new(App {
+            settings,
+            pool,
+            redis,
+            instance,
+        })))
+    }
+}
+
+/// The bound sockets. Binding before running lets tests use port 0 and read the real address.
+pub struct Listeners {
+    pub http: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(settings: &Settings) -> anyhow::Result<Listeners> {
+        let http = TcpListener::bind(settings.http.addr)
+            .await
+            .with_context(|| format!("cannot listen on http.addr = {}", settings.http.addr))?;
+        let metrics = if settings.metrics.enabled {
+            Some(
+                TcpListener::bind(settings.metrics.addr)
+                    .await
+                    .with_context(|| {
+                        format!("cannot listen on metrics.addr = {}", settings.metrics.addr)
+                    })?,
+            )
+        } else {
+            None
+        };
+        Ok(Listeners { http, metrics })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+/// Start-up work before serving: pending migrations, and the catalogue when the database has none.
+pub async fn prepare(state: &AppState) -> anyhow::Result<()> {
+    if state.settings.database.migrate_on_start {
+        db::migrate(&state.pool).await?;
+    }
+    if state.settings.catalog.seed_on_start {
+        let catalog = Catalog::load(&state.settings.catalog.path)?;
+        if let Some(report) = catalog::seed_if_empty(&state.pool, &catalog)
+            .await
+            .map_err(anyhow::Error::from)?
+        {
+            tracing::info!(
+                plans = report.plans_added,
+                prices = report.prices_added,
+                "plan catalogue seeded"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The job handlers of this process.
+pub fn job_registry(state: &AppState) -> Registry {
+    let mut registry = Registry::new();
+    let (pool, jobs) = (state.pool.clone(), state.settings.jobs.clone());
+    registry.register(
+        CLEANUP_KIND,
+        Arc::new(CleanupJob {
+            pool,
+            settings: jobs,
+        }),
+    );
+    registry
+}
+
+/// The sweeps this process can schedule, by the names used in `scheduler.sweeps`.
+pub fn sweeps(state: &AppState) -> HashMap<String, Arc<dyn Sweep>> {
+    let mut sweeps: HashMap<String, Arc<dyn Sweep>> = HashMap::new();
+    let (pool, jobs) = (state.pool.clone(), state.settings.jobs.clone());
+    sweeps.insert(
+        "jobs_cleanup".into(),
+        Arc::new(CleanupSweep {
+            pool,
+            settings: jobs,
+        }),
+    );
+    sweeps
+}
+
+/// Runs every part until `cancel` fires (or one part fails, which cancels the rest).
+pub async fn run(
+    state: AppState,
+    listeners: Listeners,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let settings = &state.settings;
+
+    let router = http::router(state.clone());
+    let http_cancel = cancel.clone();
+    tracing::info!(addr = %listeners.http_addr(), "HTTP server listening");
+    tasks.spawn(async move {
+        axum::serve(
+            listeners.http,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(http_cancel.cancelled_owned())
+        .await
+        .context("HTTP server")
+    });
+
+    if let Some(listener) = listeners.metrics {
+        let handle = metrics::handle();
+        tracing::info!(addr = %listener.local_addr()?, "metrics listening on /metrics");
+        tasks.spawn(infallible(metrics::upkeep(handle.clone(), cancel.clone())));
+        let metrics_cancel = cancel.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, metrics::router(handle))
+                .with_graceful_shutdown(metrics_cancel.cancelled_owned())
+                .await
+                .context("metrics server")
+        });
+    }
+
+    let registry = Arc::new(job_registry(&state));
+    for i in 0..settings.jobs.workers {
+        let worker = Worker {
+            name: format!("{}/{i}", state.instance),
+            pool: state.pool.clone(),
+            registry: registry.clone(),
+            settings: settings.jobs.clone(),
+        };
+        tasks.spawn(infallible(worker.run(cancel.clone())));
+    }
+
+    let mut cron = if settings.scheduler.enabled {
+        Some(
+            scheduler::start(
+                state.pool.clone(),
+                sweeps(&state),
+                &settings.scheduler.sweeps,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
+    if settings.telegram.token.is_none() {
+        tracing::warn!(
+            "Telegram bot disabled: TELEGRAM_BOT_TOKEN is not set (the shop runs without its bot)"
+        );
+    }
+
+    let mut result = Ok(());
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        Some(done) = tasks.join_next() => {
+            // a task ending because shutdown began at the same moment is not a failure
+            if !cancel.is_cancelled() {
+                result = match done {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("a service task stopped unexpectedly")),
+                    Ok(Err(e)) => Err(e),
+                    Err(e) => Err(anyhow::Error::new(e).context("a service task panicked")),
+                };
+            }
+            cancel.cancel();
+        }
+    }
+    tracing::info!("shutting down");
+    if let Some(cron) = cron.as_mut() {
+        let _ = cron.shutdown().await;
+    }
+    let drain = async {
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(Err(e)) = done {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "task ended with an error during shutdown"
+                );
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not stop within 30 s; exiting anyway");
+    }
+    state.pool.close().await;
+    result
+}
+
+/// Adapts a task that cannot fail to the task set's result type.
+async fn infallible(task: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    task.await;
+    Ok(())
+}

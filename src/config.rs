@@ -1,0 +1,350 @@
+//! Settings: `config/default.toml` → optional `config/<VPNSHOP_ENV>.toml` → the conventional variables
+//! (`DATABASE_URL`, `REDIS_URL`, `TELEGRAM_BOT_TOKEN`) → `VPNSHOP__SECTION__KEY` variables. A secret can also be
+//! read from a file named by `VPNSHOP__SECTION__KEY_FILE`. Secrets are `SecretString`, so `Debug` hides them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// Where the service runs; production turns on JSON logs and requires real secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl Environment {
+    fn parse(raw: &str) -> anyhow::Result<Environment> {
+        match raw {
+            "development" | "dev" => Ok(Environment::Development),
+            "test" => Ok(Environment::Test),
+            "production" | "prod" => Ok(Environment::Production),
+            other => bail!("VPNSHOP_ENV must be development, test or production, got {other:?}"),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Test => "test",
+            Environment::Production => "production",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(skip_deserializing, default = "default_env")]
+    pub env: Environment,
+    pub http: HttpSettings,
+    pub metrics: MetricsSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub log: LogSettings,
+    pub sentry: SentrySettings,
+    pub telegram: TelegramSettings,
+    pub stripe: StripeSettings,
+    pub zarinpal: ZarinpalSettings,
+    pub security: SecuritySettings,
+    pub jobs: JobSettings,
+    pub scheduler: SchedulerSettings,
+    pub catalog: CatalogSettings,
+}
+
+fn default_env() -> Environment {
+    Environment::Development
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub addr: SocketAddr,
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: Option<SecretString>,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub filter: String,
+    /// `auto` (JSON in production, pretty otherwise), `json` or `pretty`.
+    pub format: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SentrySettings {
+    pub dsn: Option<SecretString>,
+    pub traces_sample_rate: f32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelegramSettings {
+    pub token: Option<SecretString>,
+    pub api_url: Url,
+    /// Our public base URL; when set the bot runs in webhook mode.
+    pub public_url: Option<Url>,
+    pub webhook_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeSettings {
+    pub api_url: Url,
+    pub secret_key: Option<SecretString>,
+    pub webhook_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ZarinpalSettings {
+    pub api_url: Url,
+    pub merchant_id: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecuritySettings {
+    /// Signs admin session tokens; required in production.
+    pub jwt_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobSettings {
+    pub workers: usize,
+    pub poll_interval_ms: u64,
+    pub lease_secs: u64,
+    pub max_attempts: i32,
+    pub backoff_base_secs: u64,
+    pub backoff_max_secs: u64,
+    /// Finished jobs older than this are deleted by the clean-up sweep.
+    pub keep_done_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchedulerSettings {
+    pub enabled: bool,
+    /// Six-field cron expressions (with seconds) per sweep name.
+    pub sweeps: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogSettings {
+    pub path: PathBuf,
+    /// Seed the catalogue at start when no plans exist yet.
+    pub seed_on_start: bool,
+}
+
+/// Secrets that may come from `VPNSHOP__SECTION__KEY_FILE`.
+const FILE_SECRETS: &[&str] = &[
+    "database.url",
+    "redis.url",
+    "sentry.dsn",
+    "telegram.token",
+    "telegram.webhook_secret",
+    "stripe.secret_key",
+    "stripe.webhook_secret",
+    "zarinpal.merchant_id",
+    "security.jwt_secret",
+];
+
+/// Conventional variables and the keys they set (a `VPNSHOP__…` variable still wins).
+const CONVENTIONAL: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("REDIS_URL", "redis.url"),
+    ("TELEGRAM_BOT_TOKEN", "telegram.token"),
+];
+
+impl Settings {
+    /// Loads from `VPNSHOP_CONFIG_DIR` (default `./config`) and the process environment.
+    pub fn load() -> anyhow::Result<Settings> {
+        let dir = std::env::var_os("VPNSHOP_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "config".into());
+        Settings::load_from(&dir, std::env::vars().collect())
+    }
+
+    /// Loads from a config directory and an explicit environment (tests pass their own).
+    pub fn load_from(dir: &Path, env: HashMap<String, String>) -> anyhow::Result<Settings> {
+        let environment = match env.get("VPNSHOP_ENV").filter(|v| !v.is_empty()) {
+            Some(raw) => Environment::parse(raw)?,
+            None => Environment::Development,
+        };
+        let default_file = dir.join("default.toml");
+        if !default_file.exists() {
+            bail!(
+                "settings file {} not found (set VPNSHOP_CONFIG_DIR to the config directory)",
+                default_file.display()
+            );
+        }
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(default_file))
+            .add_source(
+                config::File::from(dir.join(format!("{}.toml", environment.as_str())))
+                    .required(false),
+            );
+        // The conventional variables are a source of their own, below the VPNSHOP__ ones.
+        let conventional: config::Map<String, String> = CONVENTIONAL
+            .iter()
+            .filter_map(|(var, key)| {
+                let value = env.get(*var).filter(|v| !v.is_empty())?;
+                Some((key.replace('.', "__").to_uppercase(), value.clone()))
+            })
+            .collect();
+        builder = builder.add_source(
+            config::Environment::default()
+                .separator("__")
+                .source(Some(conventional)),
+        );
+        let prefixed: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("VPNSHOP__") && !k.ends_with("_FILE"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("VPNSHOP")
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(prefixed)),
+        );
+        for key in FILE_SECRETS {
+            let var = format!("VPNSHOP__{}_FILE", key.replace('.', "__").to_uppercase());
+            if let Some(path) = env.get(&var).filter(|v| !v.is_empty()) {
+                let secret = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {var}={path}"))?;
+                builder = builder.set_override(*key, secret.trim_end_matches(['\n', '\r']))?;
+            }
+        }
+        let mut settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+        settings.env = environment;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what the types cannot; every message names the key to fix.
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        let set = |s: &Option<SecretString>| {
+            s.as_ref()
+                .is_some_and(|v| !v.expose_secret().trim().is_empty())
+        };
+        if !set(&self.database.url) {
+            problems.push("missing required setting `database.url` (set DATABASE_URL or VPNSHOP__DATABASE__URL)".to_owned());
+        }
+        if self.env == Environment::Production {
+            match &self.security.jwt_secret {
+                Some(s) if s.expose_secret().len() >= 32 => {}
+                Some(_) => {
+                    problems.push("`security.jwt_secret` must be at least 32 characters".to_owned())
+                }
+                None => problems.push(
+                    "missing required secret `security.jwt_secret` in production \
+                     (set VPNSHOP__SECURITY__JWT_SECRET or VPNSHOP__SECURITY__JWT_SECRET_FILE)"
+                        .to_owned(),
+                ),
+            }
+        }
+        if self.telegram.public_url.is_some() && !set(&self.telegram.webhook_secret) {
+            problems.push(
+                "`telegram.public_url` is set, so `telegram.webhook_secret` is required \
+                 (set VPNSHOP__TELEGRAM__WEBHOOK_SECRET)"
+                    .to_owned(),
+            );
+        }
+        if let Some(secret) = &self.telegram.webhook_secret {
+            let s = secret.expose_secret();
+            if s.is_empty()
+                || s.len() > 256
+                || !s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                problems.push(
+                    "`telegram.webhook_secret` must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+                        .to_owned(),
+                );
+            }
+        }
+        if set(&self.stripe.secret_key) && !set(&self.stripe.webhook_secret) {
+            problems.push(
+                "`stripe.secret_key` is set, so `stripe.webhook_secret` is required".to_owned(),
+            );
+        }
+        if self.jobs.workers == 0 {
+            problems.push("`jobs.workers` must be at least 1".to_owned());
+        }
+        if self.jobs.max_attempts < 1 {
+            problems.push("`jobs.max_attempts` must be at least 1".to_owned());
+        }
+        if self.jobs.lease_secs == 0 || self.jobs.poll_interval_ms == 0 {
+            problems
+                .push("`jobs.lease_secs` and `jobs.poll_interval_ms` must be positive".to_owned());
+        }
+        if self.database.max_connections == 0 {
+            problems.push("`database.max_connections` must be at least 1".to_owned());
+        }
+        if !["auto", "json", "pretty"].contains(&self.log.format.as_str()) {
+            problems.push(format!(
+                "`log.format` must be auto, json or pretty, got {:?}",
+                self.log.format
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sentry.traces_sample_rate) {
+            problems.push("`sentry.traces_sample_rate` must be between 0 and 1".to_owned());
+        }
+        for (name, expr) in &self.scheduler.sweeps {
+            if expr.split_whitespace().count() != 6 {
+                problems.push(format!("`scheduler.sweeps.{name}` must be a 6-field cron expression (with seconds), got {expr:?}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            bail!("invalid settings:\n  - {}", problems.join("\n  - "))
+        }
+    }
+
+    /// The database URL (validated to be present).
+    pub fn database_url(&self) -> &str {
+        self.database
+            .url
+            .as_ref()
+            .map(|s| s.expose_secret())
+            .unwrap_or_default()
+    }
+
+    pub fn json_logs(&self) -> bool {
+        match self.log.format.as_str() {
+            "json" => true,
+            "pretty" => false,
+            _ => self.env == Environment::Production,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,142 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::*;
+
+fn config_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    map.entry("DATABASE_URL".into())
+        .or_insert_with(|| "postgres://u@127.0.0.1/db".into());
+    map
+}
+
+#[test]
+fn defaults_load_from_the_files() {
+    let s = Settings::load_from(&config_dir(), env(&[])).unwrap();
+    assert_eq!(s.env, Environment::Development);
+    assert_eq!(s.http.addr.to_string(), "0.0.0.0:8080");
+    assert_eq!(s.metrics.addr.to_string(), "127.0.0.1:9100");
+    assert_eq!(s.telegram.api_url.as_str(), "https://api.telegram.org/");
+    assert!(s.telegram.token.is_none());
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let s = Settings::load_from(
+        &config_dir(),
+        env(&[
+            ("VPNSHOP__HTTP__ADDR", "127.0.0.1:9999"),
+            ("VPNSHOP__JOBS__WORKERS", "7"),
+            ("VPNSHOP__TELEGRAM__API_URL", "http://127.0.0.1:4000"),
+            ("TELEGRAM_BOT_TOKEN", "123:abc"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.http.addr.to_string(), "127.0.0.1:9999");
+    assert_eq!(s.jobs.workers, 7);
+    assert_eq!(s.telegram.api_url.as_str(), "http://127.0.0.1:4000/");
+    assert_eq!(s.telegram.token.unwrap().expose_secret(), "123:abc");
+}
+
+#[test]
+fn prefixed_variables_win_over_conventional_ones() {
+    let s = Settings::load_from(
+        &config_dir(),
+        env(&[
+            ("DATABASE_URL", "postgres://a@h/one"),
+            ("VPNSHOP__DATABASE__URL", "postgres://a@h/two"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.database_url(), "postgres://a@h/two");
+}
+
+#[test]
+fn a_missing_secret_in_production_fails_with_the_key_named() {
+    let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP_ENV", "production")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("security.jwt_secret"), "{err}");
+    assert!(err.contains("VPNSHOP__SECURITY__JWT_SECRET"), "{err}");
+}
+
+#[test]
+fn production_starts_with_its_secrets_and_logs_json() {
+    let s = Settings::load_from(
+        &config_dir(),
+        env(&[
+            ("VPNSHOP_ENV", "production"),
+            ("VPNSHOP__SECURITY__JWT_SECRET", &"x".repeat(40)),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.env, Environment::Production);
+    assert!(s.json_logs());
+}
+
+#[test]
+fn secrets_can_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwt");
+    std::fs::write(&path, format!("{}\n", "s".repeat(40))).unwrap();
+    let s = Settings::load_from(
+        &config_dir(),
+        env(&[
+            ("VPNSHOP_ENV", "production"),
+            ("VPNSHOP__SECURITY__JWT_SECRET_FILE", path.to_str().unwrap()),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.security.jwt_secret.unwrap().expose_secret(),
+        "s".repeat(40)
+    );
+}
+
+#[test]
+fn invalid_values_name_the_key() {
+    let err = Settings::load_from(
+        &config_dir(),
+        env(&[("VPNSHOP__HTTP__ADDR", "not-an-address")]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("http.addr"), "{err}");
+    let err =
+        Settings::load_from(&config_dir(), env(&[("VPNSHOP__JOBS__WORKERS", "0")])).unwrap_err();
+    assert!(err.to_string().contains("jobs.workers"), "{err}");
+    let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP_ENV", "staging")])).unwrap_err();
+    assert!(err.to_string().contains("VPNSHOP_ENV"), "{err}");
+}
+
+#[test]
+fn a_public_webhook_url_needs_a_secret() {
+    let err = Settings::load_from(
+        &config_dir(),
+        env(&[("VPNSHOP__TELEGRAM__PUBLIC_URL", "https://shop.example")]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("telegram.webhook_secret"), "{err}");
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let s = Settings::load_from(
+        &config_dir(),
+        env(&[
+            ("DATABASE_URL", "postgres://user:hunter2-db@h/db"),
+            ("TELEGRAM_BOT_TOKEN", "123:hunter2-token"),
+            ("VPNSHOP__SECURITY__JWT_SECRET", "hunter2-jwt-secret"),
+        ]),
+    )
+    .unwrap();
+    let printed = format!("{s:?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("REDACTED"));
+}

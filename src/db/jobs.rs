@@ -1,0 +1,145 @@
+//! The `jobs` table: durable side effects. Claimed with `FOR UPDATE SKIP LOCKED` under a lease, so any number
+//! of workers in any number of processes share it and a crashed worker's job is picked up when its lease ends.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+/// A job to enqueue. With an idempotency key, enqueuing the same key twice keeps the first job only.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub kind: &'a str,
+    pub payload: serde_json::Value,
+    pub idempotency_key: Option<&'a str>,
+    pub run_at: Option<DateTime<Utc>>,
+    pub max_attempts: i32,
+}
+
+/// A claimed job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// Attempts including this one.
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
+/// Inserts a job; returns its id, or `None` when a job with the same idempotency key exists.
+pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO jobs (kind, payload, idempotency_key, run_at, max_attempts)
+           VALUES ($1, $2, $3, COALESCE($4, now()), $5)
+           ON CONFLICT (idempotency_key) DO NOTHING
+           RETURNING id"#,
+        job.kind,
+        job.payload,
+        job.idempotency_key,
+        job.run_at,
+        job.max_attempts,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Claims up to `limit` due jobs for `worker` for `lease_secs`: queued jobs whose time has come, and running
+/// jobs whose lease ran out (their worker died).
+pub async fn claim(
+    db: impl PgExecutor<'_>,
+    worker: &str,
+    lease_secs: f64,
+    limit: i64,
+) -> sqlx::Result<Vec<ClaimedJob>> {
+    sqlx::query_as!(
+        ClaimedJob,
+        r#"UPDATE jobs
+              SET status = 'running', attempts = attempts + 1, locked_by = $1,
+                  locked_until = now() + make_interval(secs => $2), updated_at = now()
+            WHERE id IN (SELECT id FROM jobs
+                          WHERE (status = 'queued' AND run_at <= now())
+                             OR (status = 'running' AND locked_until < now())
+                          ORDER BY run_at, id
+                          LIMIT $3
+                          FOR UPDATE SKIP LOCKED)
+        RETURNING id, kind, payload, attempts, max_attempts"#,
+        worker,
+        lease_secs,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Marks a job done, if `worker` still holds it.
+pub async fn complete(db: impl PgExecutor<'_>, id: i64, worker: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE jobs SET status = 'done', finished_at = now(), updated_at = now(), locked_by = NULL,
+                           locked_until = NULL, last_error = NULL
+            WHERE id = $1 AND locked_by = $2 AND status = 'running'"#,
+        id,
+        worker,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records a failed attempt: back to the queue at `retry_at`, or dead when `retry_at` is `None`.
+pub async fn fail(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    worker: &str,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE jobs
+              SET status = CASE WHEN $4::timestamptz IS NULL THEN 'dead' ELSE 'queued' END,
+                  run_at = COALESCE($4, run_at),
+                  finished_at = CASE WHEN $4::timestamptz IS NULL THEN now() END,
+                  last_error = $3, locked_by = NULL, locked_until = NULL, updated_at = now()
+            WHERE id = $1 AND locked_by = $2 AND status = 'running'"#,
+        id,
+        worker,
+        error,
+        retry_at,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes finished (done) jobs older than `days`; dead jobs stay for an operator to look at.
+pub async fn delete_done_before(db: impl PgExecutor<'_>, days: i32) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "DELETE FROM jobs WHERE status = 'done' AND finished_at < now() - make_interval(days => $1)",
+        days
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Job counts per status (for metrics and the dashboard).
+pub async fn counts(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT status, count(*) AS "n!" FROM jobs GROUP BY status ORDER BY status"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.n)).collect())
+}
+
+/// Status, attempts and last error of one job.
+pub async fn state(
+    db: impl PgExecutor<'_>,
+    id: i64,
+) -> sqlx::Result<Option<(String, i32, Option<String>)>> {
+    let row = sqlx::query!(
+        "SELECT status, attempts, last_error FROM jobs WHERE id = $1",
+        id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| (r.status, r.attempts, r.last_error)))
+}

@@ -1,0 +1,51 @@
+//! Persistence: one module per table (or aggregate). Functions take an executor or a connection so the caller
+//! owns the transaction; no business rules live here.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::config::Settings;
+
+pub mod audit;
+pub mod jobs;
+pub mod locations;
+pub mod plans;
+pub mod servers;
+
+/// The schema migrations, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Opens the pool. Connections are made lazily so a process can start (and report not-ready) while the
+/// database is still down.
+pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(settings.database.max_connections)
+        .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout_secs))
+        .connect_lazy(settings.database_url())
+        .context("invalid database.url")
+}
+
+/// Applies pending migrations; safe to run from several instances at once (sqlx takes an advisory lock).
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("applying database migrations")
+}
+
+/// Whether every migration this binary knows is applied.
+pub async fn is_migrated(pool: &PgPool) -> anyhow::Result<bool> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .context("reading applied migrations")?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .all(|m| applied.contains(&m.version)))
+}

@@ -1,0 +1,142 @@
+//! The `servers` table: the V2Ray/Xray nodes we provision onto.
+
+use sqlx::PgExecutor;
+
+use crate::domain::server::{Core, Health, Protocol};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerRow {
+    pub id: i64,
+    pub name: String,
+    pub location_code: String,
+    pub public_host: String,
+    pub public_port: i32,
+    pub ssh_host: String,
+    pub ssh_port: i32,
+    pub ssh_user: String,
+    pub host_key_fingerprint: Option<String>,
+    pub core: Core,
+    pub protocol: Protocol,
+    pub inbound_tag: String,
+    pub api_port: i32,
+    pub config_path: String,
+    pub capacity: i32,
+    pub enabled: bool,
+    pub health: Health,
+    pub health_detail: Option<String>,
+    pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The columns of a new server (already validated by the caller).
+#[derive(Debug, Clone)]
+pub struct NewServer<'a> {
+    pub name: &'a str,
+    pub location_code: &'a str,
+    pub public_host: &'a str,
+    pub public_port: i32,
+    pub ssh_host: &'a str,
+    pub ssh_port: i32,
+    pub ssh_user: &'a str,
+    pub host_key_fingerprint: Option<&'a str>,
+    pub core: Core,
+    pub protocol: Protocol,
+    pub inbound_tag: &'a str,
+    pub api_port: i32,
+    pub config_path: &'a str,
+    pub capacity: i32,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, s: &NewServer<'_>) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO servers (name, location_code, public_host, public_port, ssh_host, ssh_port, ssh_user,
+                                host_key_fingerprint, core, protocol, inbound_tag, api_port, config_path, capacity)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"#,
+        s.name,
+        s.location_code,
+        s.public_host,
+        s.public_port,
+        s.ssh_host,
+        s.ssh_port,
+        s.ssh_user,
+        s.host_key_fingerprint,
+        s.core.as_str(),
+        s.protocol.as_str(),
+        s.inbound_tag,
+        s.api_port,
+        s.config_path,
+        s.capacity,
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn list(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<ServerRow>> {
+    sqlx::query_as!(
+        ServerRow,
+        r#"SELECT id, name, location_code, public_host, public_port, ssh_host, ssh_port, ssh_user,
+                  host_key_fingerprint, core AS "core: Core", protocol AS "protocol: Protocol", inbound_tag,
+                  api_port, config_path, capacity, enabled, health AS "health: Health", health_detail, last_seen_at
+             FROM servers ORDER BY location_code, name"#
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn find_by_name(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<ServerRow>> {
+    sqlx::query_as!(
+        ServerRow,
+        r#"SELECT id, name, location_code, public_host, public_port, ssh_host, ssh_port, ssh_user,
+                  host_key_fingerprint, core AS "core: Core", protocol AS "protocol: Protocol", inbound_tag,
+                  api_port, config_path, capacity, enabled, health AS "health: Health", health_detail, last_seen_at
+             FROM servers WHERE name = $1"#,
+        name
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Whether any subscription or client (live or historic) refers to the server.
+pub async fn is_referenced(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM subscriptions WHERE server_id = $1)
+               OR EXISTS (SELECT 1 FROM clients WHERE server_id = $1) AS "referenced!""#,
+        id
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn delete(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<bool> {
+    Ok(sqlx::query!("DELETE FROM servers WHERE id = $1", id)
+        .execute(db)
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+pub async fn set_enabled(db: impl PgExecutor<'_>, id: i64, enabled: bool) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE servers SET enabled = $2, updated_at = now() WHERE id = $1",
+        id,
+        enabled
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Enabled servers per location with their capacity (for "servers available" in the shop).
+pub async fn capacity_by_location(
+    db: impl PgExecutor<'_>,
+) -> sqlx::Result<Vec<(String, i64, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT location_code, count(*) AS "servers!", COALESCE(sum(capacity), 0)::int8 AS "capacity!"
+             FROM servers WHERE enabled GROUP BY location_code ORDER BY location_code"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.location_code, r.servers, r.capacity))
+        .collect())
+}

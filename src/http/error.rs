@@ -1,0 +1,103 @@
+//! Errors as RFC 9457 problem documents (`application/problem+json`). 5xx causes are logged, never sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip)]
+    retry_after: Option<u64>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, title: &str, detail: impl Into<String>) -> Self {
+        let slug = title.to_ascii_lowercase().replace(' ', "-");
+        Problem {
+            kind: format!("https://vpnshop.dev/problems/{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.retry_after;
+        let mut response = (status, Json(self)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<&AppError> for Problem {
+    fn from(e: &AppError) -> Self {
+        match e {
+            AppError::Invalid(msg) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid Request",
+                msg.clone(),
+            ),
+            AppError::NotFound(what) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "Not Found",
+                format!("{what} not found"),
+            ),
+            AppError::Conflict(msg) => Problem::new(StatusCode::CONFLICT, "Conflict", msg.clone()),
+            AppError::IllegalTransition(t) => {
+                Problem::new(StatusCode::CONFLICT, "Conflict", t.to_string())
+            }
+            AppError::Unauthorized => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "authentication required",
+            ),
+            AppError::Forbidden => Problem::new(StatusCode::FORBIDDEN, "Forbidden", "not allowed"),
+            AppError::RateLimited { retry_after_secs } => Problem {
+                retry_after: Some(*retry_after_secs),
+                ..Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too Many Requests",
+                    e.to_string(),
+                )
+            },
+            AppError::Unavailable(what) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                format!("{what} is unavailable"),
+            ),
+            AppError::Internal(_) => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                "something went wrong on our side",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if self.is_internal() {
+            tracing::error!(error = format!("{self:#}"), "request failed");
+        }
+        Problem::from(&self).into_response()
+    }
+}

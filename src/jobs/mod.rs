@@ -1,0 +1,40 @@
+//! Background work: the worker pool that runs durable jobs, and the scheduler whose sweeps find due work and
+//! enqueue it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::db::jobs::ClaimedJob;
+pub use crate::services::queue::Outcome;
+
+pub mod maintenance;
+pub mod scheduler;
+pub mod worker;
+
+/// Runs one kind of job. Handlers must be safe to run twice: a worker can die after the effect and before
+/// recording it.
+#[async_trait::async_trait]
+pub trait JobHandler: Send + Sync {
+    async fn run(&self, job: &ClaimedJob) -> Outcome;
+}
+
+/// The handlers by job kind.
+#[derive(Default, Clone)]
+pub struct Registry {
+    handlers: HashMap<String, Arc<dyn JobHandler>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn register(&mut self, kind: &str, handler: Arc<dyn JobHandler>) -> &mut Self {
+        self.handlers.insert(kind.to_owned(), handler);
+        self
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn JobHandler>> {
+        self.handlers.get(kind)
+    }
+}

@@ -1,0 +1,81 @@
+//! The scheduler: named sweeps on cron schedules. A sweep only finds due work and enqueues jobs; with several
+//! instances, a Postgres advisory lock lets one instance run a given sweep at a time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+/// Finds due work and enqueues it; returns how many jobs it enqueued.
+#[async_trait::async_trait]
+pub trait Sweep: Send + Sync {
+    async fn run(&self) -> anyhow::Result<u64>;
+}
+
+/// The advisory-lock key of a sweep: stable across processes and versions.
+pub fn lock_key(name: &str) -> i64 {
+    let digest = Sha256::digest(format!("vpnshop.sweep.{name}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+/// Runs one sweep now unless another process (or an earlier tick) is running it. Returns `None` when skipped.
+pub async fn run_sweep(
+    pool: &PgPool,
+    name: &str,
+    sweep: &dyn Sweep,
+) -> anyhow::Result<Option<u64>> {
+    let mut tx = pool.begin().await.context("starting sweep transaction")?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(lock_key(name))
+        .fetch_one(&mut *tx)
+        .await
+        .context("taking sweep lock")?;
+    if !locked {
+        return Ok(None);
+    }
+    let enqueued = sweep.run().await?;
+    tx.commit().await.context("releasing sweep lock")?;
+    metrics::counter!("vpnshop_sweep_runs_total", "sweep" => name.to_owned()).increment(1);
+    metrics::counter!("vpnshop_sweep_enqueued_total", "sweep" => name.to_owned())
+        .increment(enqueued);
+    Ok(Some(enqueued))
+}
+
+/// Starts the cron scheduler with every sweep that has a schedule. A schedule naming no known sweep, or an
+/// invalid cron expression, is an error that names it.
+pub async fn start(
+    pool: PgPool,
+    sweeps: HashMap<String, Arc<dyn Sweep>>,
+    schedules: &HashMap<String, String>,
+) -> anyhow::Result<JobScheduler> {
+    let scheduler = JobScheduler::new().await.context("creating scheduler")?;
+    for (name, cron) in schedules {
+        let sweep = sweeps
+            .get(name)
+            .cloned()
+            .with_context(|| format!("`scheduler.sweeps.{name}` names no known sweep"))?;
+        let (pool, name_owned) = (pool.clone(), name.clone());
+        let job = Job::new_async(cron.as_str(), move |_, _| {
+            let (pool, name, sweep) = (pool.clone(), name_owned.clone(), sweep.clone());
+            Box::pin(async move {
+                match run_sweep(&pool, &name, sweep.as_ref()).await {
+                    Ok(Some(n)) => tracing::debug!(sweep = %name, enqueued = n, "sweep ran"),
+                    Ok(None) => tracing::debug!(sweep = %name, "sweep skipped: running elsewhere"),
+                    Err(e) => {
+                        tracing::error!(sweep = %name, error = format!("{e:#}"), "sweep failed")
+                    }
+                }
+            })
+        })
+        .with_context(|| format!("`scheduler.sweeps.{name}`: invalid cron expression {cron:?}"))?;
+        scheduler
+            .add(job)
+            .await
+            .with_context(|| format!("scheduling sweep {name}"))?;
+    }
+    scheduler.start().await.context("starting scheduler")?;
+    Ok(scheduler)
+}

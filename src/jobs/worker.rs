@@ -1,0 +1,105 @@
+//! The worker pool: each worker claims one due job at a time, runs its handler and records the outcome.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{Outcome, Registry};
+use crate::config::JobSettings;
+use crate::db::jobs::ClaimedJob;
+use crate::services::queue;
+
+/// A worker; `name` must be unique across all processes (it is the lock holder's name).
+pub struct Worker {
+    pub name: String,
+    pub pool: PgPool,
+    pub registry: Arc<Registry>,
+    pub settings: JobSettings,
+}
+
+impl Worker {
+    /// Runs until cancelled; an in-flight job is finished first.
+    pub async fn run(self, cancel: CancellationToken) {
+        let idle = Duration::from_millis(self.settings.poll_interval_ms);
+        while !cancel.is_cancelled() {
+            let worked = match self.run_once().await {
+                Ok(worked) => worked,
+                Err(e) => {
+                    tracing::warn!(worker = %self.name, error = %e, "job queue unavailable");
+                    false
+                }
+            };
+            if !worked {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(idle) => {}
+                }
+            }
+        }
+    }
+
+    /// Claims and runs at most one job; returns whether there was one.
+    pub async fn run_once(&self) -> sqlx::Result<bool> {
+        let Some(job) = queue::claim(&self.pool, &self.name, &self.settings, 1)
+            .await?
+            .pop()
+        else {
+            return Ok(false);
+        };
+        let span = tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, job.attempt = job.attempts);
+        let started = Instant::now();
+        let outcome = self.execute(&job).instrument(span.clone()).await;
+        let label = match &outcome {
+            Outcome::Done => "done",
+            Outcome::Retry(_) | Outcome::RetryAfter(..) if job.attempts < job.max_attempts => {
+                "retry"
+            }
+            _ => "dead",
+        };
+        metrics::counter!("vpnshop_jobs_total", "kind" => job.kind.clone(), "outcome" => label)
+            .increment(1);
+        metrics::histogram!("vpnshop_job_duration_seconds", "kind" => job.kind.clone())
+            .record(started.elapsed().as_secs_f64());
+        let _enter = span.enter();
+        match &outcome {
+            Outcome::Done => tracing::debug!("job done"),
+            Outcome::Retry(e) | Outcome::RetryAfter(_, e) | Outcome::Permanent(e)
+                if label == "dead" =>
+            {
+                tracing::error!(error = %e, "job is dead")
+            }
+            Outcome::Retry(e) | Outcome::RetryAfter(_, e) | Outcome::Permanent(e) => {
+                tracing::warn!(error = %e, "job failed, will retry")
+            }
+        }
+        if !queue::finish(&self.pool, &job, &self.name, &outcome, &self.settings).await? {
+            tracing::warn!("job lease was lost before it finished; another worker owns it now");
+        }
+        Ok(true)
+    }
+
+    async fn execute(&self, job: &ClaimedJob) -> Outcome {
+        let Some(handler) = self.registry.get(&job.kind) else {
+            return Outcome::Permanent(format!("no handler for job kind {:?}", job.kind));
+        };
+        // A handler that outlives its lease would let a second worker start the same job.
+        let limit = Duration::from_secs(self.settings.lease_secs.saturating_sub(5).max(1));
+        let handler = handler.clone();
+        let job_copy = job.clone();
+        let mut run = tokio::spawn(async move { handler.run(&job_copy).await }.in_current_span());
+        match tokio::time::timeout(limit, &mut run).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(join)) => Outcome::Retry(format!("job handler panicked: {join}")),
+            Err(_) => {
+                run.abort();
+                Outcome::Retry(format!(
+                    "job handler took longer than {} s",
+                    limit.as_secs()
+                ))
+            }
+        }
+    }
+}

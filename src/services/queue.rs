@@ -1,0 +1,123 @@
+//! The durable job queue as the rest of the system sees it: enqueue inside your transaction; workers claim,
+//! finish and retry with exponential backoff until a job is dead.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+use crate::config::JobSettings;
+use crate::db::jobs::{self, ClaimedJob, NewJob};
+
+/// How a job attempt ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Done,
+    /// Try again after the usual backoff.
+    Retry(String),
+    /// Try again after this long (a dependency told us when).
+    RetryAfter(Duration, String),
+    /// Never retry: the job is dead with this error.
+    Permanent(String),
+}
+
+/// Enqueues a job in the caller's transaction. Returns `None` when the idempotency key was already used.
+pub async fn enqueue(
+    db: impl PgExecutor<'_>,
+    kind: &str,
+    payload: serde_json::Value,
+    idempotency_key: Option<&str>,
+    run_at: Option<DateTime<Utc>>,
+    settings: &JobSettings,
+) -> sqlx::Result<Option<i64>> {
+    let job = NewJob {
+        kind,
+        payload,
+        idempotency_key,
+        run_at,
+        max_attempts: settings.max_attempts,
+    };
+    jobs::enqueue(db, &job).await
+}
+
+pub async fn claim(
+    db: impl PgExecutor<'_>,
+    worker: &str,
+    settings: &JobSettings,
+    limit: i64,
+) -> sqlx::Result<Vec<ClaimedJob>> {
+    jobs::claim(db, worker, settings.lease_secs as f64, limit).await
+}
+
+/// Deletes done jobs older than the configured retention; returns how many.
+pub async fn delete_old_done(db: impl PgExecutor<'_>, settings: &JobSettings) -> sqlx::Result<u64> {
+    jobs::delete_done_before(
+        db,
+        i32::try_from(settings.keep_done_days).unwrap_or(i32::MAX),
+    )
+    .await
+}
+
+/// The wait before attempt `attempts + 1`: base × 2^(attempts − 1), capped.
+pub fn backoff(attempts: i32, settings: &JobSettings) -> Duration {
+    let exp = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(30);
+    let secs = settings
+        .backoff_base_secs
+        .saturating_mul(1u64 << exp)
+        .min(settings.backoff_max_secs);
+    Duration::from_secs(secs)
+}
+
+/// Records how an attempt ended. A failure on the last allowed attempt makes the job dead, error kept.
+/// Returns false when the worker no longer held the job (its lease ran out and someone else took it).
+pub async fn finish(
+    db: impl PgExecutor<'_>,
+    job: &ClaimedJob,
+    worker: &str,
+    outcome: &Outcome,
+    settings: &JobSettings,
+) -> sqlx::Result<bool> {
+    let (error, wait) = match outcome {
+        Outcome::Done => return jobs::complete(db, job.id, worker).await,
+        Outcome::Retry(e) => (e, Some(backoff(job.attempts, settings))),
+        Outcome::RetryAfter(wait, e) => (e, Some(*wait)),
+        Outcome::Permanent(e) => (e, None),
+    };
+    let retry_at = wait.filter(|_| job.attempts < job.max_attempts).map(|w| {
+        let wait = chrono::Duration::from_std(w).unwrap_or(chrono::Duration::days(1));
+        Utc::now()
+            .checked_add_signed(wait)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    });
+    jobs::fail(db, job.id, worker, error, retry_at).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> JobSettings {
+        JobSettings {
+            workers: 1,
+            poll_interval_ms: 10,
+            lease_secs: 60,
+            max_attempts: 5,
+            backoff_base_secs: 5,
+            backoff_max_secs: 60,
+            keep_done_days: 1,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let s = settings();
+        assert_eq!(backoff(1, &s), Duration::from_secs(5));
+        assert_eq!(backoff(2, &s), Duration::from_secs(10));
+        assert_eq!(backoff(3, &s), Duration::from_secs(20));
+        assert_eq!(backoff(5, &s), Duration::from_secs(60), "capped");
+        assert_eq!(backoff(1000, &s), Duration::from_secs(60), "no overflow");
+        assert_eq!(backoff(0, &s), Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,135 @@
+//! `spawn_app()` and friends: the real application on port 0 against the test's own database.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vpnshop::app::{self, AppState, Listeners};
+use vpnshop::config::Settings;
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Test settings: `config/default.toml` + `config/test.toml`, ports 0, the shipped catalogue.
+pub fn test_settings() -> Settings {
+    let mut env = HashMap::new();
+    env.insert("VPNSHOP_ENV".to_owned(), "test".to_owned());
+    // the pool is handed in by the test; the URL only has to be present
+    env.insert(
+        "DATABASE_URL".to_owned(),
+        "postgres://unused@127.0.0.1/unused".to_owned(),
+    );
+    let mut settings =
+        Settings::load_from(&manifest_dir().join("config"), env).expect("test settings load");
+    settings.catalog.path = manifest_dir().join("config/plans.toml");
+    settings
+}
+
+/// The Redis URL of the test run (scripts/dev test exports it; a local default otherwise).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    cancel: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops the app and waits for it to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        match self.handle.take() {
+            Some(h) => h.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Starts the whole app (HTTP, metrics, workers) on the given pool, after `prepare` (migrations, catalogue).
+pub async fn spawn_app(pool: PgPool) -> TestApp {
+    spawn_app_with(pool, |_| {}).await
+}
+
+pub async fn spawn_app_with(pool: PgPool, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings();
+    customize(&mut settings);
+    let listeners = Listeners::bind(&settings)
+        .await
+        .expect("bind test listeners");
+    let (addr, metrics_addr) = (listeners.http_addr(), listeners.metrics_addr());
+    let state = AppState::with_pool(settings, pool).expect("build state");
+    app::prepare(&state).await.expect("prepare app");
+    let cancel = CancellationToken::new();
+    let handle = tokio::spawn(app::run(state.clone(), listeners, cancel.clone()));
+    TestApp {
+        addr,
+        metrics_addr,
+        state,
+        http: reqwest::Client::new(),
+        cancel,
+        handle: Some(handle),
+    }
+}
+
+/// Whether the test run promised every outside tool (scripts/dev test sets this): then a missing tool fails.
+pub fn tools_required() -> bool {
+    std::env::var("VPNSHOP_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+/// Checks Prometheus exposition text with `promtool check metrics`.
+pub fn promtool_check(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if !tools_required() => {
+            eprintln!("skipping promtool check: {e} (scripts/dev test installs it)");
+            return;
+        }
+        Err(e) => panic!("promtool is required but cannot run: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // promtool exits 1 for lint warnings too; only an error (unparseable exposition) fails the test
+    assert!(
+        !report.contains("error while linting") && out.status.code() != Some(3),
+        "promtool: {report}"
+    );
+    let problems: Vec<&str> = report.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(problems.is_empty(), "promtool found problems:\n{report}");
+}

@@ -1,0 +1,9 @@
+//! Integration tests: one binary, real PostgreSQL (a fresh database per test via `#[sqlx::test]`) and Redis.
+
+mod catalog;
+mod health;
+mod helpers;
+mod jobs;
+mod process;
+mod schema;
+mod servers;
