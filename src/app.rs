@@ -17,8 +17,14 @@ use crate::config::Settings;
 use crate::jobs::Registry;
 use crate::jobs::maintenance::{CLEANUP_KIND, CleanupJob, CleanupSweep};
 use crate::jobs::scheduler::{self, Sweep};
-use crate::jobs::worker::Worker;
+use crate::jobs::worker::{Worker, listen_for_jobs};
+use crate::provision::NodeApi;
+use crate::provision::node::NoSshKey;
+use crate::provision::ssh::{KeySource, SshOptions};
+use crate::provision::sshnode::SshNodes;
 use crate::services::catalog::{self, Catalog};
+use crate::services::nodes::Nodes;
+use crate::services::notify::{LogNotifier, Notifier};
 use crate::{db, http, metrics};
 
 /// What every part of the process shares. Cheap to clone.
@@ -31,6 +37,10 @@ pub struct App {
     pub redis: Option<redis::aio::ConnectionManager>,
     /// Unique per process: names this instance's job workers.
     pub instance: String,
+    /// The node provisioner (SSH + the cores' APIs).
+    pub nodes: Nodes,
+    /// Delivers customer notices and admin alerts (the bot, or the log when it is off).
+    pub notifier: Arc<dyn Notifier>,
 }
 
 impl Deref for AppState {
@@ -49,20 +59,27 @@ impl AppState {
 
     /// Builds the state around an existing pool (tests hand in their fresh database).
     pub fn with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<AppState> {
+        let node_api = node_api(&settings)?;
+        AppState::assemble(settings, pool, node_api, Arc::new(LogNotifier))
+    }
+
+    /// Builds the state from its outside-facing parts.
+    pub fn assemble(
+        settings: Settings,
+        pool: PgPool,
+        node_api: Arc<dyn NodeApi>,
+        notifier: Arc<dyn Notifier>,
+    ) -> anyhow::Result<AppState> {
         let redis = match &settings.redis.url {
             None => None,
             Some(url) => {
                 use secrecy::ExposeSecret;
-                let client =
-                    redis::Client::open(url.expose_secret()).context("invalid redis.url")?;
+                let client = redis::Client::open(url.expose_secret()).context("invalid redis.url")?;
                 let config = redis::aio::ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(Duration::from_secs(2)))
                     .set_response_timeout(Some(Duration::from_secs(2)))
                     .set_number_of_retries(2);
-                Some(
-                    redis::aio::ConnectionManager::new_lazy_with_config(client, config)
-                        .context("redis client")?,
-                )
+                Some(redis::aio::ConnectionManager::new_lazy_with_config(client, config).context("redis client")?)
             }
         };
         let instance = format!(
@@ -71,13 +88,37 @@ impl AppState {
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        Ok(AppState(Arc::new(App {
-            settings,
-            pool,
-            redis,
-            instance,
-        })))
+        let nodes = Nodes {
+            pool: pool.clone(),
+            api: node_api,
+            settings: settings.provision.clone(),
+            jobs: settings.jobs.clone(),
+        };
+        Ok(AppState(Arc::new(App { settings, pool, redis, instance, nodes, notifier })))
     }
+}
+
+/// The real node client when an SSH key is configured; otherwise a stand-in whose every operation says so.
+fn node_api(settings: &Settings) -> anyhow::Result<Arc<dyn NodeApi>> {
+    let p = &settings.provision;
+    let key = match (&p.ssh_key, &p.ssh_key_path) {
+        (Some(text), _) => KeySource::Text(text.clone()),
+        (None, Some(path)) => KeySource::Path(path.clone()),
+        (None, None) => {
+            tracing::warn!(
+                "provisioning disabled: no SSH key (set provision.ssh_key_path or VPNSHOP__PROVISION__SSH_KEY)"
+            );
+            return Ok(Arc::new(NoSshKey));
+        }
+    };
+    let options = SshOptions {
+        connect_timeout: Duration::from_secs(p.connect_timeout_secs),
+        command_timeout: Duration::from_secs(p.op_timeout_secs),
+        keepalive_interval: Duration::from_secs(p.keepalive_secs.max(1)),
+        keepalive_max: 3,
+    };
+    let nodes = SshNodes::new(&key, options).map_err(|e| anyhow::anyhow!("provision SSH key: {e}"))?;
+    Ok(Arc::new(nodes))
 }
 
 /// The bound sockets. Binding before running lets tests use port 0 and read the real address.
@@ -95,9 +136,7 @@ impl Listeners {
             Some(
                 TcpListener::bind(settings.metrics.addr)
                     .await
-                    .with_context(|| {
-                        format!("cannot listen on metrics.addr = {}", settings.metrics.addr)
-                    })?,
+                    .with_context(|| format!("cannot listen on metrics.addr = {}", settings.metrics.addr))?,
             )
         } else {
             None
@@ -106,9 +145,7 @@ impl Listeners {
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.http.local_addr().expect("a bound listener has an address")
     }
 
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
@@ -123,15 +160,8 @@ pub async fn prepare(state: &AppState) -> anyhow::Result<()> {
     }
     if state.settings.catalog.seed_on_start {
         let catalog = Catalog::load(&state.settings.catalog.path)?;
-        if let Some(report) = catalog::seed_if_empty(&state.pool, &catalog)
-            .await
-            .map_err(anyhow::Error::from)?
-        {
-            tracing::info!(
-                plans = report.plans_added,
-                prices = report.prices_added,
-                "plan catalogue seeded"
-            );
+        if let Some(report) = catalog::seed_if_empty(&state.pool, &catalog).await.map_err(anyhow::Error::from)? {
+            tracing::info!(plans = report.plans_added, prices = report.prices_added, "plan catalogue seeded");
         }
     }
     Ok(())
@@ -139,38 +169,44 @@ pub async fn prepare(state: &AppState) -> anyhow::Result<()> {
 
 /// The job handlers of this process.
 pub fn job_registry(state: &AppState) -> Registry {
+    use crate::jobs::provision::{EndJob, NodeJob, NodeOp, NotifyAdminsJob, NotifyUserJob, PlaceJob};
+    use crate::services::{nodes, notify, subscriptions};
     let mut registry = Registry::new();
     let (pool, jobs) = (state.pool.clone(), state.settings.jobs.clone());
-    registry.register(
-        CLEANUP_KIND,
-        Arc::new(CleanupJob {
-            pool,
-            settings: jobs,
-        }),
-    );
+    registry.register(CLEANUP_KIND, Arc::new(CleanupJob { pool: pool.clone(), settings: jobs.clone() }));
+    registry.register(subscriptions::PLACE_KIND, Arc::new(PlaceJob { pool: pool.clone(), jobs: jobs.clone() }));
+    registry.register(subscriptions::END_KIND, Arc::new(EndJob { pool, jobs }));
+    for (kind, op) in [
+        (subscriptions::NODE_APPLY_KIND, NodeOp::Apply),
+        (nodes::RECONCILE_KIND, NodeOp::Reconcile),
+        (nodes::METER_KIND, NodeOp::Meter),
+    ] {
+        registry.register(kind, Arc::new(NodeJob { nodes: state.nodes.clone(), op }));
+    }
+    registry.register(notify::USER_KIND, Arc::new(NotifyUserJob { notifier: state.notifier.clone() }));
+    registry.register(notify::ADMINS_KIND, Arc::new(NotifyAdminsJob { notifier: state.notifier.clone() }));
     registry
 }
 
 /// The sweeps this process can schedule, by the names used in `scheduler.sweeps`.
 pub fn sweeps(state: &AppState) -> HashMap<String, Arc<dyn Sweep>> {
+    use crate::jobs::provision::{ProvisionSweep, ProvisionSweeps};
     let mut sweeps: HashMap<String, Arc<dyn Sweep>> = HashMap::new();
     let (pool, jobs) = (state.pool.clone(), state.settings.jobs.clone());
-    sweeps.insert(
-        "jobs_cleanup".into(),
-        Arc::new(CleanupSweep {
-            pool,
-            settings: jobs,
-        }),
-    );
+    sweeps.insert("jobs_cleanup".into(), Arc::new(CleanupSweep { pool: pool.clone(), settings: jobs.clone() }));
+    for (name, which) in [
+        ("meter", ProvisionSweep::Meter),
+        ("reconcile", ProvisionSweep::Reconcile),
+        ("lifecycle", ProvisionSweep::Lifecycle),
+        ("placement", ProvisionSweep::Placement),
+    ] {
+        sweeps.insert(name.into(), Arc::new(ProvisionSweeps { pool: pool.clone(), jobs: jobs.clone(), which }));
+    }
     sweeps
 }
 
 /// Runs every part until `cancel` fires (or one part fails, which cancels the rest).
-pub async fn run(
-    state: AppState,
-    listeners: Listeners,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToken) -> anyhow::Result<()> {
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     let settings = &state.settings;
 
@@ -178,13 +214,10 @@ pub async fn run(
     let http_cancel = cancel.clone();
     tracing::info!(addr = %listeners.http_addr(), "HTTP server listening");
     tasks.spawn(async move {
-        axum::serve(
-            listeners.http,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(http_cancel.cancelled_owned())
-        .await
-        .context("HTTP server")
+        axum::serve(listeners.http, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(http_cancel.cancelled_owned())
+            .await
+            .context("HTTP server")
     });
 
     if let Some(listener) = listeners.metrics {
@@ -201,33 +234,23 @@ pub async fn run(
     }
 
     let registry = Arc::new(job_registry(&state));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    tasks.spawn(infallible(listen_for_jobs(state.pool.clone(), wake.clone(), cancel.clone())));
     for i in 0..settings.jobs.workers {
-        let worker = Worker {
-            name: format!("{}/{i}", state.instance),
-            pool: state.pool.clone(),
-            registry: registry.clone(),
-            settings: settings.jobs.clone(),
-        };
+        let mut worker =
+            Worker::new(format!("{}/{i}", state.instance), state.pool.clone(), registry.clone(), settings.jobs.clone());
+        worker.wake = wake.clone();
         tasks.spawn(infallible(worker.run(cancel.clone())));
     }
 
     let mut cron = if settings.scheduler.enabled {
-        Some(
-            scheduler::start(
-                state.pool.clone(),
-                sweeps(&state),
-                &settings.scheduler.sweeps,
-            )
-            .await?,
-        )
+        Some(scheduler::start(state.pool.clone(), sweeps(&state), &settings.scheduler.sweeps).await?)
     } else {
         None
     };
 
     if settings.telegram.token.is_none() {
-        tracing::warn!(
-            "Telegram bot disabled: TELEGRAM_BOT_TOKEN is not set (the shop runs without its bot)"
-        );
+        tracing::warn!("Telegram bot disabled: TELEGRAM_BOT_TOKEN is not set (the shop runs without its bot)");
     }
 
     let mut result = Ok(());
@@ -252,17 +275,11 @@ pub async fn run(
     let drain = async {
         while let Some(done) = tasks.join_next().await {
             if let Ok(Err(e)) = done {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "task ended with an error during shutdown"
-                );
+                tracing::warn!(error = format!("{e:#}"), "task ended with an error during shutdown");
             }
         }
     };
-    if tokio::time::timeout(Duration::from_secs(30), drain)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {
         tracing::warn!("some tasks did not stop within 30 s; exiting anyway");
     }
     state.pool.close().await;

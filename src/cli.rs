@@ -16,11 +16,7 @@ use crate::services::servers::{self, Actor, ServerInput};
 use crate::{db, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "vpnshop",
-    version,
-    about = "A Telegram VPN shop: plans, payments, V2Ray provisioning"
-)]
+#[command(name = "vpnshop", version, about = "A Telegram VPN shop: plans, payments, V2Ray provisioning")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -62,7 +58,7 @@ pub enum CatalogCommand {
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
     /// Register a node.
-    Add(AddServer),
+    Add(Box<AddServer>),
     /// List nodes.
     List,
     /// Delete a node that never carried subscriptions.
@@ -71,6 +67,17 @@ pub enum ServerCommand {
     Disable { name: String },
     /// Place new clients on a node again.
     Enable { name: String },
+    /// Check a node step by step (SSH, host key, config file, core API, stats) and say what is wrong.
+    Test { name: String },
+    /// Pin a node's SSH host key (after a rebuild): a given fingerprint, or whatever it presents now.
+    PinKey {
+        name: String,
+        #[arg(long, conflicts_with = "trust", required_unless_present = "trust")]
+        fingerprint: Option<String>,
+        /// Trust the key the node presents right now (only on a network you trust).
+        #[arg(long)]
+        trust: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -112,13 +119,19 @@ pub struct AddServer {
     /// Most clients this node takes.
     #[arg(long, default_value_t = 500)]
     pub capacity: u32,
+    /// Command that restarts the core on the node (default: `sudo -n systemctl restart <core>`).
+    #[arg(long)]
+    pub restart_command: Option<String>,
+    /// A JSON file with the node's base config template (default: built from the options above).
+    #[arg(long)]
+    pub base_config: Option<PathBuf>,
+    /// Pin whatever host key the node presents now (trust on first use; only on a network you trust).
+    #[arg(long, conflicts_with = "host_key")]
+    pub trust_host_key: bool,
 }
 
-fn parse_text<T: std::str::FromStr<Err = crate::domain::UnknownValue>>(
-    raw: &str,
-) -> Result<T, String> {
-    raw.parse()
-        .map_err(|e: crate::domain::UnknownValue| e.to_string())
+fn parse_text<T: std::str::FromStr<Err = crate::domain::UnknownValue>>(raw: &str) -> Result<T, String> {
+    raw.parse().map_err(|e: crate::domain::UnknownValue| e.to_string())
 }
 
 pub async fn execute(cli: Cli) -> anyhow::Result<()> {
@@ -138,9 +151,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     if let Err(e) = &result {
         // An operator's mistake (bad input, a conflict) is only printed by main; anything else is also logged
         // here, and so reported to Sentry when configured.
-        let operator_error = e
-            .downcast_ref::<crate::error::AppError>()
-            .is_some_and(|a| !a.is_internal());
+        let operator_error = e.downcast_ref::<crate::error::AppError>().is_some_and(|a| !a.is_internal());
         if !operator_error {
             tracing::error!(error = format!("{e:#}"), "command failed");
         }
@@ -183,9 +194,7 @@ async fn catalog_command(settings: Settings, cmd: CatalogCommand) -> anyhow::Res
         CatalogCommand::Seed { file } => {
             let path = file.unwrap_or_else(|| state.settings.catalog.path.clone());
             let catalog = Catalog::load(&path)?;
-            let report = catalog::seed(&state.pool, &catalog)
-                .await
-                .context("seeding the catalogue")?;
+            let report = catalog::seed(&state.pool, &catalog).await.context("seeding the catalogue")?;
             if report.changed_anything() {
                 println!(
                     "catalogue seeded from {}: locations +{} ~{} -{}, plans +{} ~{} -{}, prices +{} ~{} -{}",
@@ -201,10 +210,7 @@ async fn catalog_command(settings: Settings, cmd: CatalogCommand) -> anyhow::Res
                     report.prices_removed
                 );
             } else {
-                println!(
-                    "catalogue is up to date with {} (nothing changed)",
-                    path.display()
-                );
+                println!("catalogue is up to date with {} (nothing changed)", path.display());
             }
             Ok(())
         }
@@ -212,22 +218,9 @@ async fn catalog_command(settings: Settings, cmd: CatalogCommand) -> anyhow::Res
             let plans = catalog::list(&state.pool, all).await?;
             let mut table = Table::new();
             table.load_preset(UTF8_FULL_CONDENSED);
-            table.set_header([
-                "code",
-                "location",
-                "days",
-                "devices",
-                "data",
-                "USD",
-                "EUR",
-                "IRR (Toman)",
-                "active",
-            ]);
+            table.set_header(["code", "location", "days", "devices", "data", "USD", "EUR", "IRR (Toman)", "active"]);
             let mut shown = 0;
-            for plan in plans
-                .iter()
-                .filter(|p| location.as_ref().is_none_or(|l| &p.location_code == l))
-            {
+            for plan in plans.iter().filter(|p| location.as_ref().is_none_or(|l| &p.location_code == l)) {
                 let price = |c: Currency| {
                     plan.prices
                         .iter()
@@ -236,9 +229,7 @@ async fn catalog_command(settings: Settings, cmd: CatalogCommand) -> anyhow::Res
                         .map(|m| m.format(Language::En))
                         .unwrap_or_else(|| "-".into())
                 };
-                let data = DataCap::from_db(plan.data_cap_bytes)
-                    .map(|d| d.to_string())
-                    .unwrap_or_else(|_| "?".into());
+                let data = DataCap::from_db(plan.data_cap_bytes).map(|d| d.to_string()).unwrap_or_else(|_| "?".into());
                 table.add_row([
                     plan.code.clone(),
                     plan.location_code.clone(),
@@ -248,11 +239,7 @@ async fn catalog_command(settings: Settings, cmd: CatalogCommand) -> anyhow::Res
                     price(Currency::Usd),
                     price(Currency::Eur),
                     price(Currency::Irr),
-                    if plan.active {
-                        "yes".into()
-                    } else {
-                        "no".into()
-                    },
+                    if plan.active { "yes".into() } else { "no".into() },
                 ]);
                 shown += 1;
             }
@@ -282,15 +269,25 @@ async fn server_command(settings: Settings, cmd: ServerCommand) -> anyhow::Resul
                 api_port: a.api_port,
                 config_path: a.config_path,
                 capacity: a.capacity,
+                restart_command: a.restart_command,
+                base_config: match &a.base_config {
+                    None => None,
+                    Some(path) => {
+                        let text = std::fs::read_to_string(path)
+                            .with_context(|| format!("reading base config {}", path.display()))?;
+                        Some(serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?)
+                    }
+                },
             };
             let server = servers::add(pool, &input, Actor::CLI).await?;
-            println!(
-                "server {} added in {} (id {})",
-                server.name, server.location_code, server.id
-            );
-            if server.host_key_fingerprint.is_none() {
+            println!("server {} added in {} (id {})", server.name, server.location_code, server.id);
+            if a.trust_host_key {
+                let fingerprint = servers::pin_host_key(pool, &state.nodes, &server.name, None, Actor::CLI).await?;
+                println!("pinned the host key the node presents: {fingerprint}");
+            } else if server.host_key_fingerprint.is_none() {
                 println!(
-                    "note: no host key pinned yet; pass --host-key SHA256:… so the shop only talks to this node"
+                    "note: no host key pinned yet; run `vpnshop server pin-key {} --fingerprint SHA256:…` (or --trust)",
+                    server.name
                 );
             }
         }
@@ -298,8 +295,7 @@ async fn server_command(settings: Settings, cmd: ServerCommand) -> anyhow::Resul
             let mut table = Table::new();
             table.load_preset(UTF8_FULL_CONDENSED);
             table.set_header([
-                "name", "location", "public", "ssh", "core", "protocol", "inbound", "capacity",
-                "enabled", "health",
+                "name", "location", "public", "ssh", "core", "protocol", "inbound", "capacity", "enabled", "health",
             ]);
             let list = servers::list(pool).await?;
             for s in &list {
@@ -329,6 +325,22 @@ async fn server_command(settings: Settings, cmd: ServerCommand) -> anyhow::Resul
         ServerCommand::Enable { name } => {
             servers::set_enabled(pool, &name, true, Actor::CLI).await?;
             println!("server {name} enabled");
+        }
+        ServerCommand::PinKey { name, fingerprint, trust: _ } => {
+            let pinned = servers::pin_host_key(pool, &state.nodes, &name, fingerprint.as_deref(), Actor::CLI).await?;
+            println!("server {name}: host key {pinned} pinned");
+        }
+        ServerCommand::Test { name } => {
+            let checks = state.nodes.probe(&name).await?;
+            let mut failed = false;
+            for c in &checks {
+                println!("{} {:<26} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+                failed |= !c.ok;
+            }
+            if failed {
+                anyhow::bail!("server {name} is not ready");
+            }
+            println!("server {name} is ready");
         }
     }
     Ok(())

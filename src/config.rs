@@ -56,6 +56,7 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub scheduler: SchedulerSettings,
     pub catalog: CatalogSettings,
+    pub provision: ProvisionSettings,
 }
 
 fn default_env() -> Environment {
@@ -155,6 +156,25 @@ pub struct CatalogSettings {
     pub seed_on_start: bool,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProvisionSettings {
+    /// The SSH private key (OpenSSH text) used to log in to nodes; or `ssh_key_path`.
+    pub ssh_key: Option<SecretString>,
+    pub ssh_key_path: Option<PathBuf>,
+    pub connect_timeout_secs: u64,
+    /// Limit for any single operation on a node (command, API call).
+    pub op_timeout_secs: u64,
+    pub keepalive_secs: u64,
+    /// A removed client whose counter still grows forces a core restart, at most once per this interval.
+    pub hard_cut_min_interval_secs: u64,
+    /// Traffic counted within this long after removal is in-flight data, not a live session.
+    pub removal_grace_secs: u64,
+    /// Shown as the profile title in subscription apps.
+    pub shop_name: String,
+    /// How often subscription apps should refresh the feed.
+    pub feed_update_hours: u32,
+}
+
 /// Secrets that may come from `VPNSHOP__SECTION__KEY_FILE`.
 const FILE_SECRETS: &[&str] = &[
     "database.url",
@@ -166,21 +186,17 @@ const FILE_SECRETS: &[&str] = &[
     "stripe.webhook_secret",
     "zarinpal.merchant_id",
     "security.jwt_secret",
+    "provision.ssh_key",
 ];
 
 /// Conventional variables and the keys they set (a `VPNSHOP__…` variable still wins).
-const CONVENTIONAL: &[(&str, &str)] = &[
-    ("DATABASE_URL", "database.url"),
-    ("REDIS_URL", "redis.url"),
-    ("TELEGRAM_BOT_TOKEN", "telegram.token"),
-];
+const CONVENTIONAL: &[(&str, &str)] =
+    &[("DATABASE_URL", "database.url"), ("REDIS_URL", "redis.url"), ("TELEGRAM_BOT_TOKEN", "telegram.token")];
 
 impl Settings {
     /// Loads from `VPNSHOP_CONFIG_DIR` (default `./config`) and the process environment.
     pub fn load() -> anyhow::Result<Settings> {
-        let dir = std::env::var_os("VPNSHOP_CONFIG_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "config".into());
+        let dir = std::env::var_os("VPNSHOP_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| "config".into());
         Settings::load_from(&dir, std::env::vars().collect())
     }
 
@@ -199,10 +215,7 @@ impl Settings {
         }
         let mut builder = config::Config::builder()
             .add_source(config::File::from(default_file))
-            .add_source(
-                config::File::from(dir.join(format!("{}.toml", environment.as_str())))
-                    .required(false),
-            );
+            .add_source(config::File::from(dir.join(format!("{}.toml", environment.as_str()))).required(false));
         // The conventional variables are a source of their own, below the VPNSHOP__ ones.
         let conventional: config::Map<String, String> = CONVENTIONAL
             .iter()
@@ -211,34 +224,24 @@ impl Settings {
                 Some((key.replace('.', "__").to_uppercase(), value.clone()))
             })
             .collect();
-        builder = builder.add_source(
-            config::Environment::default()
-                .separator("__")
-                .source(Some(conventional)),
-        );
+        builder = builder.add_source(config::Environment::default().separator("__").source(Some(conventional)));
         let prefixed: config::Map<String, String> = env
             .iter()
             .filter(|(k, _)| k.starts_with("VPNSHOP__") && !k.ends_with("_FILE"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         builder = builder.add_source(
-            config::Environment::with_prefix("VPNSHOP")
-                .prefix_separator("__")
-                .separator("__")
-                .source(Some(prefixed)),
+            config::Environment::with_prefix("VPNSHOP").prefix_separator("__").separator("__").source(Some(prefixed)),
         );
         for key in FILE_SECRETS {
             let var = format!("VPNSHOP__{}_FILE", key.replace('.', "__").to_uppercase());
             if let Some(path) = env.get(&var).filter(|v| !v.is_empty()) {
-                let secret = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {var}={path}"))?;
+                let secret = std::fs::read_to_string(path).with_context(|| format!("reading {var}={path}"))?;
                 builder = builder.set_override(*key, secret.trim_end_matches(['\n', '\r']))?;
             }
         }
-        let mut settings: Settings = builder
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+        let mut settings: Settings =
+            builder.build().and_then(|c| c.try_deserialize()).map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
         settings.env = environment;
         settings.validate()?;
         Ok(settings)
@@ -247,19 +250,16 @@ impl Settings {
     /// Checks what the types cannot; every message names the key to fix.
     fn validate(&self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
-        let set = |s: &Option<SecretString>| {
-            s.as_ref()
-                .is_some_and(|v| !v.expose_secret().trim().is_empty())
-        };
+        let set = |s: &Option<SecretString>| s.as_ref().is_some_and(|v| !v.expose_secret().trim().is_empty());
         if !set(&self.database.url) {
-            problems.push("missing required setting `database.url` (set DATABASE_URL or VPNSHOP__DATABASE__URL)".to_owned());
+            problems.push(
+                "missing required setting `database.url` (set DATABASE_URL or VPNSHOP__DATABASE__URL)".to_owned(),
+            );
         }
         if self.env == Environment::Production {
             match &self.security.jwt_secret {
                 Some(s) if s.expose_secret().len() >= 32 => {}
-                Some(_) => {
-                    problems.push("`security.jwt_secret` must be at least 32 characters".to_owned())
-                }
+                Some(_) => problems.push("`security.jwt_secret` must be at least 32 characters".to_owned()),
                 None => problems.push(
                     "missing required secret `security.jwt_secret` in production \
                      (set VPNSHOP__SECURITY__JWT_SECRET or VPNSHOP__SECURITY__JWT_SECRET_FILE)"
@@ -276,22 +276,13 @@ impl Settings {
         }
         if let Some(secret) = &self.telegram.webhook_secret {
             let s = secret.expose_secret();
-            if s.is_empty()
-                || s.len() > 256
-                || !s
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                problems.push(
-                    "`telegram.webhook_secret` must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
-                        .to_owned(),
-                );
+            if s.is_empty() || s.len() > 256 || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                problems
+                    .push("`telegram.webhook_secret` must be 1-256 characters of A-Z, a-z, 0-9, _ and -".to_owned());
             }
         }
         if set(&self.stripe.secret_key) && !set(&self.stripe.webhook_secret) {
-            problems.push(
-                "`stripe.secret_key` is set, so `stripe.webhook_secret` is required".to_owned(),
-            );
+            problems.push("`stripe.secret_key` is set, so `stripe.webhook_secret` is required".to_owned());
         }
         if self.jobs.workers == 0 {
             problems.push("`jobs.workers` must be at least 1".to_owned());
@@ -300,40 +291,37 @@ impl Settings {
             problems.push("`jobs.max_attempts` must be at least 1".to_owned());
         }
         if self.jobs.lease_secs == 0 || self.jobs.poll_interval_ms == 0 {
+            problems.push("`jobs.lease_secs` and `jobs.poll_interval_ms` must be positive".to_owned());
+        }
+        if self.provision.ssh_key.is_some() && self.provision.ssh_key_path.is_some() {
+            problems.push("set only one of `provision.ssh_key` and `provision.ssh_key_path`".to_owned());
+        }
+        if self.provision.connect_timeout_secs == 0 || self.provision.op_timeout_secs == 0 {
             problems
-                .push("`jobs.lease_secs` and `jobs.poll_interval_ms` must be positive".to_owned());
+                .push("`provision.connect_timeout_secs` and `provision.op_timeout_secs` must be positive".to_owned());
         }
         if self.database.max_connections == 0 {
             problems.push("`database.max_connections` must be at least 1".to_owned());
         }
         if !["auto", "json", "pretty"].contains(&self.log.format.as_str()) {
-            problems.push(format!(
-                "`log.format` must be auto, json or pretty, got {:?}",
-                self.log.format
-            ));
+            problems.push(format!("`log.format` must be auto, json or pretty, got {:?}", self.log.format));
         }
         if !(0.0..=1.0).contains(&self.sentry.traces_sample_rate) {
             problems.push("`sentry.traces_sample_rate` must be between 0 and 1".to_owned());
         }
         for (name, expr) in &self.scheduler.sweeps {
             if expr.split_whitespace().count() != 6 {
-                problems.push(format!("`scheduler.sweeps.{name}` must be a 6-field cron expression (with seconds), got {expr:?}"));
+                problems.push(format!(
+                    "`scheduler.sweeps.{name}` must be a 6-field cron expression (with seconds), got {expr:?}"
+                ));
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            bail!("invalid settings:\n  - {}", problems.join("\n  - "))
-        }
+        if problems.is_empty() { Ok(()) } else { bail!("invalid settings:\n  - {}", problems.join("\n  - ")) }
     }
 
     /// The database URL (validated to be present).
     pub fn database_url(&self) -> &str {
-        self.database
-            .url
-            .as_ref()
-            .map(|s| s.expose_secret())
-            .unwrap_or_default()
+        self.database.url.as_ref().map(|s| s.expose_secret()).unwrap_or_default()
     }
 
     pub fn json_logs(&self) -> bool {

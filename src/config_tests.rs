@@ -8,12 +8,8 @@ fn config_dir() -> PathBuf {
 }
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    let mut map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    map.entry("DATABASE_URL".into())
-        .or_insert_with(|| "postgres://u@127.0.0.1/db".into());
+    let mut map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    map.entry("DATABASE_URL".into()).or_insert_with(|| "postgres://u@127.0.0.1/db".into());
     map
 }
 
@@ -49,10 +45,7 @@ fn environment_overrides_the_file() {
 fn prefixed_variables_win_over_conventional_ones() {
     let s = Settings::load_from(
         &config_dir(),
-        env(&[
-            ("DATABASE_URL", "postgres://a@h/one"),
-            ("VPNSHOP__DATABASE__URL", "postgres://a@h/two"),
-        ]),
+        env(&[("DATABASE_URL", "postgres://a@h/one"), ("VPNSHOP__DATABASE__URL", "postgres://a@h/two")]),
     )
     .unwrap();
     assert_eq!(s.database_url(), "postgres://a@h/two");
@@ -60,9 +53,7 @@ fn prefixed_variables_win_over_conventional_ones() {
 
 #[test]
 fn a_missing_secret_in_production_fails_with_the_key_named() {
-    let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP_ENV", "production")]))
-        .unwrap_err()
-        .to_string();
+    let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP_ENV", "production")])).unwrap_err().to_string();
     assert!(err.contains("security.jwt_secret"), "{err}");
     assert!(err.contains("VPNSHOP__SECURITY__JWT_SECRET"), "{err}");
 }
@@ -71,10 +62,7 @@ fn a_missing_secret_in_production_fails_with_the_key_named() {
 fn production_starts_with_its_secrets_and_logs_json() {
     let s = Settings::load_from(
         &config_dir(),
-        env(&[
-            ("VPNSHOP_ENV", "production"),
-            ("VPNSHOP__SECURITY__JWT_SECRET", &"x".repeat(40)),
-        ]),
+        env(&[("VPNSHOP_ENV", "production"), ("VPNSHOP__SECURITY__JWT_SECRET", &"x".repeat(40))]),
     )
     .unwrap();
     assert_eq!(s.env, Environment::Production);
@@ -88,28 +76,17 @@ fn secrets_can_come_from_files() {
     std::fs::write(&path, format!("{}\n", "s".repeat(40))).unwrap();
     let s = Settings::load_from(
         &config_dir(),
-        env(&[
-            ("VPNSHOP_ENV", "production"),
-            ("VPNSHOP__SECURITY__JWT_SECRET_FILE", path.to_str().unwrap()),
-        ]),
+        env(&[("VPNSHOP_ENV", "production"), ("VPNSHOP__SECURITY__JWT_SECRET_FILE", path.to_str().unwrap())]),
     )
     .unwrap();
-    assert_eq!(
-        s.security.jwt_secret.unwrap().expose_secret(),
-        "s".repeat(40)
-    );
+    assert_eq!(s.security.jwt_secret.unwrap().expose_secret(), "s".repeat(40));
 }
 
 #[test]
 fn invalid_values_name_the_key() {
-    let err = Settings::load_from(
-        &config_dir(),
-        env(&[("VPNSHOP__HTTP__ADDR", "not-an-address")]),
-    )
-    .unwrap_err();
+    let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP__HTTP__ADDR", "not-an-address")])).unwrap_err();
     assert!(err.to_string().contains("http.addr"), "{err}");
-    let err =
-        Settings::load_from(&config_dir(), env(&[("VPNSHOP__JOBS__WORKERS", "0")])).unwrap_err();
+    let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP__JOBS__WORKERS", "0")])).unwrap_err();
     assert!(err.to_string().contains("jobs.workers"), "{err}");
     let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP_ENV", "staging")])).unwrap_err();
     assert!(err.to_string().contains("VPNSHOP_ENV"), "{err}");
@@ -117,11 +94,8 @@ fn invalid_values_name_the_key() {
 
 #[test]
 fn a_public_webhook_url_needs_a_secret() {
-    let err = Settings::load_from(
-        &config_dir(),
-        env(&[("VPNSHOP__TELEGRAM__PUBLIC_URL", "https://shop.example")]),
-    )
-    .unwrap_err();
+    let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP__TELEGRAM__PUBLIC_URL", "https://shop.example")]))
+        .unwrap_err();
     assert!(err.to_string().contains("telegram.webhook_secret"), "{err}");
 }
 

@@ -9,5 +9,6 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod provision;
 pub mod services;
 pub mod telemetry;

@@ -6,10 +6,7 @@ fn main() -> std::process::ExitCode {
     // rustls needs its crypto provider before any TLS client (Sentry, reqwest, sqlx) is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = vpnshop::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

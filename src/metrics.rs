@@ -19,32 +19,47 @@ pub fn handle() -> PrometheusHandle {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Suffix("_seconds".into()),
-                    &[
-                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                    ],
+                    &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
                 )
                 .expect("static bucket list is not empty");
-            match builder.install_recorder() {
+            let handle = match builder.install_recorder() {
                 Ok(handle) => handle,
                 // Another recorder is installed (a test harness): keep a private one so rendering still works.
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
-            }
+            };
+            describe();
+            handle
         })
         .clone()
 }
 
+/// Help text for every metric we export (Prometheus and promtool want one per family).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("vpnshop_http_requests_total", "HTTP requests answered, by matched route, method and status");
+    describe_histogram!(
+        "vpnshop_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by matched route"
+    );
+    describe_counter!("vpnshop_jobs_total", "Job attempts by kind and outcome (done, retry, dead)");
+    describe_histogram!("vpnshop_job_duration_seconds", Unit::Seconds, "Job attempt duration by kind");
+    describe_counter!("vpnshop_sweep_runs_total", "Scheduler sweep runs by sweep");
+    describe_counter!("vpnshop_sweep_enqueued_total", "Jobs enqueued by scheduler sweeps, by sweep");
+    describe_counter!("vpnshop_node_operations_total", "Operations on V2Ray nodes by node, operation and result");
+    describe_gauge!("vpnshop_node_up", "1 when the node answered its last operation, 0 when it did not");
+    describe_counter!("vpnshop_node_restarts_total", "Core restarts we caused, by node and reason");
+    describe_counter!("vpnshop_traffic_bytes_total", "Traffic metered on nodes, by node and direction");
+    describe_counter!("vpnshop_subscription_transitions_total", "Subscription state changes, by new status");
+}
+
 /// The router of the metrics listener: `GET /metrics`.
 pub fn router(handle: PrometheusHandle) -> Router {
-    Router::new()
-        .route("/metrics", get(render))
-        .with_state(handle)
+    Router::new().route("/metrics", get(render)).with_state(handle)
 }
 
 async fn render(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        handle.render(),
-    )
+    ([("content-type", "text/plain; version=0.0.4")], handle.render())
 }
 
 /// Keeps histograms bounded; run for the life of the process.

@@ -49,12 +49,6 @@ pub fn init(settings: &Settings) -> TelemetryGuard {
             .and_then(BreadcrumbLayer::new().with_filter(LevelFilter::INFO))
             .and_then(SpanLayer::new().with_filter(LevelFilter::INFO))
     });
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .with(sentry_layers)
-        .try_init();
-    TelemetryGuard {
-        _sentry: sentry_guard,
-    }
+    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(sentry_layers).try_init();
+    TelemetryGuard { _sentry: sentry_guard }
 }

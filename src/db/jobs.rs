@@ -4,15 +4,20 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-/// A job to enqueue. With an idempotency key, enqueuing the same key twice keeps the first job only.
+/// A job to enqueue. With an idempotency key, enqueuing the same key twice keeps the first job only; with a
+/// coalescing key, at most one job per key waits in the queue at a time.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
     pub kind: &'a str,
     pub payload: serde_json::Value,
     pub idempotency_key: Option<&'a str>,
+    pub coalesce_key: Option<&'a str>,
     pub run_at: Option<DateTime<Utc>>,
     pub max_attempts: i32,
 }
+
+/// The channel workers listen on; every enqueue notifies it when its transaction commits.
+pub const WAKE_CHANNEL: &str = "vpnshop_jobs";
 
 /// A claimed job.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,16 +30,20 @@ pub struct ClaimedJob {
     pub max_attempts: i32,
 }
 
-/// Inserts a job; returns its id, or `None` when a job with the same idempotency key exists.
+/// Inserts a job and wakes idle workers (on commit); returns its id, or `None` when the idempotency key was
+/// used before or a job with the same coalescing key is already queued.
 pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar!(
-        r#"INSERT INTO jobs (kind, payload, idempotency_key, run_at, max_attempts)
-           VALUES ($1, $2, $3, COALESCE($4, now()), $5)
-           ON CONFLICT (idempotency_key) DO NOTHING
-           RETURNING id"#,
+        r#"WITH ins AS (
+               INSERT INTO jobs (kind, payload, idempotency_key, coalesce_key, run_at, max_attempts)
+               VALUES ($1, $2, $3, $4, COALESCE($5, now()), $6)
+               ON CONFLICT DO NOTHING
+               RETURNING id)
+           SELECT ins.id AS "id!" FROM ins, LATERAL (SELECT pg_notify('vpnshop_jobs', '')) AS wake"#,
         job.kind,
         job.payload,
         job.idempotency_key,
+        job.coalesce_key,
         job.run_at,
         job.max_attempts,
     )
@@ -84,7 +93,29 @@ pub async fn complete(db: impl PgExecutor<'_>, id: i64, worker: &str) -> sqlx::R
     Ok(done.rows_affected() == 1)
 }
 
-/// Records a failed attempt: back to the queue at `retry_at`, or dead when `retry_at` is `None`.
+/// Puts a job back without counting the attempt. If an equal job (same coalescing key) was queued
+/// meanwhile, this one is done instead: the queued one covers it.
+pub async fn defer(db: impl PgExecutor<'_>, id: i64, worker: &str, run_at: DateTime<Utc>) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE jobs
+              SET status = CASE WHEN coalesce_key IS NOT NULL AND EXISTS
+                                    (SELECT 1 FROM jobs q WHERE q.coalesce_key = jobs.coalesce_key
+                                        AND q.status = 'queued' AND q.id <> jobs.id)
+                                THEN 'done' ELSE 'queued' END,
+                  attempts = GREATEST(attempts - 1, 0), run_at = $3,
+                  finished_at = NULL, locked_by = NULL, locked_until = NULL, updated_at = now()
+            WHERE id = $1 AND locked_by = $2 AND status = 'running'"#,
+        id,
+        worker,
+        run_at,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records a failed attempt: back to the queue at `retry_at`, or dead when `retry_at` is `None`. A job whose
+/// coalescing key already has a queued successor is marked done instead of queued (the successor retries).
 pub async fn fail(
     db: impl PgExecutor<'_>,
     id: i64,
@@ -94,7 +125,11 @@ pub async fn fail(
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         r#"UPDATE jobs
-              SET status = CASE WHEN $4::timestamptz IS NULL THEN 'dead' ELSE 'queued' END,
+              SET status = CASE WHEN $4::timestamptz IS NULL THEN 'dead'
+                                WHEN coalesce_key IS NOT NULL AND EXISTS
+                                    (SELECT 1 FROM jobs q WHERE q.coalesce_key = jobs.coalesce_key
+                                        AND q.status = 'queued' AND q.id <> jobs.id) THEN 'done'
+                                ELSE 'queued' END,
                   run_at = COALESCE($4, run_at),
                   finished_at = CASE WHEN $4::timestamptz IS NULL THEN now() END,
                   last_error = $3, locked_by = NULL, locked_until = NULL, updated_at = now()
@@ -122,24 +157,15 @@ pub async fn delete_done_before(db: impl PgExecutor<'_>, days: i32) -> sqlx::Res
 
 /// Job counts per status (for metrics and the dashboard).
 pub async fn counts(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
-    let rows = sqlx::query!(
-        r#"SELECT status, count(*) AS "n!" FROM jobs GROUP BY status ORDER BY status"#
-    )
-    .fetch_all(db)
-    .await?;
+    let rows = sqlx::query!(r#"SELECT status, count(*) AS "n!" FROM jobs GROUP BY status ORDER BY status"#)
+        .fetch_all(db)
+        .await?;
     Ok(rows.into_iter().map(|r| (r.status, r.n)).collect())
 }
 
 /// Status, attempts and last error of one job.
-pub async fn state(
-    db: impl PgExecutor<'_>,
-    id: i64,
-) -> sqlx::Result<Option<(String, i32, Option<String>)>> {
-    let row = sqlx::query!(
-        "SELECT status, attempts, last_error FROM jobs WHERE id = $1",
-        id
-    )
-    .fetch_optional(db)
-    .await?;
+pub async fn state(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<(String, i32, Option<String>)>> {
+    let row =
+        sqlx::query!("SELECT status, attempts, last_error FROM jobs WHERE id = $1", id).fetch_optional(db).await?;
     Ok(row.map(|r| (r.status, r.attempts, r.last_error)))
 }

@@ -65,11 +65,7 @@ pub async fn list(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<LocationRow>> {
 }
 
 pub async fn find(db: impl PgExecutor<'_>, code: &str) -> sqlx::Result<Option<LocationRow>> {
-    sqlx::query_as!(
-        LocationRow,
-        "SELECT code, flag, labels, sort_order, active FROM locations WHERE code = $1",
-        code
-    )
-    .fetch_optional(db)
-    .await
+    sqlx::query_as!(LocationRow, "SELECT code, flag, labels, sort_order, active FROM locations WHERE code = $1", code)
+        .fetch_optional(db)
+        .await
 }

@@ -11,10 +11,12 @@ use sqlx::postgres::PgPoolOptions;
 use crate::config::Settings;
 
 pub mod audit;
+pub mod clients;
 pub mod jobs;
 pub mod locations;
 pub mod plans;
 pub mod servers;
+pub mod subscriptions;
 
 /// The schema migrations, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -31,21 +33,28 @@ pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
 
 /// Applies pending migrations; safe to run from several instances at once (sqlx takes an advisory lock).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("applying database migrations")
+    MIGRATOR.run(pool).await.context("applying database migrations")
+}
+
+/// A stable 64-bit key for a Postgres advisory lock on `name` (same in every process and version).
+pub fn advisory_key(name: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("vpnshop.{name}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// Takes a transaction-scoped advisory lock if free; the lock ends with the transaction.
+pub async fn try_lock(conn: &mut sqlx::PgConnection, key: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, key).fetch_one(conn).await
 }
 
 /// Whether every migration this binary knows is applied.
 pub async fn is_migrated(pool: &PgPool) -> anyhow::Result<bool> {
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(pool)
-            .await
-            .context("reading applied migrations")?;
-    Ok(MIGRATOR
-        .iter()
-        .filter(|m| m.migration_type.is_up_migration())
-        .all(|m| applied.contains(&m.version)))
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .context("reading applied migrations")?;
+    Ok(MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).all(|m| applied.contains(&m.version)))
 }

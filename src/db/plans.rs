@@ -29,26 +29,18 @@ pub struct PlanRow {
 
 /// Every catalogue (non-trial) plan.
 pub async fn catalog_listings(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<PlanListing>> {
-    sqlx::query_as!(
-        PlanListing,
-        "SELECT id, code, active, sort_order FROM plans WHERE NOT is_trial ORDER BY id"
-    )
-    .fetch_all(db)
-    .await
+    sqlx::query_as!(PlanListing, "SELECT id, code, active, sort_order FROM plans WHERE NOT is_trial ORDER BY id")
+        .fetch_all(db)
+        .await
 }
 
 /// Whether no catalogue plan exists yet.
 pub async fn catalog_is_empty(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(r#"SELECT NOT EXISTS (SELECT 1 FROM plans WHERE NOT is_trial) AS "empty!""#)
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar!(r#"SELECT NOT EXISTS (SELECT 1 FROM plans WHERE NOT is_trial) AS "empty!""#).fetch_one(db).await
 }
 
 /// Inserts new plans in one statement; returns `(id, code)` of each.
-pub async fn insert_many(
-    conn: &mut PgConnection,
-    plans: &[(PlanSpec, i32)],
-) -> sqlx::Result<Vec<(i64, String)>> {
+pub async fn insert_many(conn: &mut PgConnection, plans: &[(PlanSpec, i32)]) -> sqlx::Result<Vec<(i64, String)>> {
     let codes: Vec<String> = plans.iter().map(|(s, _)| s.code()).collect();
     let locations: Vec<String> = plans.iter().map(|(s, _)| s.location_code.clone()).collect();
     let days: Vec<i32> = plans.iter().map(|(s, _)| s.duration_days).collect();
@@ -74,12 +66,7 @@ pub async fn insert_many(
 }
 
 /// Sets the listing state of plans (reactivation, new sort order).
-pub async fn set_listing(
-    conn: &mut PgConnection,
-    ids: &[i64],
-    active: bool,
-    sorts: &[i32],
-) -> sqlx::Result<u64> {
+pub async fn set_listing(conn: &mut PgConnection, ids: &[i64], active: bool, sorts: &[i32]) -> sqlx::Result<u64> {
     let done = sqlx::query!(
         r#"UPDATE plans p SET active = $2, sort_order = u.sort_order, updated_at = now()
            FROM UNNEST($1::int8[], $3::int4[]) AS u(id, sort_order) WHERE p.id = u.id"#,
@@ -94,22 +81,14 @@ pub async fn set_listing(
 
 /// Every price row: `(plan_id, currency, amount_minor)`.
 pub async fn all_prices(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(i64, Currency, i64)>> {
-    let rows = sqlx::query!(
-        r#"SELECT plan_id, currency AS "currency: Currency", amount_minor FROM plan_prices"#
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.plan_id, r.currency, r.amount_minor))
-        .collect())
+    let rows = sqlx::query!(r#"SELECT plan_id, currency AS "currency: Currency", amount_minor FROM plan_prices"#)
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.plan_id, r.currency, r.amount_minor)).collect())
 }
 
 /// Inserts or replaces prices.
-pub async fn upsert_prices(
-    conn: &mut PgConnection,
-    prices: &[(i64, Currency, i64)],
-) -> sqlx::Result<u64> {
+pub async fn upsert_prices(conn: &mut PgConnection, prices: &[(i64, Currency, i64)]) -> sqlx::Result<u64> {
     let ids: Vec<i64> = prices.iter().map(|p| p.0).collect();
     let currencies: Vec<String> = prices.iter().map(|p| p.1.as_str().to_owned()).collect();
     let amounts: Vec<i64> = prices.iter().map(|p| p.2).collect();
@@ -128,10 +107,7 @@ pub async fn upsert_prices(
 }
 
 /// Deletes prices (a currency the catalogue no longer sells in).
-pub async fn delete_prices(
-    conn: &mut PgConnection,
-    prices: &[(i64, Currency)],
-) -> sqlx::Result<u64> {
+pub async fn delete_prices(conn: &mut PgConnection, prices: &[(i64, Currency)]) -> sqlx::Result<u64> {
     let ids: Vec<i64> = prices.iter().map(|p| p.0).collect();
     let currencies: Vec<String> = prices.iter().map(|p| p.1.as_str().to_owned()).collect();
     let done = sqlx::query!(
@@ -174,12 +150,7 @@ pub async fn list(db: impl PgExecutor<'_>, active_only: bool) -> sqlx::Result<Ve
             data_cap_bytes: r.data_cap_bytes,
             is_trial: r.is_trial,
             active: r.active,
-            prices: r
-                .currencies
-                .iter()
-                .zip(r.amounts)
-                .filter_map(|(c, a)| c.parse().ok().map(|c| (c, a)))
-                .collect(),
+            prices: r.currencies.iter().zip(r.amounts).filter_map(|(c, a)| c.parse().ok().map(|c| (c, a))).collect(),
         })
         .collect())
 }

@@ -44,13 +44,16 @@ pub struct NewServer<'a> {
     pub api_port: i32,
     pub config_path: &'a str,
     pub capacity: i32,
+    pub restart_command: Option<&'a str>,
+    pub base_config: Option<&'a serde_json::Value>,
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, s: &NewServer<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
         r#"INSERT INTO servers (name, location_code, public_host, public_port, ssh_host, ssh_port, ssh_user,
-                                host_key_fingerprint, core, protocol, inbound_tag, api_port, config_path, capacity)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"#,
+                                host_key_fingerprint, core, protocol, inbound_tag, api_port, config_path, capacity,
+                                restart_command, base_config)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"#,
         s.name,
         s.location_code,
         s.public_host,
@@ -65,6 +68,8 @@ pub async fn insert(db: impl PgExecutor<'_>, s: &NewServer<'_>) -> sqlx::Result<
         s.api_port,
         s.config_path,
         s.capacity,
+        s.restart_command,
+        s.base_config,
     )
     .fetch_one(db)
     .await
@@ -107,36 +112,146 @@ pub async fn is_referenced(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<boo
 }
 
 pub async fn delete(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<bool> {
-    Ok(sqlx::query!("DELETE FROM servers WHERE id = $1", id)
-        .execute(db)
-        .await?
-        .rows_affected()
-        == 1)
+    Ok(sqlx::query!("DELETE FROM servers WHERE id = $1", id).execute(db).await?.rows_affected() == 1)
 }
 
 pub async fn set_enabled(db: impl PgExecutor<'_>, id: i64, enabled: bool) -> sqlx::Result<bool> {
-    let done = sqlx::query!(
-        "UPDATE servers SET enabled = $2, updated_at = now() WHERE id = $1",
-        id,
-        enabled
-    )
-    .execute(db)
-    .await?;
+    let done = sqlx::query!("UPDATE servers SET enabled = $2, updated_at = now() WHERE id = $1", id, enabled)
+        .execute(db)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Enabled servers per location with their capacity (for "servers available" in the shop).
-pub async fn capacity_by_location(
-    db: impl PgExecutor<'_>,
-) -> sqlx::Result<Vec<(String, i64, i64)>> {
+pub async fn capacity_by_location(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, i64, i64)>> {
     let rows = sqlx::query!(
         r#"SELECT location_code, count(*) AS "servers!", COALESCE(sum(capacity), 0)::int8 AS "capacity!"
              FROM servers WHERE enabled GROUP BY location_code ORDER BY location_code"#
     )
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.location_code, r.servers, r.capacity))
-        .collect())
+    Ok(rows.into_iter().map(|r| (r.location_code, r.servers, r.capacity)).collect())
+}
+
+/// What the provisioner needs of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRow {
+    pub id: i64,
+    pub name: String,
+    pub public_host: String,
+    pub public_port: i32,
+    pub ssh_host: String,
+    pub ssh_port: i32,
+    pub ssh_user: String,
+    pub host_key_fingerprint: Option<String>,
+    pub core: Core,
+    pub protocol: Protocol,
+    pub inbound_tag: String,
+    pub api_port: i32,
+    pub config_path: String,
+    pub restart_command: Option<String>,
+    pub base_config: Option<serde_json::Value>,
+    pub applied_base_hash: Option<String>,
+    pub applied_config_hash: Option<String>,
+    pub users_synced_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_restart_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub health: Health,
+}
+
+pub async fn node(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<NodeRow>> {
+    sqlx::query_as!(
+        NodeRow,
+        r#"SELECT id, name, public_host, public_port, ssh_host, ssh_port, ssh_user, host_key_fingerprint,
+                  core AS "core: Core", protocol AS "protocol: Protocol", inbound_tag, api_port, config_path,
+                  restart_command, base_config, applied_base_hash, applied_config_hash, users_synced_at,
+                  last_restart_at, health AS "health: Health"
+             FROM servers WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Nodes that carry (or should carry) clients: enabled ones and any with clients on them.
+pub async fn active_node_ids(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar!(
+        r#"SELECT id AS "id!" FROM servers s
+            WHERE s.enabled OR EXISTS (SELECT 1 FROM clients c WHERE c.server_id = s.id AND c.node_state = 'present')
+            ORDER BY id"#
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Records the result of talking to a node.
+pub async fn set_health(db: impl PgExecutor<'_>, id: i64, health: Health, detail: Option<&str>) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE servers SET health = $2, health_detail = $3,
+                  last_seen_at = CASE WHEN $2 = 'ok' THEN now() ELSE last_seen_at END
+            WHERE id = $1"#,
+        id,
+        health.as_str(),
+        detail
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn record_config_written(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    base_hash: &str,
+    config_hash: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE servers SET applied_base_hash = $2, applied_config_hash = $3, config_written_at = now()
+            WHERE id = $1"#,
+        id,
+        base_hash,
+        config_hash
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn record_users_synced(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE servers SET users_synced_at = now() WHERE id = $1", id).execute(db).await?;
+    Ok(())
+}
+
+pub async fn record_restart(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE servers SET last_restart_at = now() WHERE id = $1", id).execute(db).await?;
+    Ok(())
+}
+
+pub async fn pin_host_key(db: impl PgExecutor<'_>, id: i64, fingerprint: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE servers SET host_key_fingerprint = $2, health = CASE WHEN health = 'host_key_mismatch' THEN 'unknown' ELSE health END,
+                  updated_at = now() WHERE id = $1"#,
+        id,
+        fingerprint
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Sets the restart command and base config template of a node (operator settings).
+pub async fn set_node_options(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    restart_command: Option<&str>,
+    base_config: Option<&serde_json::Value>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE servers SET restart_command = $2, base_config = $3, updated_at = now() WHERE id = $1",
+        id,
+        restart_command,
+        base_config
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }

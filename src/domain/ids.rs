@@ -3,19 +3,13 @@
 use std::fmt;
 
 /// A Telegram user or chat id of a private chat: always positive.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "i64", into = "i64")]
 pub struct TelegramId(i64);
 
 impl TelegramId {
     pub fn parse(raw: i64) -> Result<Self, InvalidTelegramId> {
-        if raw > 0 {
-            Ok(Self(raw))
-        } else {
-            Err(InvalidTelegramId(raw))
-        }
+        if raw > 0 { Ok(Self(raw)) } else { Err(InvalidTelegramId(raw)) }
     }
 
     pub fn get(self) -> i64 {

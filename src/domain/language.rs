@@ -13,11 +13,7 @@ impl Language {
     /// Picks a language from Telegram's optional IETF tag (`fa`, `fa-IR`, `ru-RU`, `en-US`…).
     pub fn from_ietf_tag(tag: Option<&str>, fallback: Language) -> Language {
         let Some(tag) = tag else { return fallback };
-        let primary = tag
-            .split(['-', '_'])
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let primary = tag.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
         primary.parse().unwrap_or(fallback)
     }
 
@@ -32,22 +28,10 @@ mod tests {
 
     #[test]
     fn ietf_tags_map_to_languages_with_fallback() {
-        assert_eq!(
-            Language::from_ietf_tag(Some("fa-IR"), Language::En),
-            Language::Fa
-        );
-        assert_eq!(
-            Language::from_ietf_tag(Some("RU"), Language::En),
-            Language::Ru
-        );
-        assert_eq!(
-            Language::from_ietf_tag(Some("de-DE"), Language::En),
-            Language::En
-        );
+        assert_eq!(Language::from_ietf_tag(Some("fa-IR"), Language::En), Language::Fa);
+        assert_eq!(Language::from_ietf_tag(Some("RU"), Language::En), Language::Ru);
+        assert_eq!(Language::from_ietf_tag(Some("de-DE"), Language::En), Language::En);
         assert_eq!(Language::from_ietf_tag(None, Language::Fa), Language::Fa);
-        assert_eq!(
-            Language::from_ietf_tag(Some(""), Language::Ru),
-            Language::Ru
-        );
+        assert_eq!(Language::from_ietf_tag(Some(""), Language::Ru), Language::Ru);
     }
 }

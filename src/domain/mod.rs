@@ -6,6 +6,7 @@ pub mod money;
 pub mod plan;
 pub mod server;
 pub mod status;
+pub mod traffic;
 
 pub use ids::TelegramId;
 pub use language::Language;

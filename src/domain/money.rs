@@ -155,10 +155,7 @@ pub struct Rates {
 
 impl Rates {
     /// Rates for `base`; the base's own rate is 1. Every rate must be positive.
-    pub fn new(
-        base: Currency,
-        rates: impl IntoIterator<Item = (Currency, Decimal)>,
-    ) -> Result<Rates, MoneyError> {
+    pub fn new(base: Currency, rates: impl IntoIterator<Item = (Currency, Decimal)>) -> Result<Rates, MoneyError> {
         let mut per_base = BTreeMap::new();
         per_base.insert(base, Decimal::ONE);
         for (currency, rate) in rates {
@@ -177,10 +174,7 @@ impl Rates {
     }
 
     fn rate(&self, currency: Currency) -> Result<Decimal, MoneyError> {
-        self.per_base
-            .get(&currency)
-            .copied()
-            .ok_or(MoneyError::NoRate(currency))
+        self.per_base.get(&currency).copied().ok_or(MoneyError::NoRate(currency))
     }
 
     /// Converts an exact amount to another currency, rounding half away from zero to its minor unit.
@@ -188,28 +182,16 @@ impl Rates {
         if money.currency == to {
             return Ok(money);
         }
-        Money::from_major(
-            self.convert_major(money.to_major(), money.currency, to)?,
-            to,
-        )
+        Money::from_major(self.convert_major(money.to_major(), money.currency, to)?, to)
     }
 
     /// Converts an amount in major units without rounding (for prices that are rounded afterwards).
-    pub fn convert_major(
-        &self,
-        major: Decimal,
-        from: Currency,
-        to: Currency,
-    ) -> Result<Decimal, MoneyError> {
+    pub fn convert_major(&self, major: Decimal, from: Currency, to: Currency) -> Result<Decimal, MoneyError> {
         if from == to {
             return Ok(major);
         }
-        let in_base = major
-            .checked_div(self.rate(from)?)
-            .ok_or(MoneyError::Overflow(major))?;
-        in_base
-            .checked_mul(self.rate(to)?)
-            .ok_or(MoneyError::Overflow(major))
+        let in_base = major.checked_div(self.rate(from)?).ok_or(MoneyError::Overflow(major))?;
+        in_base.checked_mul(self.rate(to)?).ok_or(MoneyError::Overflow(major))
     }
 }
 
@@ -229,10 +211,7 @@ impl NiceRounding {
                 "step must be positive and minus smaller than step (step {step_minor}, minus {minus_minor})"
             )));
         }
-        Ok(NiceRounding {
-            step_minor,
-            minus_minor,
-        })
+        Ok(NiceRounding { step_minor, minus_minor })
     }
 
     /// Rounds a raw price (any precision, in major units) to a nice one. The result is never below
@@ -248,9 +227,7 @@ impl NiceRounding {
         // Add `minus` first so a raw price already at a nice value (4.49) stays there.
         let shifted = raw_minor + Decimal::from(self.minus_minor);
         let steps = (shifted / Decimal::from(self.step_minor)).ceil();
-        let steps = i64::try_from(steps)
-            .map_err(|_| MoneyError::Overflow(raw_major))?
-            .max(1);
+        let steps = i64::try_from(steps).map_err(|_| MoneyError::Overflow(raw_major))?.max(1);
         let minor = steps
             .checked_mul(self.step_minor)
             .and_then(|v| v.checked_sub(self.minus_minor))

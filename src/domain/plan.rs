@@ -8,9 +8,7 @@ use rust_decimal::Decimal;
 pub const BYTES_PER_GB: i64 = 1024 * 1024 * 1024;
 
 /// How much traffic a plan includes.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum DataCap {
     /// A cap in bytes, always positive.
     Limited(i64),
@@ -23,10 +21,7 @@ pub struct InvalidDataCap(pub i64);
 
 impl DataCap {
     pub fn from_gb(gb: i64) -> Result<DataCap, InvalidDataCap> {
-        gb.checked_mul(BYTES_PER_GB)
-            .filter(|bytes| *bytes > 0)
-            .map(DataCap::Limited)
-            .ok_or(InvalidDataCap(gb))
+        gb.checked_mul(BYTES_PER_GB).filter(|bytes| *bytes > 0).map(DataCap::Limited).ok_or(InvalidDataCap(gb))
     }
 
     /// The database form: `NULL` means unlimited.
@@ -85,10 +80,7 @@ impl PlanSpec {
             },
         };
         let trial = if self.is_trial { "trial-" } else { "" };
-        format!(
-            "{}-{trial}{}d-{}dev-{data}",
-            self.location_code, self.duration_days, self.seats
-        )
+        format!("{}-{trial}{}d-{}dev-{data}", self.location_code, self.duration_days, self.seats)
     }
 }
 
@@ -121,10 +113,7 @@ mod tests {
 
     #[test]
     fn data_caps_are_positive_and_round_trip_through_the_database_form() {
-        assert_eq!(
-            DataCap::from_gb(50).unwrap(),
-            DataCap::Limited(50 * BYTES_PER_GB)
-        );
+        assert_eq!(DataCap::from_gb(50).unwrap(), DataCap::Limited(50 * BYTES_PER_GB));
         assert!(DataCap::from_gb(0).is_err());
         assert!(DataCap::from_gb(i64::MAX).is_err(), "overflow is an error");
         assert_eq!(DataCap::from_db(None).unwrap(), DataCap::Unlimited);
@@ -144,11 +133,7 @@ mod tests {
             is_trial: false,
         };
         assert_eq!(spec.code(), "de-90d-2dev-100gb");
-        let unl = PlanSpec {
-            data_cap: DataCap::Unlimited,
-            is_trial: true,
-            ..spec
-        };
+        let unl = PlanSpec { data_cap: DataCap::Unlimited, is_trial: true, ..spec };
         assert_eq!(unl.code(), "de-trial-90d-2dev-unl");
     }
 }

@@ -31,25 +31,16 @@ crate::text_enum! {
 pub struct HostKeyFingerprint(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "a host key fingerprint looks like SHA256:<43 base64 characters> (from `ssh-keygen -lf`), got {0:?}"
-)]
+#[error("a host key fingerprint looks like SHA256:<43 base64 characters> (from `ssh-keygen -lf`), got {0:?}")]
 pub struct InvalidFingerprint(pub String);
 
 impl HostKeyFingerprint {
     pub fn parse(raw: &str) -> Result<Self, InvalidFingerprint> {
         let raw = raw.trim();
         let valid = raw.strip_prefix("SHA256:").is_some_and(|b64| {
-            b64.len() == 43
-                && b64
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')
+            b64.len() == 43 && b64.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')
         });
-        if valid {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(InvalidFingerprint(raw.to_owned()))
-        }
+        if valid { Ok(Self(raw.to_owned())) } else { Err(InvalidFingerprint(raw.to_owned())) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -106,18 +97,12 @@ mod tests {
         assert_eq!(HostKeyFingerprint::parse(good).unwrap().as_str(), good);
         assert!(HostKeyFingerprint::parse("MD5:aa:bb").is_err());
         assert!(HostKeyFingerprint::parse("SHA256:short").is_err());
-        assert!(
-            HostKeyFingerprint::parse("SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY!")
-                .is_err()
-        );
+        assert!(HostKeyFingerprint::parse("SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY!").is_err());
     }
 
     #[test]
     fn hosts_are_names_or_addresses() {
-        assert_eq!(
-            Host::parse("Node1.Example.com").unwrap().as_str(),
-            "node1.example.com"
-        );
+        assert_eq!(Host::parse("Node1.Example.com").unwrap().as_str(), "node1.example.com");
         assert!(Host::parse("127.0.0.1").is_ok());
         assert!(Host::parse("::1").is_ok());
         assert!(Host::parse("").is_err());

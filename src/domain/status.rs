@@ -74,10 +74,7 @@ impl OrderStatus {
 impl PaymentStatus {
     /// Whether a payment in this status has brought money in.
     pub fn is_settled(self) -> bool {
-        matches!(
-            self,
-            PaymentStatus::Accepted | PaymentStatus::AutoAccepted | PaymentStatus::Succeeded
-        )
+        matches!(self, PaymentStatus::Accepted | PaymentStatus::AutoAccepted | PaymentStatus::Succeeded)
     }
 
     pub fn can_become(self, to: PaymentStatus, method: PaymentMethod) -> bool {
@@ -93,13 +90,7 @@ impl PaymentStatus {
     }
 
     pub fn check(self, to: PaymentStatus, method: PaymentMethod) -> Result<(), IllegalTransition> {
-        check(
-            "payment",
-            self,
-            to,
-            self.can_become(to, method),
-            Self::as_str,
-        )
+        check("payment", self, to, self.can_become(to, method), Self::as_str)
     }
 }
 
@@ -133,15 +124,7 @@ fn check<S: Copy>(
     allowed: bool,
     name: fn(S) -> &'static str,
 ) -> Result<(), IllegalTransition> {
-    if allowed {
-        Ok(())
-    } else {
-        Err(IllegalTransition {
-            entity,
-            from: name(from),
-            to: name(to),
-        })
-    }
+    if allowed { Ok(()) } else { Err(IllegalTransition { entity, from: name(from), to: name(to) }) }
 }
 
 #[cfg(test)]
@@ -157,15 +140,9 @@ mod tests {
         assert!(Fulfilled.check(Refunded).is_ok());
         let err = Draft.check(Paid).unwrap_err();
         assert_eq!(err.to_string(), "order cannot go from draft to paid");
-        assert!(
-            Paid.check(Cancelled).is_err(),
-            "money taken: cancel is refund"
-        );
+        assert!(Paid.check(Cancelled).is_err(), "money taken: cancel is refund");
         assert!(Cancelled.check(AwaitingPayment).is_err());
-        assert!(
-            Paid.check(Paid).is_err(),
-            "no self transitions: nothing is applied twice"
-        );
+        assert!(Paid.check(Paid).is_err(), "no self transitions: nothing is applied twice");
     }
 
     #[test]
@@ -177,14 +154,8 @@ mod tests {
         assert!(Pending.check(UnderReview, Stripe).is_err());
         assert!(Pending.check(Succeeded, Zarinpal).is_ok());
         assert!(Pending.check(Succeeded, Card).is_err());
-        assert!(
-            Accepted.check(Rejected, Card).is_err(),
-            "a decision is final"
-        );
-        assert!(
-            Rejected.check(Refunded, Card).is_err(),
-            "only money taken can be refunded"
-        );
+        assert!(Accepted.check(Rejected, Card).is_err(), "a decision is final");
+        assert!(Rejected.check(Refunded, Card).is_err(), "only money taken can be refunded");
         assert!(Succeeded.check(Refunded, Stripe).is_ok());
     }
 
@@ -201,10 +172,7 @@ mod tests {
 
     #[test]
     fn statuses_parse_from_their_database_text() {
-        assert_eq!(
-            "under_review".parse::<PaymentStatus>().unwrap(),
-            PaymentStatus::UnderReview
-        );
+        assert_eq!("under_review".parse::<PaymentStatus>().unwrap(), PaymentStatus::UnderReview);
         assert!("bogus".parse::<OrderStatus>().is_err());
         for s in SubscriptionStatus::ALL {
             assert_eq!(s.as_str().parse::<SubscriptionStatus>().unwrap(), *s);

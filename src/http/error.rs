@@ -37,10 +37,7 @@ impl IntoResponse for Problem {
         let retry_after = self.retry_after;
         let mut response = (status, Json(self)).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -51,39 +48,19 @@ impl IntoResponse for Problem {
 impl From<&AppError> for Problem {
     fn from(e: &AppError) -> Self {
         match e {
-            AppError::Invalid(msg) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid Request",
-                msg.clone(),
-            ),
-            AppError::NotFound(what) => Problem::new(
-                StatusCode::NOT_FOUND,
-                "Not Found",
-                format!("{what} not found"),
-            ),
+            AppError::Invalid(msg) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid Request", msg.clone()),
+            AppError::NotFound(what) => Problem::new(StatusCode::NOT_FOUND, "Not Found", format!("{what} not found")),
             AppError::Conflict(msg) => Problem::new(StatusCode::CONFLICT, "Conflict", msg.clone()),
-            AppError::IllegalTransition(t) => {
-                Problem::new(StatusCode::CONFLICT, "Conflict", t.to_string())
-            }
-            AppError::Unauthorized => Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "authentication required",
-            ),
+            AppError::IllegalTransition(t) => Problem::new(StatusCode::CONFLICT, "Conflict", t.to_string()),
+            AppError::Unauthorized => Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", "authentication required"),
             AppError::Forbidden => Problem::new(StatusCode::FORBIDDEN, "Forbidden", "not allowed"),
             AppError::RateLimited { retry_after_secs } => Problem {
                 retry_after: Some(*retry_after_secs),
-                ..Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too Many Requests",
-                    e.to_string(),
-                )
+                ..Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", e.to_string())
             },
-            AppError::Unavailable(what) => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable",
-                format!("{what} is unavailable"),
-            ),
+            AppError::Unavailable(what) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", format!("{what} is unavailable"))
+            }
             AppError::Internal(_) => Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal Server Error",

@@ -13,9 +13,7 @@ use crate::app::AppState;
 use crate::services::health::{self, Check};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
 async fn healthz() -> Json<Value> {
@@ -24,11 +22,7 @@ async fn healthz() -> Json<Value> {
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let report = health::readiness(&state.pool, state.redis.clone(), Duration::from_secs(2)).await;
-    let status = if report.ready() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if report.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let show = |c: &Check| match c {
         Check::Ok => "ok".to_owned(),
         Check::NotConfigured => "not_configured".to_owned(),

@@ -15,6 +15,7 @@ use crate::app::AppState;
 
 pub mod error;
 mod health;
+mod sub;
 
 pub use error::Problem;
 
@@ -23,35 +24,24 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
     Router::new()
         .merge(health::router())
+        .merge(sub::router())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not Found", "no such route") })
         .with_state(state)
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                        let route = request
-                            .extensions()
-                            .get::<MatchedPath>()
-                            .map(|p| p.as_str().to_owned());
-                        let request_id = request
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-");
-                        tracing::info_span!(
-                            "http",
-                            http.method = %request.method(),
-                            http.route = route.as_deref().unwrap_or("unmatched"),
-                            request.id = %request_id,
-                        )
-                    }),
-                )
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+                    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!(
+                        "http",
+                        http.method = %request.method(),
+                        http.route = route.as_deref().unwrap_or("unmatched"),
+                        request.id = %request_id,
+                    )
+                }))
                 .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    timeout,
-                )),
+                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout)),
         )
 }

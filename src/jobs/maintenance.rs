@@ -7,7 +7,7 @@ use super::scheduler::Sweep;
 use super::{JobHandler, Outcome};
 use crate::config::JobSettings;
 use crate::db::jobs::ClaimedJob;
-use crate::services::queue;
+use crate::services::queue::{self, JobSpec};
 
 pub const CLEANUP_KIND: &str = "jobs.cleanup";
 
@@ -21,15 +21,8 @@ pub struct CleanupSweep {
 impl Sweep for CleanupSweep {
     async fn run(&self) -> anyhow::Result<u64> {
         let key = format!("{CLEANUP_KIND}:{}", Utc::now().format("%Y%m%d%H"));
-        let id = queue::enqueue(
-            &self.pool,
-            CLEANUP_KIND,
-            serde_json::json!({}),
-            Some(&key),
-            None,
-            &self.settings,
-        )
-        .await?;
+        let id =
+            JobSpec::new(CLEANUP_KIND, serde_json::json!({})).once(key).enqueue(&self.pool, &self.settings).await?;
         Ok(u64::from(id.is_some()))
     }
 }

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
@@ -17,30 +16,19 @@ pub trait Sweep: Send + Sync {
 
 /// The advisory-lock key of a sweep: stable across processes and versions.
 pub fn lock_key(name: &str) -> i64 {
-    let digest = Sha256::digest(format!("vpnshop.sweep.{name}").as_bytes());
-    i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+    crate::db::advisory_key(&format!("sweep.{name}"))
 }
 
 /// Runs one sweep now unless another process (or an earlier tick) is running it. Returns `None` when skipped.
-pub async fn run_sweep(
-    pool: &PgPool,
-    name: &str,
-    sweep: &dyn Sweep,
-) -> anyhow::Result<Option<u64>> {
+pub async fn run_sweep(pool: &PgPool, name: &str, sweep: &dyn Sweep) -> anyhow::Result<Option<u64>> {
     let mut tx = pool.begin().await.context("starting sweep transaction")?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(lock_key(name))
-        .fetch_one(&mut *tx)
-        .await
-        .context("taking sweep lock")?;
-    if !locked {
+    if !crate::db::try_lock(&mut tx, lock_key(name)).await.context("taking sweep lock")? {
         return Ok(None);
     }
     let enqueued = sweep.run().await?;
     tx.commit().await.context("releasing sweep lock")?;
     metrics::counter!("vpnshop_sweep_runs_total", "sweep" => name.to_owned()).increment(1);
-    metrics::counter!("vpnshop_sweep_enqueued_total", "sweep" => name.to_owned())
-        .increment(enqueued);
+    metrics::counter!("vpnshop_sweep_enqueued_total", "sweep" => name.to_owned()).increment(enqueued);
     Ok(Some(enqueued))
 }
 
@@ -53,10 +41,8 @@ pub async fn start(
 ) -> anyhow::Result<JobScheduler> {
     let scheduler = JobScheduler::new().await.context("creating scheduler")?;
     for (name, cron) in schedules {
-        let sweep = sweeps
-            .get(name)
-            .cloned()
-            .with_context(|| format!("`scheduler.sweeps.{name}` names no known sweep"))?;
+        let sweep =
+            sweeps.get(name).cloned().with_context(|| format!("`scheduler.sweeps.{name}` names no known sweep"))?;
         let (pool, name_owned) = (pool.clone(), name.clone());
         let job = Job::new_async(cron.as_str(), move |_, _| {
             let (pool, name, sweep) = (pool.clone(), name_owned.clone(), sweep.clone());
@@ -71,10 +57,7 @@ pub async fn start(
             })
         })
         .with_context(|| format!("`scheduler.sweeps.{name}`: invalid cron expression {cron:?}"))?;
-        scheduler
-            .add(job)
-            .await
-            .with_context(|| format!("scheduling sweep {name}"))?;
+        scheduler.add(job).await.with_context(|| format!("scheduling sweep {name}"))?;
     }
     scheduler.start().await.context("starting scheduler")?;
     Ok(scheduler)

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -18,9 +19,15 @@ pub struct Worker {
     pub pool: PgPool,
     pub registry: Arc<Registry>,
     pub settings: JobSettings,
+    /// Fired when new jobs are enqueued anywhere (Postgres NOTIFY), so idle workers need not wait a poll.
+    pub wake: Arc<Notify>,
 }
 
 impl Worker {
+    pub fn new(name: impl Into<String>, pool: PgPool, registry: Arc<Registry>, settings: JobSettings) -> Worker {
+        Worker { name: name.into(), pool, registry, settings, wake: Arc::new(Notify::new()) }
+    }
+
     /// Runs until cancelled; an in-flight job is finished first.
     pub async fn run(self, cancel: CancellationToken) {
         let idle = Duration::from_millis(self.settings.poll_interval_ms);
@@ -36,6 +43,7 @@ impl Worker {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(idle) => {}
+                    _ = self.wake.notified() => {}
                 }
             }
         }
@@ -43,10 +51,7 @@ impl Worker {
 
     /// Claims and runs at most one job; returns whether there was one.
     pub async fn run_once(&self) -> sqlx::Result<bool> {
-        let Some(job) = queue::claim(&self.pool, &self.name, &self.settings, 1)
-            .await?
-            .pop()
-        else {
+        let Some(job) = queue::claim(&self.pool, &self.name, &self.settings, 1).await?.pop() else {
             return Ok(false);
         };
         let span = tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, job.attempt = job.attempts);
@@ -54,28 +59,30 @@ impl Worker {
         let outcome = self.execute(&job).instrument(span.clone()).await;
         let label = match &outcome {
             Outcome::Done => "done",
-            Outcome::Retry(_) | Outcome::RetryAfter(..) if job.attempts < job.max_attempts => {
-                "retry"
-            }
+            Outcome::Defer(_) => "deferred",
+            Outcome::Retry(_) | Outcome::RetryAfter(..) if job.attempts < job.max_attempts => "retry",
             _ => "dead",
         };
-        metrics::counter!("vpnshop_jobs_total", "kind" => job.kind.clone(), "outcome" => label)
-            .increment(1);
+        metrics::counter!("vpnshop_jobs_total", "kind" => job.kind.clone(), "outcome" => label).increment(1);
         metrics::histogram!("vpnshop_job_duration_seconds", "kind" => job.kind.clone())
             .record(started.elapsed().as_secs_f64());
         let _enter = span.enter();
         match &outcome {
             Outcome::Done => tracing::debug!("job done"),
-            Outcome::Retry(e) | Outcome::RetryAfter(_, e) | Outcome::Permanent(e)
-                if label == "dead" =>
-            {
+            Outcome::Defer(wait) => tracing::debug!(wait_ms = wait.as_millis() as u64, "job deferred"),
+            Outcome::Retry(e) | Outcome::RetryAfter(_, e) | Outcome::Permanent(e) if label == "dead" => {
                 tracing::error!(error = %e, "job is dead")
             }
             Outcome::Retry(e) | Outcome::RetryAfter(_, e) | Outcome::Permanent(e) => {
                 tracing::warn!(error = %e, "job failed, will retry")
             }
         }
-        if !queue::finish(&self.pool, &job, &self.name, &outcome, &self.settings).await? {
+        let mut recorded = queue::finish(&self.pool, &job, &self.name, &outcome, &self.settings).await;
+        if matches!(&recorded, Err(sqlx::Error::Database(e)) if e.is_unique_violation()) {
+            // an equal job was queued between our check and our update: the second try sees it
+            recorded = queue::finish(&self.pool, &job, &self.name, &outcome, &self.settings).await;
+        }
+        if !recorded? {
             tracing::warn!("job lease was lost before it finished; another worker owns it now");
         }
         Ok(true)
@@ -95,11 +102,37 @@ impl Worker {
             Ok(Err(join)) => Outcome::Retry(format!("job handler panicked: {join}")),
             Err(_) => {
                 run.abort();
-                Outcome::Retry(format!(
-                    "job handler took longer than {} s",
-                    limit.as_secs()
-                ))
+                Outcome::Retry(format!("job handler took longer than {} s", limit.as_secs()))
             }
+        }
+    }
+}
+
+/// Wakes idle workers whenever a job is enqueued (any instance), until cancelled. Polling still covers
+/// jobs that become due later and any notification lost while reconnecting.
+pub async fn listen_for_jobs(pool: PgPool, wake: Arc<Notify>, cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        let listening = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(crate::db::jobs::WAKE_CHANNEL).await?;
+            loop {
+                listener.recv().await?;
+                wake.notify_waiters();
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            result = listening => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "job wake-up listener lost its connection; polling meanwhile");
+                }
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
 }

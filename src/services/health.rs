@@ -23,23 +23,12 @@ pub struct Readiness {
 
 impl Readiness {
     pub fn ready(&self) -> bool {
-        [&self.database, &self.migrations, &self.redis]
-            .iter()
-            .all(|c| !matches!(c, Check::Failed(_)))
+        [&self.database, &self.migrations, &self.redis].iter().all(|c| !matches!(c, Check::Failed(_)))
     }
 }
 
-pub async fn readiness(
-    pool: &PgPool,
-    redis: Option<redis::aio::ConnectionManager>,
-    limit: Duration,
-) -> Readiness {
-    let database = match tokio::time::timeout(
-        limit,
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool),
-    )
-    .await
-    {
+pub async fn readiness(pool: &PgPool, redis: Option<redis::aio::ConnectionManager>, limit: Duration) -> Readiness {
+    let database = match tokio::time::timeout(limit, sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool)).await {
         Ok(Ok(_)) => Check::Ok,
         Ok(Err(_)) | Err(_) => Check::Failed("unreachable".into()),
     };
@@ -62,9 +51,5 @@ pub async fn readiness(
             }
         }
     };
-    Readiness {
-        database,
-        migrations,
-        redis,
-    }
+    Readiness { database, migrations, redis }
 }

@@ -19,25 +19,54 @@ pub enum Outcome {
     RetryAfter(Duration, String),
     /// Never retry: the job is dead with this error.
     Permanent(String),
+    /// Not now, and not a failure (a resource is busy): back to the queue without using up an attempt.
+    Defer(Duration),
 }
 
-/// Enqueues a job in the caller's transaction. Returns `None` when the idempotency key was already used.
-pub async fn enqueue(
-    db: impl PgExecutor<'_>,
-    kind: &str,
-    payload: serde_json::Value,
-    idempotency_key: Option<&str>,
-    run_at: Option<DateTime<Utc>>,
-    settings: &JobSettings,
-) -> sqlx::Result<Option<i64>> {
-    let job = NewJob {
-        kind,
-        payload,
-        idempotency_key,
-        run_at,
-        max_attempts: settings.max_attempts,
-    };
-    jobs::enqueue(db, &job).await
+/// A job about to be enqueued.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub kind: &'static str,
+    pub payload: serde_json::Value,
+    pub idempotency_key: Option<String>,
+    pub coalesce_key: Option<String>,
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+impl JobSpec {
+    pub fn new(kind: &'static str, payload: serde_json::Value) -> JobSpec {
+        JobSpec { kind, payload, idempotency_key: None, coalesce_key: None, run_at: None }
+    }
+
+    /// Enqueue at most once ever for this key (e.g. one activation per subscription).
+    pub fn once(mut self, key: impl Into<String>) -> JobSpec {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// At most one queued job for this key at a time (e.g. one pending sync per node).
+    pub fn coalesce(mut self, key: impl Into<String>) -> JobSpec {
+        self.coalesce_key = Some(key.into());
+        self
+    }
+
+    pub fn at(mut self, run_at: DateTime<Utc>) -> JobSpec {
+        self.run_at = Some(run_at);
+        self
+    }
+
+    /// Enqueues in the caller's transaction. Returns `None` when the key suppressed it.
+    pub async fn enqueue(&self, db: impl PgExecutor<'_>, settings: &JobSettings) -> sqlx::Result<Option<i64>> {
+        let job = NewJob {
+            kind: self.kind,
+            payload: self.payload.clone(),
+            idempotency_key: self.idempotency_key.as_deref(),
+            coalesce_key: self.coalesce_key.as_deref(),
+            run_at: self.run_at,
+            max_attempts: settings.max_attempts,
+        };
+        jobs::enqueue(db, &job).await
+    }
 }
 
 pub async fn claim(
@@ -51,22 +80,13 @@ pub async fn claim(
 
 /// Deletes done jobs older than the configured retention; returns how many.
 pub async fn delete_old_done(db: impl PgExecutor<'_>, settings: &JobSettings) -> sqlx::Result<u64> {
-    jobs::delete_done_before(
-        db,
-        i32::try_from(settings.keep_done_days).unwrap_or(i32::MAX),
-    )
-    .await
+    jobs::delete_done_before(db, i32::try_from(settings.keep_done_days).unwrap_or(i32::MAX)).await
 }
 
 /// The wait before attempt `attempts + 1`: base × 2^(attempts − 1), capped.
 pub fn backoff(attempts: i32, settings: &JobSettings) -> Duration {
-    let exp = u32::try_from(attempts.saturating_sub(1))
-        .unwrap_or(0)
-        .min(30);
-    let secs = settings
-        .backoff_base_secs
-        .saturating_mul(1u64 << exp)
-        .min(settings.backoff_max_secs);
+    let exp = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(30);
+    let secs = settings.backoff_base_secs.saturating_mul(1u64 << exp).min(settings.backoff_max_secs);
     Duration::from_secs(secs)
 }
 
@@ -81,15 +101,17 @@ pub async fn finish(
 ) -> sqlx::Result<bool> {
     let (error, wait) = match outcome {
         Outcome::Done => return jobs::complete(db, job.id, worker).await,
+        Outcome::Defer(wait) => {
+            let at = Utc::now() + chrono::Duration::from_std(*wait).unwrap_or(chrono::Duration::seconds(1));
+            return jobs::defer(db, job.id, worker, at).await;
+        }
         Outcome::Retry(e) => (e, Some(backoff(job.attempts, settings))),
         Outcome::RetryAfter(wait, e) => (e, Some(*wait)),
         Outcome::Permanent(e) => (e, None),
     };
     let retry_at = wait.filter(|_| job.attempts < job.max_attempts).map(|w| {
         let wait = chrono::Duration::from_std(w).unwrap_or(chrono::Duration::days(1));
-        Utc::now()
-            .checked_add_signed(wait)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        Utc::now().checked_add_signed(wait).unwrap_or(DateTime::<Utc>::MAX_UTC)
     });
     jobs::fail(db, job.id, worker, error, retry_at).await
 }

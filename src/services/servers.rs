@@ -5,6 +5,7 @@ use sqlx::PgPool;
 use crate::db::{self, audit::AuditEntry, servers::NewServer, servers::ServerRow};
 use crate::domain::server::{Core, Host, HostKeyFingerprint, Protocol};
 use crate::error::{AppError, AppResult, violated_constraint};
+use crate::provision::render::{self, ClientInbound};
 
 /// A server as an operator describes it (CLI flags or an API body), before validation.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -23,6 +24,12 @@ pub struct ServerInput {
     pub api_port: u16,
     pub config_path: Option<String>,
     pub capacity: u32,
+    /// How to restart the core (default `sudo -n systemctl restart <core>`).
+    #[serde(default)]
+    pub restart_command: Option<String>,
+    /// The node's base config template (default: built from the fields above).
+    #[serde(default)]
+    pub base_config: Option<serde_json::Value>,
 }
 
 /// Who is acting, for the audit log.
@@ -33,20 +40,14 @@ pub struct Actor<'a> {
 }
 
 impl Actor<'static> {
-    pub const CLI: Actor<'static> = Actor {
-        kind: "cli",
-        id: None,
-    };
+    pub const CLI: Actor<'static> = Actor { kind: "cli", id: None };
 }
 
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name.len() <= 63
-        && chars
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Validates and stores a new server.
@@ -57,8 +58,7 @@ pub async fn add(pool: &PgPool, input: &ServerInput, actor: Actor<'_>) -> AppRes
             input.name
         )));
     }
-    let public_host = Host::parse(&input.public_host)
-        .map_err(|e| AppError::invalid(format!("public host: {e}")))?;
+    let public_host = Host::parse(&input.public_host).map_err(|e| AppError::invalid(format!("public host: {e}")))?;
     let ssh_host = match &input.ssh_host {
         Some(h) => Host::parse(h).map_err(|e| AppError::invalid(format!("ssh host: {e}")))?,
         None => public_host.clone(),
@@ -69,51 +69,41 @@ pub async fn add(pool: &PgPool, input: &ServerInput, actor: Actor<'_>) -> AppRes
         .map(HostKeyFingerprint::parse)
         .transpose()
         .map_err(|e| AppError::invalid(e.to_string()))?;
-    for (what, port) in [
-        ("public port", input.public_port),
-        ("ssh port", input.ssh_port),
-        ("api port", input.api_port),
-    ] {
+    for (what, port) in [("public port", input.public_port), ("ssh port", input.ssh_port), ("api port", input.api_port)]
+    {
         if port == 0 {
-            return Err(AppError::invalid(format!(
-                "{what} must be between 1 and 65535"
-            )));
+            return Err(AppError::invalid(format!("{what} must be between 1 and 65535")));
         }
     }
     if input.capacity == 0 || input.capacity > i32::MAX as u32 {
-        return Err(AppError::invalid(
-            "capacity must be a positive number of clients",
-        ));
+        return Err(AppError::invalid("capacity must be a positive number of clients"));
     }
     let user_ok = !input.ssh_user.is_empty()
         && input.ssh_user.len() <= 32
-        && input
-            .ssh_user
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && input.ssh_user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !user_ok {
-        return Err(AppError::invalid(format!(
-            "ssh user {:?} is not a valid user name",
-            input.ssh_user
-        )));
+        return Err(AppError::invalid(format!("ssh user {:?} is not a valid user name", input.ssh_user)));
     }
     if input.inbound_tag.is_empty() || input.inbound_tag.len() > 64 {
         return Err(AppError::invalid("inbound tag must be 1-64 characters"));
     }
-    let config_path = input
-        .config_path
-        .clone()
-        .unwrap_or_else(|| format!("/etc/{}/config.json", input.core));
+    let config_path = input.config_path.clone().unwrap_or_else(|| format!("/etc/{}/config.json", input.core));
     if !config_path.starts_with('/') {
         return Err(AppError::invalid("config path must be absolute"));
     }
+    if let Some(cmd) = &input.restart_command
+        && (cmd.trim().is_empty() || cmd.len() > 500)
+    {
+        return Err(AppError::invalid("restart command must be 1-500 characters"));
+    }
+    if let Some(base) = &input.base_config {
+        // the template must hold our inbound with the right protocol, or every sync would fail later
+        let inbound = ClientInbound { tag: input.inbound_tag.clone(), protocol: input.protocol, core: input.core };
+        render::render(base, &inbound, &[]).map_err(|e| AppError::invalid(format!("base config: {e}")))?;
+    }
     let location = db::locations::find(pool, &input.location).await?;
     if location.is_none() {
-        let known: Vec<String> = db::locations::list(pool)
-            .await?
-            .into_iter()
-            .map(|l| l.code)
-            .collect();
+        let known: Vec<String> = db::locations::list(pool).await?.into_iter().map(|l| l.code).collect();
         return Err(AppError::invalid(format!(
             "unknown location {:?} (known: {}; run `vpnshop catalog seed` after adding it to config/plans.toml)",
             input.location,
@@ -135,29 +125,18 @@ pub async fn add(pool: &PgPool, input: &ServerInput, actor: Actor<'_>) -> AppRes
         api_port: i32::from(input.api_port),
         config_path: &config_path,
         capacity: input.capacity as i32,
+        restart_command: input.restart_command.as_deref(),
+        base_config: input.base_config.as_ref(),
     };
     let mut tx = pool.begin().await?;
-    let id =
-        db::servers::insert(&mut *tx, &row)
-            .await
-            .map_err(|e| match violated_constraint(&e) {
-                Some("servers_name_key") => {
-                    AppError::conflict(format!("a server named {:?} already exists", input.name))
-                }
-                _ => AppError::from(e),
-            })?;
-    audit(
-        &mut tx,
-        actor,
-        "server.add",
-        id,
-        serde_json::json!({ "name": input.name, "location": input.location }),
-    )
-    .await?;
+    let id = db::servers::insert(&mut *tx, &row).await.map_err(|e| match violated_constraint(&e) {
+        Some("servers_name_key") => AppError::conflict(format!("a server named {:?} already exists", input.name)),
+        _ => AppError::from(e),
+    })?;
+    audit(&mut tx, actor, "server.add", id, serde_json::json!({ "name": input.name, "location": input.location }))
+        .await?;
     tx.commit().await?;
-    db::servers::find_by_name(pool, &input.name)
-        .await?
-        .ok_or(AppError::NotFound("server"))
+    db::servers::find_by_name(pool, &input.name).await?.ok_or(AppError::NotFound("server"))
 }
 
 pub async fn list(pool: &PgPool) -> AppResult<Vec<ServerRow>> {
@@ -166,9 +145,7 @@ pub async fn list(pool: &PgPool) -> AppResult<Vec<ServerRow>> {
 
 /// Deletes a server nothing refers to. One that ever carried clients is kept for history: disable it instead.
 pub async fn remove(pool: &PgPool, name: &str, actor: Actor<'_>) -> AppResult<()> {
-    let server = db::servers::find_by_name(pool, name)
-        .await?
-        .ok_or(AppError::NotFound("server"))?;
+    let server = db::servers::find_by_name(pool, name).await?.ok_or(AppError::NotFound("server"))?;
     let mut tx = pool.begin().await?;
     if db::servers::is_referenced(&mut *tx, server.id).await? {
         return Err(AppError::conflict(format!(
@@ -176,43 +153,18 @@ pub async fn remove(pool: &PgPool, name: &str, actor: Actor<'_>) -> AppResult<()
         )));
     }
     db::servers::delete(&mut *tx, server.id).await?;
-    audit(
-        &mut tx,
-        actor,
-        "server.remove",
-        server.id,
-        serde_json::json!({ "name": name }),
-    )
-    .await?;
+    audit(&mut tx, actor, "server.remove", server.id, serde_json::json!({ "name": name })).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Takes a server out of (or back into) placement; its existing clients stay until they end.
-pub async fn set_enabled(
-    pool: &PgPool,
-    name: &str,
-    enabled: bool,
-    actor: Actor<'_>,
-) -> AppResult<()> {
-    let server = db::servers::find_by_name(pool, name)
-        .await?
-        .ok_or(AppError::NotFound("server"))?;
+pub async fn set_enabled(pool: &PgPool, name: &str, enabled: bool, actor: Actor<'_>) -> AppResult<()> {
+    let server = db::servers::find_by_name(pool, name).await?.ok_or(AppError::NotFound("server"))?;
     let mut tx = pool.begin().await?;
     db::servers::set_enabled(&mut *tx, server.id, enabled).await?;
-    let action = if enabled {
-        "server.enable"
-    } else {
-        "server.disable"
-    };
-    audit(
-        &mut tx,
-        actor,
-        action,
-        server.id,
-        serde_json::json!({ "name": name }),
-    )
-    .await?;
+    let action = if enabled { "server.enable" } else { "server.disable" };
+    audit(&mut tx, actor, action, server.id, serde_json::json!({ "name": name })).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -236,4 +188,39 @@ async fn audit(
     };
     db::audit::record(tx, &entry).await?;
     Ok(())
+}
+
+/// Pins a node's SSH host key: the given fingerprint, or (trust on first use, only when asked) whatever the
+/// node presents now. Returns the pinned fingerprint.
+pub async fn pin_host_key(
+    pool: &PgPool,
+    nodes: &crate::services::nodes::Nodes,
+    name: &str,
+    fingerprint: Option<&str>,
+    actor: Actor<'_>,
+) -> AppResult<String> {
+    let server = db::servers::find_by_name(pool, name).await?.ok_or(AppError::NotFound("server"))?;
+    let fingerprint = match fingerprint {
+        Some(f) => HostKeyFingerprint::parse(f).map_err(|e| AppError::invalid(e.to_string()))?.to_string(),
+        None => {
+            let port = u16::try_from(server.ssh_port).unwrap_or(22);
+            nodes
+                .api
+                .fetch_host_key(&server.ssh_host, port)
+                .await
+                .map_err(|e| AppError::Unavailable(format!("node {name} ({e})")))?
+        }
+    };
+    let mut tx = pool.begin().await?;
+    db::servers::pin_host_key(&mut *tx, server.id, &fingerprint).await?;
+    audit(
+        &mut tx,
+        actor,
+        "server.pin_host_key",
+        server.id,
+        serde_json::json!({ "name": name, "fingerprint": fingerprint }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(fingerprint)
 }

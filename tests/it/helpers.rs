@@ -19,12 +19,8 @@ pub fn test_settings() -> Settings {
     let mut env = HashMap::new();
     env.insert("VPNSHOP_ENV".to_owned(), "test".to_owned());
     // the pool is handed in by the test; the URL only has to be present
-    env.insert(
-        "DATABASE_URL".to_owned(),
-        "postgres://unused@127.0.0.1/unused".to_owned(),
-    );
-    let mut settings =
-        Settings::load_from(&manifest_dir().join("config"), env).expect("test settings load");
+    env.insert("DATABASE_URL".to_owned(), "postgres://unused@127.0.0.1/unused".to_owned());
+    let mut settings = Settings::load_from(&manifest_dir().join("config"), env).expect("test settings load");
     settings.catalog.path = manifest_dir().join("config/plans.toml");
     settings
 }
@@ -70,24 +66,19 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 }
 
 pub async fn spawn_app_with(pool: PgPool, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    // VPNSHOP_TEST_LOG=debug (an EnvFilter) shows the app's logs in test output
+    if let Ok(filter) = std::env::var("VPNSHOP_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
     let mut settings = test_settings();
     customize(&mut settings);
-    let listeners = Listeners::bind(&settings)
-        .await
-        .expect("bind test listeners");
+    let listeners = Listeners::bind(&settings).await.expect("bind test listeners");
     let (addr, metrics_addr) = (listeners.http_addr(), listeners.metrics_addr());
     let state = AppState::with_pool(settings, pool).expect("build state");
     app::prepare(&state).await.expect("prepare app");
     let cancel = CancellationToken::new();
     let handle = tokio::spawn(app::run(state.clone(), listeners, cancel.clone()));
-    TestApp {
-        addr,
-        metrics_addr,
-        state,
-        http: reqwest::Client::new(),
-        cancel,
-        handle: Some(handle),
-    }
+    TestApp { addr, metrics_addr, state, http: reqwest::Client::new(), cancel, handle: Some(handle) }
 }
 
 /// Whether the test run promised every outside tool (scripts/dev test sets this): then a missing tool fails.
@@ -113,23 +104,11 @@ pub fn promtool_check(text: &str) {
         }
         Err(e) => panic!("promtool is required but cannot run: {e}"),
     };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     // promtool exits 1 for lint warnings too; only an error (unparseable exposition) fails the test
-    assert!(
-        !report.contains("error while linting") && out.status.code() != Some(3),
-        "promtool: {report}"
-    );
+    assert!(!report.contains("error while linting") && out.status.code() != Some(3), "promtool: {report}");
     let problems: Vec<&str> = report.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(problems.is_empty(), "promtool found problems:\n{report}");
 }

@@ -106,8 +106,7 @@ pub struct PricedPlan {
 
 impl Catalog {
     pub fn load(path: &Path) -> anyhow::Result<Catalog> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading catalogue {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading catalogue {}", path.display()))?;
         Catalog::parse(&text).with_context(|| format!("in catalogue {}", path.display()))
     }
 
@@ -117,10 +116,7 @@ impl Catalog {
     }
 
     fn validate(raw: RawCatalog) -> anyhow::Result<Catalog> {
-        ensure!(
-            !raw.locations.is_empty(),
-            "at least one [[locations]] is required"
-        );
+        ensure!(!raw.locations.is_empty(), "at least one [[locations]] is required");
         ensure!(
             !raw.durations.is_empty() && !raw.seats.is_empty() && !raw.data.is_empty(),
             "durations, seats and data must not be empty"
@@ -131,29 +127,11 @@ impl Catalog {
             let valid_code = l.code.len() >= 2
                 && l.code.len() <= 16
                 && l.code.chars().take(2).all(|c| c.is_ascii_lowercase())
-                && l.code
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            ensure!(
-                valid_code,
-                "location code {:?} must be 2-16 lowercase letters, digits or '-'",
-                l.code
-            );
-            ensure!(
-                codes.insert(l.code.clone()),
-                "location {:?} is listed twice",
-                l.code
-            );
-            ensure!(
-                l.labels.contains_key("en"),
-                "location {:?} needs an English label (labels.en)",
-                l.code
-            );
-            ensure!(
-                l.price_factor > Decimal::ZERO,
-                "location {:?}: price_factor must be positive",
-                l.code
-            );
+                && l.code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            ensure!(valid_code, "location code {:?} must be 2-16 lowercase letters, digits or '-'", l.code);
+            ensure!(codes.insert(l.code.clone()), "location {:?} is listed twice", l.code);
+            ensure!(l.labels.contains_key("en"), "location {:?} needs an English label (labels.en)", l.code);
+            ensure!(l.price_factor > Decimal::ZERO, "location {:?}: price_factor must be positive", l.code);
             locations.push(Location {
                 code: l.code,
                 flag: l.flag,
@@ -164,21 +142,9 @@ impl Catalog {
         }
         let mut seen = BTreeSet::new();
         for d in &raw.durations {
-            ensure!(
-                (1..=3660).contains(&d.days),
-                "duration of {} days is out of range (1-3660)",
-                d.days
-            );
-            ensure!(
-                seen.insert(d.days),
-                "duration {} days is listed twice",
-                d.days
-            );
-            ensure!(
-                d.months > Decimal::ZERO,
-                "duration {} days: months must be positive",
-                d.days
-            );
+            ensure!((1..=3660).contains(&d.days), "duration of {} days is out of range (1-3660)", d.days);
+            ensure!(seen.insert(d.days), "duration {} days is listed twice", d.days);
+            ensure!(d.months > Decimal::ZERO, "duration {} days: months must be positive", d.days);
             ensure!(
                 d.discount >= Decimal::ZERO && d.discount < Decimal::ONE,
                 "duration {} days: discount must be in [0, 1)",
@@ -187,21 +153,9 @@ impl Catalog {
         }
         let mut seen = BTreeSet::new();
         for s in &raw.seats {
-            ensure!(
-                (1..=100).contains(&s.devices),
-                "{} devices is out of range (1-100)",
-                s.devices
-            );
-            ensure!(
-                seen.insert(s.devices),
-                "{} devices is listed twice",
-                s.devices
-            );
-            ensure!(
-                s.factor > Decimal::ZERO,
-                "{} devices: factor must be positive",
-                s.devices
-            );
+            ensure!((1..=100).contains(&s.devices), "{} devices is out of range (1-100)", s.devices);
+            ensure!(seen.insert(s.devices), "{} devices is listed twice", s.devices);
+            ensure!(s.factor > Decimal::ZERO, "{} devices: factor must be positive", s.devices);
         }
         let mut data = Vec::new();
         for d in &raw.data {
@@ -209,14 +163,8 @@ impl Catalog {
                 Some(gb) => DataCap::from_gb(gb).with_context(|| format!("data tier {gb} GB"))?,
                 None => DataCap::Unlimited,
             };
-            ensure!(
-                d.factor > Decimal::ZERO,
-                "data tier {cap}: factor must be positive"
-            );
-            ensure!(
-                !data.iter().any(|(c, _)| *c == cap),
-                "data tier {cap} is listed twice"
-            );
+            ensure!(d.factor > Decimal::ZERO, "data tier {cap}: factor must be positive");
+            ensure!(!data.iter().any(|(c, _)| *c == cap), "data tier {cap} is listed twice");
             data.push((cap, d.factor));
         }
         let rates = Rates::new(raw.pricing.base_currency, raw.pricing.rates.clone())?;
@@ -240,24 +188,12 @@ impl Catalog {
                     }
                     PriceSource::ConvertedFrom(from)
                 }
-                _ => bail!(
-                    "pricing.currencies.{currency} needs either a positive base_monthly or from, not both"
-                ),
+                _ => bail!("pricing.currencies.{currency} needs either a positive base_monthly or from, not both"),
             };
             currencies.insert(*currency, (*currency, source, rule.rounding));
         }
-        ensure!(
-            !currencies.is_empty(),
-            "pricing.currencies must price at least one currency"
-        );
-        Ok(Catalog {
-            locations,
-            durations: raw.durations,
-            seats: raw.seats,
-            data,
-            rates,
-            currencies,
-        })
+        ensure!(!currencies.is_empty(), "pricing.currencies must price at least one currency");
+        Ok(Catalog { locations, durations: raw.durations, seats: raw.seats, data, rates, currencies })
     }
 
     pub fn currencies(&self) -> impl Iterator<Item = Currency> + '_ {
@@ -285,16 +221,9 @@ impl Catalog {
                             data_cap: *cap,
                             is_trial: false,
                         };
-                        let prices = self
-                            .price(&factors)
-                            .with_context(|| format!("pricing plan {}", spec.code()))?;
-                        let sort_order =
-                            i32::try_from(di * 10_000 + si * 100 + ti).unwrap_or(i32::MAX);
-                        out.push(PricedPlan {
-                            spec,
-                            sort_order,
-                            prices,
-                        });
+                        let prices = self.price(&factors).with_context(|| format!("pricing plan {}", spec.code()))?;
+                        let sort_order = i32::try_from(di * 10_000 + si * 100 + ti).unwrap_or(i32::MAX);
+                        out.push(PricedPlan { spec, sort_order, prices });
                     }
                 }
             }
@@ -311,8 +240,7 @@ impl Catalog {
                     let Some((_, PriceSource::Base(base), _)) = self.currencies.get(from) else {
                         bail!("{currency} is priced from {from}, which has no base price");
                     };
-                    self.rates
-                        .convert_major(factors.raw_price(*base), *from, *currency)?
+                    self.rates.convert_major(factors.raw_price(*base), *from, *currency)?
                 }
             };
             prices.push(rounding.apply(raw, *currency)?);

@@ -41,9 +41,7 @@ pub async fn seed(pool: &PgPool, catalog: &Catalog) -> AppResult<SeedReport> {
     let wanted = catalog.plans()?;
     let mut report = SeedReport::default();
     let mut tx = pool.begin().await?;
-    sqlx::query!("SELECT pg_advisory_xact_lock($1)", SEED_LOCK)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", SEED_LOCK).execute(&mut *tx).await?;
 
     for location in &catalog.locations {
         let row = LocationRow {
@@ -63,8 +61,7 @@ pub async fn seed(pool: &PgPool, catalog: &Catalog) -> AppResult<SeedReport> {
     report.locations_retired = db::locations::retire_others(&mut tx, &codes).await?;
 
     let existing = db::plans::catalog_listings(&mut *tx).await?;
-    let by_code: HashMap<&str, &db::plans::PlanListing> =
-        existing.iter().map(|p| (p.code.as_str(), p)).collect();
+    let by_code: HashMap<&str, &db::plans::PlanListing> = existing.iter().map(|p| (p.code.as_str(), p)).collect();
     let mut new = Vec::new();
     let (mut relist_ids, mut relist_sorts) = (Vec::new(), Vec::new());
     for plan in &wanted {
@@ -79,30 +76,17 @@ pub async fn seed(pool: &PgPool, catalog: &Catalog) -> AppResult<SeedReport> {
     }
     let mut ids: HashMap<String, i64> = existing.iter().map(|p| (p.code.clone(), p.id)).collect();
     if !new.is_empty() {
-        ids.extend(
-            db::plans::insert_many(&mut tx, &new)
-                .await?
-                .into_iter()
-                .map(|(id, code)| (code, id)),
-        );
+        ids.extend(db::plans::insert_many(&mut tx, &new).await?.into_iter().map(|(id, code)| (code, id)));
     }
     report.plans_added = new.len() as u64;
-    report.plans_updated =
-        db::plans::set_listing(&mut tx, &relist_ids, true, &relist_sorts).await?;
+    report.plans_updated = db::plans::set_listing(&mut tx, &relist_ids, true, &relist_sorts).await?;
     let wanted_codes: BTreeSet<String> = wanted.iter().map(|p| p.spec.code()).collect();
-    let (retire_ids, retire_sorts): (Vec<i64>, Vec<i32>) = existing
-        .iter()
-        .filter(|p| p.active && !wanted_codes.contains(&p.code))
-        .map(|p| (p.id, p.sort_order))
-        .unzip();
-    report.plans_retired =
-        db::plans::set_listing(&mut tx, &retire_ids, false, &retire_sorts).await?;
+    let (retire_ids, retire_sorts): (Vec<i64>, Vec<i32>) =
+        existing.iter().filter(|p| p.active && !wanted_codes.contains(&p.code)).map(|p| (p.id, p.sort_order)).unzip();
+    report.plans_retired = db::plans::set_listing(&mut tx, &retire_ids, false, &retire_sorts).await?;
 
-    let current: BTreeMap<(i64, Currency), i64> = db::plans::all_prices(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(id, c, a)| ((id, c), a))
-        .collect();
+    let current: BTreeMap<(i64, Currency), i64> =
+        db::plans::all_prices(&mut *tx).await?.into_iter().map(|(id, c, a)| ((id, c), a)).collect();
     let mut desired = BTreeMap::new();
     for plan in &wanted {
         let id = ids[&plan.spec.code()];
@@ -122,11 +106,8 @@ pub async fn seed(pool: &PgPool, catalog: &Catalog) -> AppResult<SeedReport> {
     db::plans::upsert_prices(&mut tx, &upserts).await?;
     // Prices of plans still sold, in currencies no longer sold, go; retired plans keep theirs for history.
     let sold: BTreeSet<i64> = desired.keys().map(|(id, _)| *id).collect();
-    let stale: Vec<(i64, Currency)> = current
-        .keys()
-        .filter(|(id, c)| sold.contains(id) && !desired.contains_key(&(*id, *c)))
-        .copied()
-        .collect();
+    let stale: Vec<(i64, Currency)> =
+        current.keys().filter(|(id, c)| sold.contains(id) && !desired.contains_key(&(*id, *c))).copied().collect();
     report.prices_removed = db::plans::delete_prices(&mut tx, &stale).await?;
 
     tx.commit().await?;
@@ -140,9 +121,5 @@ pub async fn list(pool: &PgPool, include_retired: bool) -> AppResult<Vec<PlanRow
 
 /// Seeds only when the database has no catalogue plans yet (used at start-up).
 pub async fn seed_if_empty(pool: &PgPool, catalog: &Catalog) -> AppResult<Option<SeedReport>> {
-    if db::plans::catalog_is_empty(pool).await? {
-        Ok(Some(seed(pool, catalog).await?))
-    } else {
-        Ok(None)
-    }
+    if db::plans::catalog_is_empty(pool).await? { Ok(Some(seed(pool, catalog).await?)) } else { Ok(None) }
 }

@@ -1,0 +1,18 @@
+//! Provisioning: making each V2Ray/Xray node's users equal to what the database says. Knows nothing of chats
+//! or HTTP routes.
+//!
+//! - `node`: the `NodeApi` trait (the outside system) and its value types.
+//! - `ssh` + `grpc` + `sshnode`: the real implementation — one long-lived SSH session per node, the core's gRPC
+//!   API reached through an SSH `direct-tcpip` channel, config files written atomically over SSH.
+//! - `render`: the node's config file from its base template and its active clients.
+//! - `links` + `qr`: share links (`vmess://`, `vless://`), the subscription feed body, QR codes.
+
+pub mod grpc;
+pub mod links;
+pub mod node;
+pub mod qr;
+pub mod render;
+pub mod ssh;
+pub mod sshnode;
+
+pub use node::{NodeApi, NodeError, NodeTarget, NodeUser, UserCounter};

@@ -1,0 +1,271 @@
+//! A node's config file: a base template (everything but the users) plus the active clients, rendered to
+//! byte-identical pretty JSON for the same state. Also reads the users back from a node's file (drift
+//! detection) and hashes the base alone, so the caller can tell "only users changed" (push them through the
+//! API, no restart) from "the base changed" (rewrite the file and restart the core).
+//!
+//! The shape is the one checked against Debian's v2ray 4.34 in `shared/specs/v2ray.md`; Xray reads the same.
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::node::{NodeTarget, NodeUser};
+use crate::domain::server::{Core, Protocol};
+
+/// Longest email tag accepted (it names the client in stats: `user>>>{email}>>>traffic>>>uplink`).
+pub const MAX_TAG_LEN: usize = 64;
+
+/// Tag of the core's API inbound (and of the routing rule that sends it to the API).
+pub const API_TAG: &str = "api";
+
+/// The inbound our clients live in, and the core that reads the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInbound {
+    /// The inbound's `tag`.
+    pub tag: String,
+    /// The inbound's `protocol`; clients are written in this protocol's shape.
+    pub protocol: Protocol,
+    /// Xray has no `alterId` (VMess is AEAD only there); v2ray gets `alterId: 0`.
+    pub core: Core,
+}
+
+impl From<&NodeTarget> for ClientInbound {
+    fn from(node: &NodeTarget) -> Self {
+        Self { tag: node.inbound_tag.clone(), protocol: node.protocol, core: node.core }
+    }
+}
+
+/// What [`default_base`] needs to build a node's base config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeParams {
+    pub inbound: ClientInbound,
+    /// The core's gRPC API port, bound on the node's loopback only.
+    pub api_port: u16,
+    /// The public port clients connect to.
+    pub client_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The node's parameters cannot make a working config (bad tag, clashing ports).
+    #[error("invalid node parameters: {0}")]
+    InvalidParams(String),
+    /// The config has no inbound with the node's inbound tag.
+    #[error("the config has no inbound tagged {0:?}")]
+    InboundMissing(String),
+    /// The tagged inbound speaks another protocol than the node is set up for.
+    #[error("inbound {tag:?} speaks {found:?}, but the node is set up for {expected}")]
+    ProtocolMismatch { tag: String, expected: Protocol, found: String },
+    /// An email tag with characters outside ASCII letters, digits, `.`, `_`, `-`, `@` (or empty or too long).
+    #[error("{0:?} is not a safe email tag (1–64 of ASCII letters, digits, '.', '_', '-', '@')")]
+    InvalidEmail(String),
+    /// Two clients share an email tag or a UUID.
+    #[error("client {0} appears twice")]
+    DuplicateClient(String),
+    /// The config is not JSON of the expected shape.
+    #[error("malformed config: {0}")]
+    Malformed(String),
+}
+
+/// Whether `tag` is a safe email/inbound tag: 1–64 ASCII letters, digits, `.`, `_`, `-`, `@`.
+pub fn is_safe_tag(tag: &str) -> bool {
+    !tag.is_empty()
+        && tag.len() <= MAX_TAG_LEN
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+}
+
+/// Checks that an email tag is safe to put in a config and a stats name (see [`is_safe_tag`]).
+pub fn validate_email(email: &str) -> Result<(), RenderError> {
+    if is_safe_tag(email) { Ok(()) } else { Err(RenderError::InvalidEmail(email.to_owned())) }
+}
+
+/// The base config of a node with no clients: API + stats + per-user stats policy, the API's
+/// dokodemo-door inbound on `127.0.0.1:<api_port>`, the client inbound on `<client_port>` (VMess AEAD with
+/// `alterId: 0`, or VLESS with `decryption: none`), a freedom outbound, the api→api routing rule and
+/// warning-level logging.
+pub fn default_base(params: &NodeParams) -> Result<Value, RenderError> {
+    let tag = &params.inbound.tag;
+    if !is_safe_tag(tag) || tag == API_TAG {
+        return Err(RenderError::InvalidParams(format!(
+            "inbound tag {tag:?} must be a safe tag other than {API_TAG:?}"
+        )));
+    }
+    if params.api_port == 0 || params.client_port == 0 || params.api_port == params.client_port {
+        return Err(RenderError::InvalidParams(format!(
+            "API port {} and client port {} must be non-zero and different",
+            params.api_port, params.client_port
+        )));
+    }
+    let settings = match params.inbound.protocol {
+        Protocol::Vmess => json!({ "clients": [] }),
+        Protocol::Vless => json!({ "clients": [], "decryption": "none" }),
+    };
+    Ok(json!({
+        "log": { "loglevel": "warning" },
+        "api": { "tag": API_TAG, "services": ["HandlerService", "StatsService"] },
+        "stats": {},
+        "policy": {
+            "levels": { "0": { "statsUserUplink": true, "statsUserDownlink": true } },
+            "system": { "statsInboundUplink": true, "statsInboundDownlink": true }
+        },
+        "inbounds": [
+            {
+                "tag": API_TAG,
+                "listen": "127.0.0.1",
+                "port": params.api_port,
+                "protocol": "dokodemo-door",
+                "settings": { "address": "127.0.0.1" }
+            },
+            {
+                "tag": tag,
+                "port": params.client_port,
+                "protocol": params.inbound.protocol.as_str(),
+                "settings": settings
+            }
+        ],
+        "outbounds": [ { "tag": "direct", "protocol": "freedom", "settings": {} } ],
+        "routing": {
+            "rules": [ { "type": "field", "inboundTag": [API_TAG], "outboundTag": API_TAG } ]
+        }
+    }))
+}
+
+/// The node's config file: `base` with `clients` (sorted by email) as the users of the inbound tagged
+/// `inbound.tag`, as pretty JSON with sorted keys and a final newline. The same base and the same set of
+/// clients always give the same bytes.
+pub fn render(base: &Value, inbound: &ClientInbound, clients: &[NodeUser]) -> Result<String, RenderError> {
+    let mut sorted: Vec<&NodeUser> = clients.iter().collect();
+    sorted.sort_by(|a, b| a.email.cmp(&b.email).then(a.uuid.cmp(&b.uuid)));
+    check_clients(&sorted)?;
+
+    let mut config = base.clone();
+    let target = find_inbound_mut(&mut config, &inbound.tag)?;
+    let found = target.get("protocol").and_then(Value::as_str).unwrap_or("");
+    if found != inbound.protocol.as_str() {
+        return Err(RenderError::ProtocolMismatch {
+            tag: inbound.tag.clone(),
+            expected: inbound.protocol,
+            found: found.to_owned(),
+        });
+    }
+    let settings = target
+        .as_object_mut()
+        .ok_or_else(|| RenderError::Malformed(format!("inbound {:?} is not an object", inbound.tag)))?
+        .entry("settings")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| RenderError::Malformed(format!("settings of inbound {:?} is not an object", inbound.tag)))?;
+    let users = sorted.iter().map(|user| client_json(inbound, user)).collect();
+    settings.insert("clients".to_owned(), Value::Array(users));
+
+    let mut text =
+        serde_json::to_string_pretty(&canonical(&config)).map_err(|e| RenderError::Malformed(e.to_string()))?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// SHA-256 (hex) of the canonical JSON of `config` with the `clients` of every inbound left out: equal for
+/// a base and any config rendered from it, different when anything else (a port, a tag, the log level)
+/// differs. Works on a base template as well as on a node's parsed config file.
+pub fn base_hash(config: &Value) -> String {
+    let mut stripped = config.clone();
+    if let Some(inbounds) = stripped.get_mut("inbounds").and_then(Value::as_array_mut) {
+        for inbound in inbounds {
+            if let Some(settings) = inbound.get_mut("settings").and_then(Value::as_object_mut) {
+                settings.remove("clients");
+            }
+        }
+    }
+    // Serialising a `Value` cannot fail: its map keys are always strings.
+    let text = canonical(&stripped).to_string();
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Parses a config file's text (e.g. the node's current file, for [`base_hash`]).
+pub fn parse_config(config_json: &str) -> Result<Value, RenderError> {
+    serde_json::from_str(config_json).map_err(|e| RenderError::Malformed(e.to_string()))
+}
+
+/// The users of the inbound tagged `tag` in a config file, sorted by email. Emails are returned as found
+/// (not validated), so a drifted file's odd users can still be seen and removed.
+pub fn clients_in(config_json: &str, tag: &str) -> Result<Vec<NodeUser>, RenderError> {
+    let mut config = parse_config(config_json)?;
+    let inbound = find_inbound_mut(&mut config, tag)?;
+    let Some(clients) = inbound.get("settings").and_then(|s| s.get("clients")) else {
+        return Ok(Vec::new());
+    };
+    let clients = clients
+        .as_array()
+        .ok_or_else(|| RenderError::Malformed(format!("clients of inbound {tag:?} is not a list")))?;
+    let mut users = clients
+        .iter()
+        .map(|client| {
+            let id = client.get("id").and_then(Value::as_str).unwrap_or("");
+            let uuid =
+                Uuid::parse_str(id).map_err(|_| RenderError::Malformed(format!("client id {id:?} is not a UUID")))?;
+            let email = client
+                .get("email")
+                .and_then(Value::as_str)
+                .ok_or_else(|| RenderError::Malformed(format!("client {id} has no email")))?;
+            Ok(NodeUser { uuid, email: email.to_owned() })
+        })
+        .collect::<Result<Vec<_>, RenderError>>()?;
+    users.sort_by(|a, b| a.email.cmp(&b.email).then(a.uuid.cmp(&b.uuid)));
+    Ok(users)
+}
+
+/// Rejects unsafe emails and duplicate emails or UUIDs; `sorted` is sorted by email.
+fn check_clients(sorted: &[&NodeUser]) -> Result<(), RenderError> {
+    for user in sorted {
+        validate_email(&user.email)?;
+    }
+    if let Some(pair) = sorted.windows(2).find(|w| w[0].email == w[1].email) {
+        return Err(RenderError::DuplicateClient(format!("email {:?}", pair[0].email)));
+    }
+    let mut ids: Vec<Uuid> = sorted.iter().map(|u| u.uuid).collect();
+    ids.sort();
+    if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(RenderError::DuplicateClient(format!("id {}", pair[0])));
+    }
+    Ok(())
+}
+
+/// One user as the inbound's protocol and core expect it.
+fn client_json(inbound: &ClientInbound, user: &NodeUser) -> Value {
+    let mut client = json!({ "id": user.uuid.to_string(), "level": 0, "email": user.email });
+    if inbound.protocol == Protocol::Vmess && inbound.core == Core::V2ray {
+        client["alterId"] = json!(0);
+    }
+    client
+}
+
+/// The single inbound tagged `tag`.
+fn find_inbound_mut<'a>(config: &'a mut Value, tag: &str) -> Result<&'a mut Value, RenderError> {
+    let inbounds = config
+        .get_mut("inbounds")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| RenderError::Malformed("no \"inbounds\" list".to_owned()))?;
+    let mut matching = inbounds.iter_mut().filter(|i| i.get("tag").and_then(Value::as_str) == Some(tag));
+    let found = matching.next().ok_or_else(|| RenderError::InboundMissing(tag.to_owned()))?;
+    if matching.next().is_some() {
+        return Err(RenderError::Malformed(format!("two inbounds are tagged {tag:?}")));
+    }
+    Ok(found)
+}
+
+/// `value` with every object's keys in sorted order, whatever order the map type keeps.
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), canonical(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+pub(crate) mod tests;

@@ -1,0 +1,98 @@
+//! What a customer connects with: share links per seat, QR codes, and the subscription feed that apps
+//! (v2rayN, v2rayNG, Hiddify, Streisand) import and refresh.
+
+use sqlx::PgPool;
+
+use crate::config::ProvisionSettings;
+use crate::db::{self, subscriptions::SubscriptionRow};
+use crate::domain::status::SubscriptionStatus;
+use crate::error::{AppError, AppResult};
+use crate::provision::{links, qr};
+
+/// One seat's connection details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatLink {
+    pub seat: i32,
+    pub link: String,
+}
+
+/// The feed response: body and the headers subscription apps read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feed {
+    /// base64 of the links, one per line (empty list when the subscription does not work now).
+    pub body: String,
+    /// `subscription-userinfo`: upload, download, total (0 = unlimited), expire (unix).
+    pub userinfo: String,
+    pub update_interval_hours: u32,
+    /// `profile-title`: `base64:…`.
+    pub title: String,
+}
+
+/// Traffic used by a subscription: (upload, download) bytes over all its clients.
+pub async fn usage(pool: &PgPool, subscription_id: i64) -> AppResult<(i64, i64)> {
+    let rows = db::clients::usage_of(pool, &[subscription_id]).await?;
+    Ok(rows.first().map(|(_, up, down)| (*up, *down)).unwrap_or((0, 0)))
+}
+
+/// Share links of a subscription's live clients, in seat order (empty until it is placed on a node).
+pub async fn links(pool: &PgPool, sub: &SubscriptionRow, shop_name: &str) -> AppResult<Vec<SeatLink>> {
+    let Some(server_id) = sub.server_id else { return Ok(Vec::new()) };
+    let server = db::servers::node(pool, server_id).await?.ok_or(AppError::NotFound("server"))?;
+    let location = db::locations::find(pool, &sub.location_code).await?;
+    let place =
+        location.map(|l| format!("{} {}", l.flag, l.labels.get("en").and_then(|v| v.as_str()).unwrap_or(&l.code)));
+    let port = u16::try_from(server.public_port).map_err(|_| AppError::Internal(anyhow::anyhow!("bad port")))?;
+    let clients = db::clients::live_of_subscription(pool, sub.id).await?;
+    let many = clients.len() > 1;
+    Ok(clients
+        .into_iter()
+        .map(|c| {
+            let mut name = format!("{shop_name} {}", place.clone().unwrap_or_default()).trim().to_owned();
+            if many {
+                name.push_str(&format!(" #{}", c.seat));
+            }
+            SeatLink {
+                seat: c.seat,
+                link: links::share_link(server.protocol, &server.public_host, port, c.uuid, &name),
+            }
+        })
+        .collect())
+}
+
+/// A PNG QR code of a link.
+pub fn qr_png(link: &str) -> AppResult<Vec<u8>> {
+    qr::qr_png(link).map_err(|e| AppError::Internal(anyhow::anyhow!("QR code: {e}")))
+}
+
+/// Whether a string can be a feed token at all (so junk never reaches the database).
+pub fn plausible_token(token: &str) -> bool {
+    token.len() == 43 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The feed of the subscription with this token. Links are listed only while it works (active); the
+/// headers always carry usage and expiry so apps show why it stopped.
+pub async fn feed(pool: &PgPool, token: &str, settings: &ProvisionSettings) -> AppResult<Feed> {
+    if !plausible_token(token) {
+        return Err(AppError::NotFound("subscription"));
+    }
+    let sub = db::subscriptions::find_by_token(pool, token).await?.ok_or(AppError::NotFound("subscription"))?;
+    let (up, down) = usage(pool, sub.id).await?;
+    let seat_links = if sub.status == SubscriptionStatus::Active {
+        links(pool, &sub, &settings.shop_name).await?
+    } else {
+        Vec::new()
+    };
+    let lines: Vec<&str> = seat_links.iter().map(|l| l.link.as_str()).collect();
+    let total = sub.data_cap_bytes.map(|c| c.max(0) as u64);
+    Ok(Feed {
+        body: links::feed_body(&lines),
+        userinfo: links::subscription_userinfo(
+            up.max(0) as u64,
+            down.max(0) as u64,
+            total,
+            sub.expires_at.map(|t| t.timestamp()).unwrap_or(0),
+        ),
+        update_interval_hours: settings.feed_update_hours,
+        title: links::profile_title(&settings.shop_name),
+    })
+}

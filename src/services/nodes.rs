@@ -1,0 +1,308 @@
+//! Converging nodes to the database: add/remove users through the core's API, keep the config file equal to
+//! the desired state, repair drift after restarts, meter traffic, enforce data caps and hard cuts. One
+//! operation per node at a time (a Postgres advisory lock), across all instances.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::config::{JobSettings, ProvisionSettings};
+use crate::db::{self, servers::NodeRow};
+use crate::domain::server::{Core, Health};
+use crate::error::AppError;
+use crate::provision::render::{self, ClientInbound, NodeParams, RenderError};
+use crate::provision::{NodeApi, NodeError, NodeTarget, NodeUser};
+use crate::services::notify;
+use crate::services::subscriptions;
+
+pub const RECONCILE_KIND: &str = "node.reconcile";
+pub const METER_KIND: &str = "node.meter";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Another worker is working on this node right now.
+    #[error("node is busy")]
+    Busy,
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The node's config cannot be rendered (a bad base template): an operator must fix it.
+    #[error("cannot render the node's config: {0}")]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl From<sqlx::Error> for SyncError {
+    fn from(e: sqlx::Error) -> Self {
+        SyncError::App(e.into())
+    }
+}
+
+/// What one sync changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    pub added: usize,
+    pub removed: usize,
+    pub activated: usize,
+    pub config_written: bool,
+    pub restarted: bool,
+    pub strays_removed: usize,
+}
+
+/// What one metering pass saw.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MeterReport {
+    pub bytes: u64,
+    pub limited: usize,
+    pub reminded: usize,
+    /// Removed clients whose counters still grew (live sessions).
+    pub live_after_removal: usize,
+    pub restarted: bool,
+}
+
+/// The node service.
+#[derive(Clone)]
+pub struct Nodes {
+    pub pool: PgPool,
+    pub api: Arc<dyn NodeApi>,
+    pub settings: ProvisionSettings,
+    pub jobs: JobSettings,
+}
+
+/// The restart command used when a node has none of its own.
+pub fn default_restart_command(core: Core) -> String {
+    format!("sudo -n systemctl restart {core}")
+}
+
+/// How to reach a node, from its row.
+pub fn target(row: &NodeRow) -> NodeTarget {
+    NodeTarget {
+        server_id: row.id,
+        name: row.name.clone(),
+        ssh_host: row.ssh_host.clone(),
+        ssh_port: u16::try_from(row.ssh_port).unwrap_or(22),
+        ssh_user: row.ssh_user.clone(),
+        host_key_fingerprint: row.host_key_fingerprint.clone(),
+        core: row.core,
+        protocol: row.protocol,
+        api_port: u16::try_from(row.api_port).unwrap_or(10085),
+        inbound_tag: row.inbound_tag.clone(),
+        config_path: row.config_path.clone(),
+        restart_command: row.restart_command.clone().unwrap_or_else(|| default_restart_command(row.core)),
+    }
+}
+
+/// The node's base config: the operator's template, or the built-in default for its parameters.
+pub fn base_config(row: &NodeRow) -> Result<serde_json::Value, RenderError> {
+    match &row.base_config {
+        Some(base) => Ok(base.clone()),
+        None => render::default_base(&NodeParams {
+            inbound: ClientInbound::from(&target(row)),
+            api_port: u16::try_from(row.api_port).unwrap_or(10085),
+            client_port: u16::try_from(row.public_port).unwrap_or(443),
+        }),
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+impl Nodes {
+    /// Takes the node's lock for the life of the returned transaction (no data is written through it).
+    async fn lock(&self, server_id: i64) -> Result<Transaction<'static, Postgres>, SyncError> {
+        let mut tx = self.pool.begin().await?;
+        if !db::try_lock(&mut tx, db::advisory_key(&format!("node.{server_id}"))).await? {
+            return Err(SyncError::Busy);
+        }
+        Ok(tx)
+    }
+
+    async fn load(&self, server_id: i64) -> Result<NodeRow, SyncError> {
+        Ok(db::servers::node(&self.pool, server_id).await?.ok_or(AppError::NotFound("server"))?)
+    }
+
+    /// Records how talking to the node went (health, metrics, an alert on a changed host key).
+    pub async fn record(&self, row: &NodeRow, result: &Result<(), &NodeError>) {
+        let (health, detail) = match result {
+            Ok(()) => (Health::Ok, None),
+            Err(NodeError::HostKeyMismatch { .. }) => (Health::HostKeyMismatch, Some(result_text(result))),
+            Err(_) => (Health::Down, Some(result_text(result))),
+        };
+        metrics::gauge!("vpnshop_node_up", "node" => row.name.clone()).set(if health == Health::Ok {
+            1.0
+        } else {
+            0.0
+        });
+        if let Err(e) = db::servers::set_health(&self.pool, row.id, health, detail.as_deref()).await {
+            tracing::warn!(node = %row.name, error = %e, "could not record node health");
+        }
+        if health == Health::HostKeyMismatch && row.health != Health::HostKeyMismatch {
+            tracing::error!(node = %row.name, detail = detail.as_deref().unwrap_or(""), "node host key changed: all work on it stops");
+            let text = format!(
+                "Node {} presented a different SSH host key. All work on it is stopped. If the node was rebuilt, \
+                 check the new key and pin it again; otherwise treat it as compromised.",
+                row.name
+            );
+            let key = format!("hostkey:{}:{}", row.id, Utc::now().format("%Y%m%d"));
+            if let Err(e) = notify::enqueue_admin_alert(&self.pool, &key, &text, &self.jobs).await {
+                tracing::warn!(error = %e, "could not enqueue the host key alert");
+            }
+        }
+    }
+
+    async fn checked<T>(&self, row: &NodeRow, op: &'static str, result: Result<T, NodeError>) -> Result<T, SyncError> {
+        let label = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("vpnshop_node_operations_total", "node" => row.name.clone(), "op" => op, "result" => label)
+            .increment(1);
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.record(row, &Err(&e)).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Pushes every pending change of one node: adds wanted clients, removes unwanted ones (snapshotting
+    /// their counters first), activates subscriptions whose clients are all on the node, and rewrites the
+    /// config file when it differs.
+    pub async fn apply(&self, server_id: i64) -> Result<SyncReport, SyncError> {
+        let _lock = self.lock(server_id).await?;
+        let row = self.load(server_id).await?;
+        let report = self.apply_locked(&row, false).await?;
+        self.record(&row, &Ok(())).await;
+        Ok(report)
+    }
+
+    async fn apply_locked(&self, row: &NodeRow, force_write: bool) -> Result<SyncReport, SyncError> {
+        let node = target(row);
+        let mut report = SyncReport::default();
+        let pending = db::clients::out_of_sync_on(&self.pool, row.id).await?;
+        let (adds, removes): (Vec<_>, Vec<_>) = pending.into_iter().partition(|c| c.desired == "present");
+        for c in &adds {
+            let user = NodeUser { uuid: c.uuid, email: c.email.clone() };
+            self.checked(row, "add_user", self.api.add_user(&node, &user).await).await?;
+        }
+        let add_ids: Vec<i64> = adds.iter().map(|c| c.id).collect();
+        db::clients::mark_on_node(&self.pool, &add_ids, true).await?;
+        report.added = adds.len();
+
+        if !removes.is_empty() {
+            for c in &removes {
+                self.checked(row, "remove_user", self.api.remove_user(&node, &c.email).await).await?;
+            }
+            // what they used up to now is theirs; anything after this is a session that outlived removal
+            let counters = self.checked(row, "user_counters", self.api.user_counters(&node).await).await?;
+            self.fold(row, &counters).await?;
+            let ids: Vec<i64> = removes.iter().map(|c| c.id).collect();
+            db::clients::mark_on_node(&self.pool, &ids, false).await?;
+            report.removed = removes.len();
+        }
+
+        let subs: HashSet<i64> = adds.iter().map(|c| c.subscription_id).collect();
+        for sub in subs {
+            if subscriptions::activate_if_on_node(&self.pool, sub, &self.jobs).await? {
+                report.activated += 1;
+            }
+        }
+        let (written, restarted) = self.write_config(row, &node, force_write).await?;
+        report.config_written = written;
+        report.restarted = restarted;
+        Ok(report)
+    }
+
+    /// Rewrites the node's file when the desired config differs from the last one written (or `force`).
+    /// Restarts the core only when the base (everything but the users) changed. Returns (written, restarted).
+    async fn write_config(&self, row: &NodeRow, node: &NodeTarget, force: bool) -> Result<(bool, bool), SyncError> {
+        let base = base_config(row)?;
+        let users: Vec<NodeUser> = db::clients::desired_on(&self.pool, row.id)
+            .await?
+            .into_iter()
+            .map(|c| NodeUser { uuid: c.uuid, email: c.email })
+            .collect();
+        let text = render::render(&base, &ClientInbound::from(node), &users)?;
+        let config_hash = sha256_hex(&text);
+        if !force && row.applied_config_hash.as_deref() == Some(config_hash.as_str()) {
+            return Ok((false, false));
+        }
+        let base_hash = render::base_hash(&base);
+        let running_base = match &row.applied_base_hash {
+            Some(hash) => Some(hash.clone()),
+            // never written by us: compare with what the node runs now
+            None => self
+                .checked(row, "read_config", self.api.read_config(node).await)
+                .await?
+                .and_then(|t| render::parse_config(&t).ok())
+                .map(|v| render::base_hash(&v)),
+        };
+        self.checked(row, "write_config", self.api.write_config(node, &text).await).await?;
+        let restart = running_base.as_deref() != Some(base_hash.as_str());
+        if restart {
+            self.restart(row, node, "base_config_changed").await?;
+        }
+        db::servers::record_config_written(&self.pool, row.id, &base_hash, &config_hash).await?;
+        Ok((true, restart))
+    }
+
+    async fn restart(&self, row: &NodeRow, node: &NodeTarget, reason: &'static str) -> Result<(), SyncError> {
+        tracing::warn!(node = %row.name, reason, "restarting the core");
+        self.checked(row, "restart", self.api.restart_core(node).await).await?;
+        db::servers::record_restart(&self.pool, row.id).await?;
+        // it started from the file we keep equal to the desired state
+        db::servers::record_users_synced(&self.pool, row.id).await?;
+        metrics::counter!("vpnshop_node_restarts_total", "node" => row.name.clone(), "reason" => reason).increment(1);
+        Ok(())
+    }
+
+    /// Repairs drift: a core that restarted since our last full sync gets every user back, users on the node
+    /// (in its file or its counters) that should not be there are removed, and a file edited behind our back
+    /// is rewritten.
+    pub async fn reconcile(&self, server_id: i64) -> Result<SyncReport, SyncError> {
+        let _lock = self.lock(server_id).await?;
+        let row = self.load(server_id).await?;
+        let node = target(&row);
+        let uptime = self.checked(&row, "uptime", self.api.core_uptime(&node).await).await?;
+        let started = Utc::now() - chrono::Duration::from_std(uptime).unwrap_or_default();
+        let restarted = row.users_synced_at.is_none_or(|synced| started > synced);
+        if restarted {
+            // the core only has what its file had: push every wanted user again (adding is idempotent)
+            db::clients::mark_all_desired_unsynced(&self.pool, row.id).await?;
+        }
+        let file = self.checked(&row, "read_config", self.api.read_config(&node).await).await?;
+        let counters = self.checked(&row, "user_counters", self.api.user_counters(&node).await).await?;
+        let desired: HashSet<String> =
+            db::clients::desired_on(&self.pool, row.id).await?.into_iter().map(|c| c.email).collect();
+        let mut seen: HashSet<String> = counters.iter().map(|(email, _)| email.clone()).collect();
+        if let Some(text) = &file {
+            seen.extend(render::clients_in(text, &row.inbound_tag).unwrap_or_default().into_iter().map(|u| u.email));
+        }
+        let mut strays = 0;
+        for email in seen.difference(&desired) {
+            self.checked(&row, "remove_user", self.api.remove_user(&node, email).await).await?;
+            strays += 1;
+        }
+        let drifted = file.as_deref().map(sha256_hex) != row.applied_config_hash;
+        let mut report = self.apply_locked(&row, drifted).await?;
+        report.strays_removed = strays;
+        db::servers::record_users_synced(&self.pool, row.id).await?;
+        self.record(&row, &Ok(())).await;
+        Ok(report)
+    }
+}
+
+fn result_text(result: &Result<(), &NodeError>) -> String {
+    match result {
+        Ok(()) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[path = "nodes_meter.rs"]
+mod meter;
+
+#[path = "nodes_probe.rs"]
+pub mod probe;
