@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::bot::Telegram;
+use crate::bot::notifier::TelegramNotifier;
 use crate::config::Settings;
 use crate::jobs::Registry;
 use crate::jobs::maintenance::{CLEANUP_KIND, CleanupJob, CleanupSweep};
@@ -25,6 +27,7 @@ use crate::provision::sshnode::SshNodes;
 use crate::services::catalog::{self, Catalog};
 use crate::services::nodes::Nodes;
 use crate::services::notify::{LogNotifier, Notifier};
+use crate::services::ratelimit::RateLimiter;
 use crate::{db, http, metrics};
 
 /// What every part of the process shares. Cheap to clone.
@@ -41,6 +44,10 @@ pub struct App {
     pub nodes: Nodes,
     /// Delivers customer notices and admin alerts (the bot, or the log when it is off).
     pub notifier: Arc<dyn Notifier>,
+    /// Rate limits shared by all instances (through Redis when configured).
+    pub limiter: RateLimiter,
+    /// The Telegram bot, when a token is configured.
+    pub telegram: Option<Telegram>,
 }
 
 impl Deref for AppState {
@@ -60,7 +67,7 @@ impl AppState {
     /// Builds the state around an existing pool (tests hand in their fresh database).
     pub fn with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<AppState> {
         let node_api = node_api(&settings)?;
-        AppState::assemble(settings, pool, node_api, Arc::new(LogNotifier))
+        AppState::assemble(settings, pool, node_api, None)
     }
 
     /// Builds the state from its outside-facing parts.
@@ -68,7 +75,7 @@ impl AppState {
         settings: Settings,
         pool: PgPool,
         node_api: Arc<dyn NodeApi>,
-        notifier: Arc<dyn Notifier>,
+        notifier: Option<Arc<dyn Notifier>>,
     ) -> anyhow::Result<AppState> {
         let redis = match &settings.redis.url {
             None => None,
@@ -94,7 +101,13 @@ impl AppState {
             settings: settings.provision.clone(),
             jobs: settings.jobs.clone(),
         };
-        Ok(AppState(Arc::new(App { settings, pool, redis, instance, nodes, notifier })))
+        let limiter = RateLimiter::new(redis.clone(), &settings.redis.prefix);
+        let telegram = Telegram::new(&settings)?;
+        let notifier = notifier.unwrap_or_else(|| match &telegram {
+            Some(_) => Arc::new(TelegramNotifier { pool: pool.clone(), settings: settings.clone() }),
+            None => Arc::new(LogNotifier),
+        });
+        Ok(AppState(Arc::new(App { settings, pool, redis, instance, nodes, notifier, limiter, telegram })))
     }
 }
 
@@ -185,6 +198,9 @@ pub fn job_registry(state: &AppState) -> Registry {
     }
     registry.register(notify::USER_KIND, Arc::new(NotifyUserJob { notifier: state.notifier.clone() }));
     registry.register(notify::ADMINS_KIND, Arc::new(NotifyAdminsJob { notifier: state.notifier.clone() }));
+    if let Some(tg) = &state.telegram {
+        registry.register(crate::bot::outbox::SEND_KIND, Arc::new(crate::bot::outbox::SendJob { bot: tg.bot.clone() }));
+    }
     registry
 }
 
@@ -249,8 +265,15 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
         None
     };
 
-    if settings.telegram.token.is_none() {
-        tracing::warn!("Telegram bot disabled: TELEGRAM_BOT_TOKEN is not set (the shop runs without its bot)");
+    match state.telegram.clone() {
+        None => tracing::warn!("Telegram bot disabled: TELEGRAM_BOT_TOKEN is not set (the shop runs without its bot)"),
+        Some(tg) => {
+            for _ in 0..2 {
+                tasks.spawn(infallible(tg.intake.clone().write(state.pool.clone(), cancel.clone())));
+            }
+            tasks.spawn(infallible(crate::bot::inbox::run(state.clone(), tg.clone(), cancel.clone())));
+            tasks.spawn(infallible(start_delivery(state.clone(), tg, cancel.clone())));
+        }
     }
 
     let mut result = Ok(());
@@ -284,6 +307,32 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
     }
     state.pool.close().await;
     result
+}
+
+/// Connects the bot to Telegram (retrying while Telegram is unreachable), then polls when there is no webhook.
+async fn start_delivery(state: AppState, tg: Telegram, cancel: CancellationToken) {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match crate::bot::configure_delivery(&tg, &state.settings).await {
+            Ok(()) => break,
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                retry_in_secs = wait.as_secs(),
+                "cannot connect the bot to Telegram"
+            ),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(60));
+    }
+    if crate::bot::webhook_url(&state.settings).is_none() {
+        crate::bot::poll(tg, cancel).await;
+    } else {
+        // webhook mode: deliveries arrive over HTTP; this task just lives as long as the app
+        cancel.cancelled().await;
+    }
 }
 
 /// Adapts a task that cannot fail to the task set's result type.

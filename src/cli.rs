@@ -11,7 +11,9 @@ use crate::app::{self, AppState, Listeners};
 use crate::config::Settings;
 use crate::domain::server::{Core, Protocol};
 use crate::domain::{Currency, DataCap, Language, Money};
+use crate::error::AppError;
 use crate::services::catalog::{self, Catalog};
+use crate::services::nodes::probe::Outcome;
 use crate::services::servers::{self, Actor, ServerInput};
 use crate::{db, telemetry};
 
@@ -326,19 +328,36 @@ async fn server_command(settings: Settings, cmd: ServerCommand) -> anyhow::Resul
             servers::set_enabled(pool, &name, true, Actor::CLI).await?;
             println!("server {name} enabled");
         }
-        ServerCommand::PinKey { name, fingerprint, trust: _ } => {
+        ServerCommand::PinKey { name, fingerprint, trust } => {
+            let before =
+                servers::list(pool).await?.into_iter().find(|s| s.name == name).and_then(|s| s.host_key_fingerprint);
             let pinned = servers::pin_host_key(pool, &state.nodes, &name, fingerprint.as_deref(), Actor::CLI).await?;
-            println!("server {name}: host key {pinned} pinned");
+            match before {
+                Some(old) if old == pinned => println!("server {name}: host key {pinned} was already pinned"),
+                Some(old) => println!("server {name}: host key {pinned} pinned (replaces {old})"),
+                None => println!("server {name}: host key {pinned} pinned"),
+            }
+            if trust {
+                println!(
+                    "trusted the key the node presents now; compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the node's console"
+                );
+            }
         }
         ServerCommand::Test { name } => {
             let checks = state.nodes.probe(&name).await?;
-            let mut failed = false;
             for c in &checks {
-                println!("{} {:<26} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
-                failed |= !c.ok;
+                let label = match c.outcome {
+                    Outcome::Ok => "ok  ",
+                    Outcome::Failed => "FAIL",
+                    Outcome::Skipped => "skip",
+                };
+                println!("{label} {:<14} {}", c.name, c.detail);
             }
-            if failed {
-                anyhow::bail!("server {name} is not ready");
+            if let Some(failed) = checks.iter().find(|c| c.outcome == Outcome::Failed) {
+                // the node's state, not a fault of ours: printed, not logged as an error
+                return Err(
+                    AppError::conflict(format!("server {name} is not ready (failed check: {})", failed.name)).into()
+                );
             }
             println!("server {name} is ready");
         }

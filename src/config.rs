@@ -57,6 +57,9 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     pub catalog: CatalogSettings,
     pub provision: ProvisionSettings,
+    pub shop: ShopSettings,
+    pub trial: TrialSettings,
+    pub payments: PaymentSettings,
 }
 
 fn default_env() -> Environment {
@@ -67,6 +70,9 @@ fn default_env() -> Environment {
 pub struct HttpSettings {
     pub addr: SocketAddr,
     pub request_timeout_secs: u64,
+    /// The base URL customers reach us at (subscription feed links); default: `telegram.public_url`, then
+    /// this listener's address.
+    pub public_url: Option<Url>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +92,8 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
     pub url: Option<SecretString>,
+    /// Prefix of every key we write (several shops, or test runs, can share one Redis).
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,6 +117,34 @@ pub struct TelegramSettings {
     /// Our public base URL; when set the bot runs in webhook mode.
     pub public_url: Option<Url>,
     pub webhook_secret: Option<SecretString>,
+    /// Telegram's concurrent webhook connections (1-100).
+    pub max_connections: u8,
+    /// Updates waiting to be stored; beyond this the webhook answers 503 and Telegram retries.
+    pub intake_queue: usize,
+    /// How many chats' updates are handled at once.
+    pub handlers: usize,
+    /// Telegram user ids of the shop's admins (alerts, reviews); a list, or `1,2,3` from the environment.
+    #[serde(deserialize_with = "id_list")]
+    pub admin_ids: Vec<i64>,
+}
+
+/// Accepts `[1, 2]` (TOML) or `"1,2"` (an environment variable).
+fn id_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ids {
+        List(Vec<i64>),
+        Text(String),
+    }
+    match Ids::deserialize(d)? {
+        Ids::List(ids) => Ok(ids),
+        Ids::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<i64>().map_err(|_| serde::de::Error::custom(format!("{s:?} is not a Telegram user id"))))
+            .collect(),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,6 +190,43 @@ pub struct CatalogSettings {
     pub path: PathBuf,
     /// Seed the catalogue at start when no plans exist yet.
     pub seed_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShopSettings {
+    /// Language for customers whose Telegram language we do not speak.
+    pub default_language: crate::domain::Language,
+    /// The currency prices are shown and charged in, per customer language.
+    pub currency: HashMap<crate::domain::Language, crate::domain::Currency>,
+    /// Shown under Help (a @username or a URL).
+    pub support_contact: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrialSettings {
+    pub enabled: bool,
+    pub duration_days: i32,
+    pub data_gb: i64,
+    pub devices: i32,
+    /// Trial requests one customer may make per window (the trial itself is once per account for life).
+    pub user_max: u32,
+    pub user_window_secs: u64,
+    /// Trials granted across all customers per window, so a wave of new accounts cannot drain a node.
+    pub global_max: u32,
+    pub global_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentSettings {
+    pub card: CardSettings,
+}
+
+/// Card-to-card details shown to customers who pay by bank transfer; card payments are off when empty.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CardSettings {
+    pub number: String,
+    pub holder: String,
+    pub bank: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,6 +357,12 @@ impl Settings {
         if set(&self.stripe.secret_key) && !set(&self.stripe.webhook_secret) {
             problems.push("`stripe.secret_key` is set, so `stripe.webhook_secret` is required".to_owned());
         }
+        if !(1..=100).contains(&self.telegram.max_connections) {
+            problems.push("`telegram.max_connections` must be between 1 and 100".to_owned());
+        }
+        if self.telegram.intake_queue == 0 || self.telegram.handlers == 0 {
+            problems.push("`telegram.intake_queue` and `telegram.handlers` must be at least 1".to_owned());
+        }
         if self.jobs.workers == 0 {
             problems.push("`jobs.workers` must be at least 1".to_owned());
         }
@@ -299,6 +378,17 @@ impl Settings {
         if self.provision.connect_timeout_secs == 0 || self.provision.op_timeout_secs == 0 {
             problems
                 .push("`provision.connect_timeout_secs` and `provision.op_timeout_secs` must be positive".to_owned());
+        }
+        if self.trial.duration_days < 1 || self.trial.data_gb < 1 || self.trial.devices < 1 {
+            problems.push("`trial.duration_days`, `trial.data_gb` and `trial.devices` must be at least 1".to_owned());
+        }
+        if self.trial.user_window_secs == 0 || self.trial.global_window_secs == 0 {
+            problems.push("`trial.user_window_secs` and `trial.global_window_secs` must be positive".to_owned());
+        }
+        for lang in crate::domain::Language::ALL {
+            if !self.shop.currency.contains_key(lang) {
+                problems.push(format!("`shop.currency.{lang}` is missing (USD, EUR or IRR)"));
+            }
         }
         if self.database.max_connections == 0 {
             problems.push("`database.max_connections` must be at least 1".to_owned());
@@ -317,6 +407,16 @@ impl Settings {
             }
         }
         if problems.is_empty() { Ok(()) } else { bail!("invalid settings:\n  - {}", problems.join("\n  - ")) }
+    }
+
+    /// Where customers reach us: `http.public_url`, else `telegram.public_url`, else the listener's address.
+    pub fn public_base_url(&self) -> Url {
+        self.http
+            .public_url
+            .clone()
+            .or_else(|| self.telegram.public_url.clone())
+            .or_else(|| Url::parse(&format!("http://127.0.0.1:{}/", self.http.addr.port())).ok())
+            .unwrap_or_else(|| Url::parse("http://127.0.0.1/").expect("static URL parses"))
     }
 
     /// The database URL (validated to be present).

@@ -114,3 +114,13 @@ fn debug_output_never_shows_secrets() {
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(printed.contains("REDACTED"));
 }
+
+#[test]
+fn admin_ids_come_as_a_list_or_a_comma_separated_variable() {
+    let s = Settings::load_from(&config_dir(), env(&[("VPNSHOP__TELEGRAM__ADMIN_IDS", "11, 22")])).unwrap();
+    assert_eq!(s.telegram.admin_ids, vec![11, 22]);
+    let s = Settings::load_from(&config_dir(), env(&[])).unwrap();
+    assert!(s.telegram.admin_ids.is_empty());
+    let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP__TELEGRAM__ADMIN_IDS", "11,bob")])).unwrap_err();
+    assert!(err.to_string().contains("admin_ids") || err.to_string().contains("bob"), "{err}");
+}

@@ -51,6 +51,16 @@ fn describe() {
     describe_counter!("vpnshop_node_restarts_total", "Core restarts we caused, by node and reason");
     describe_counter!("vpnshop_traffic_bytes_total", "Traffic metered on nodes, by node and direction");
     describe_counter!("vpnshop_subscription_transitions_total", "Subscription state changes, by new status");
+    describe_counter!("vpnshop_trials_granted_total", "Free trials granted");
+    describe_gauge!("vpnshop_telegram_intake_queue", "Telegram updates waiting to be stored");
+    describe_counter!("vpnshop_telegram_updates_total", "Telegram updates received, by result (stored, duplicate)");
+    describe_counter!("vpnshop_telegram_webhook_rejected_total", "Webhook requests refused, by reason");
+    describe_counter!("vpnshop_telegram_handled_total", "Telegram updates handled, by result (ok, retry, failed)");
+    describe_histogram!(
+        "vpnshop_telegram_update_duration_seconds",
+        Unit::Seconds,
+        "Time to handle one Telegram update"
+    );
 }
 
 /// The router of the metrics listener: `GET /metrics`.
@@ -89,4 +99,33 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     metrics::histogram!("vpnshop_http_request_duration_seconds", "route" => route, "method" => method)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every metric the code records has help text (Prometheus and promtool expect one per family).
+    #[test]
+    fn every_recorded_metric_is_described() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let record = regex::Regex::new(r#"metrics::(?:counter|gauge|histogram)!\(\s*"([a-z_]+)""#).unwrap();
+        let describe = regex::Regex::new(r#"describe_(?:counter|gauge|histogram)!\(\s*"([a-z_]+)""#).unwrap();
+        let mut used = std::collections::BTreeSet::new();
+        let mut described = std::collections::BTreeSet::new();
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    used.extend(record.captures_iter(&text).map(|c| c[1].to_owned()));
+                    described.extend(describe.captures_iter(&text).map(|c| c[1].to_owned()));
+                }
+            }
+        }
+        assert!(used.len() >= 10, "found the metrics ({used:?})");
+        let missing: Vec<_> = used.difference(&described).collect();
+        assert!(missing.is_empty(), "metrics without help text: {missing:?}");
+    }
 }

@@ -10,13 +10,17 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::config::Settings;
 
+pub mod admins;
 pub mod audit;
 pub mod clients;
 pub mod jobs;
 pub mod locations;
+pub mod orders;
 pub mod plans;
 pub mod servers;
 pub mod subscriptions;
+pub mod telegram_updates;
+pub mod users;
 
 /// The schema migrations, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

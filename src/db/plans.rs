@@ -154,3 +154,20 @@ pub async fn list(db: impl PgExecutor<'_>, active_only: bool) -> sqlx::Result<Ve
         })
         .collect())
 }
+
+/// The trial plan of this shape in a location (made on first use).
+pub async fn upsert_trial(conn: &mut PgConnection, spec: &PlanSpec) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO plans (code, location_code, duration_days, seats, data_cap_bytes, is_trial)
+           VALUES ($1, $2, $3, $4, $5, TRUE)
+           ON CONFLICT (location_code, duration_days, seats, data_cap_bytes, is_trial) DO UPDATE SET active = TRUE
+           RETURNING id"#,
+        spec.code(),
+        spec.location_code,
+        spec.duration_days,
+        spec.seats,
+        spec.data_cap.to_db(),
+    )
+    .fetch_one(conn)
+    .await
+}

@@ -122,15 +122,20 @@ pub async fn set_enabled(db: impl PgExecutor<'_>, id: i64, enabled: bool) -> sql
     Ok(done.rows_affected() == 1)
 }
 
-/// Enabled servers per location with their capacity (for "servers available" in the shop).
-pub async fn capacity_by_location(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, i64, i64)>> {
+/// Per location: enabled healthy-enough servers, and how many more clients they can take.
+pub async fn availability(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, i64, i64)>> {
     let rows = sqlx::query!(
-        r#"SELECT location_code, count(*) AS "servers!", COALESCE(sum(capacity), 0)::int8 AS "capacity!"
-             FROM servers WHERE enabled GROUP BY location_code ORDER BY location_code"#
+        r#"SELECT s.location_code, count(*) AS "servers!",
+                  COALESCE(sum(GREATEST(s.capacity - (SELECT count(*) FROM clients c
+                                                       WHERE c.server_id = s.id AND c.desired = 'present'), 0)), 0)::int8
+                      AS "free!"
+             FROM servers s
+            WHERE s.enabled AND s.health <> 'host_key_mismatch'
+            GROUP BY s.location_code ORDER BY s.location_code"#
     )
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.location_code, r.servers, r.capacity)).collect())
+    Ok(rows.into_iter().map(|r| (r.location_code, r.servers, r.free)).collect())
 }
 
 /// What the provisioner needs of a node.

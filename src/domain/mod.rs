@@ -1,5 +1,6 @@
 //! Pure types and rules: ids, money, plans, the state machines. Nothing here does IO.
 
+pub mod draft;
 pub mod ids;
 pub mod language;
 pub mod money;

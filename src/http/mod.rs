@@ -16,6 +16,7 @@ use crate::app::AppState;
 pub mod error;
 mod health;
 mod sub;
+mod telegram;
 
 pub use error::Problem;
 
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(sub::router())
+        .merge(telegram::router())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not Found", "no such route") })
         .with_state(state)
         .layer(axum::middleware::from_fn(crate::metrics::track_http))

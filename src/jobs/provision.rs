@@ -150,7 +150,7 @@ fn notify_outcome(result: Result<(), NotifyError>) -> Outcome {
 impl JobHandler for NotifyUserJob {
     async fn run(&self, job: &ClaimedJob) -> Outcome {
         match payload::<UserNotice>(job) {
-            Ok(notice) => notify_outcome(self.notifier.notify_user(&notice).await),
+            Ok(notice) => notify_outcome(self.notifier.notify_user(&notice, &format!("job{}", job.id)).await),
             Err(o) => o,
         }
     }

@@ -96,3 +96,45 @@ pub async fn feed(pool: &PgPool, token: &str, settings: &ProvisionSettings) -> A
         title: links::profile_title(&settings.shop_name),
     })
 }
+
+/// A customer's subscription as "My services" shows it.
+#[derive(Debug, Clone)]
+pub struct SubscriptionView {
+    pub sub: SubscriptionRow,
+    pub flag: String,
+    pub labels: serde_json::Value,
+    pub used_bytes: i64,
+    pub links: Vec<SeatLink>,
+    /// The feed URL apps import.
+    pub feed_url: String,
+}
+
+/// The customer's subscriptions, newest first.
+pub async fn list_for_user(pool: &PgPool, user_id: i64) -> AppResult<Vec<SubscriptionRow>> {
+    Ok(db::subscriptions::for_user(pool, user_id).await?)
+}
+
+/// One of the customer's subscriptions with usage, links and feed URL (not found for someone else's).
+pub async fn view(
+    pool: &PgPool,
+    user_id: i64,
+    subscription_id: i64,
+    settings: &crate::config::Settings,
+) -> AppResult<SubscriptionView> {
+    let sub = db::subscriptions::find(pool, subscription_id)
+        .await?
+        .filter(|s| s.user_id == user_id)
+        .ok_or(AppError::NotFound("subscription"))?;
+    let location = db::locations::find(pool, &sub.location_code).await?;
+    let (flag, labels) = location.map(|l| (l.flag, l.labels)).unwrap_or_default();
+    let (up, down) = usage(pool, sub.id).await?;
+    let links = links(pool, &sub, &settings.provision.shop_name).await?;
+    let feed_url = feed_url(settings, &sub.token);
+    Ok(SubscriptionView { sub, flag, labels, used_bytes: up.saturating_add(down), links, feed_url })
+}
+
+/// The public URL of a subscription's feed.
+pub fn feed_url(settings: &crate::config::Settings, token: &str) -> String {
+    let base = settings.public_base_url();
+    base.join(&format!("sub/{token}")).map(|u| u.to_string()).unwrap_or_else(|_| format!("{base}sub/{token}"))
+}

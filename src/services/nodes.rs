@@ -203,15 +203,16 @@ impl Nodes {
             report.removed = removes.len();
         }
 
+        // the file first: a customer is only told once a restart of the core would keep their client
+        let (written, restarted) = self.write_config(row, &node, force_write).await?;
+        report.config_written = written;
+        report.restarted = restarted;
         let subs: HashSet<i64> = adds.iter().map(|c| c.subscription_id).collect();
         for sub in subs {
             if subscriptions::activate_if_on_node(&self.pool, sub, &self.jobs).await? {
                 report.activated += 1;
             }
         }
-        let (written, restarted) = self.write_config(row, &node, force_write).await?;
-        report.config_written = written;
-        report.restarted = restarted;
         Ok(report)
     }
 
@@ -250,6 +251,9 @@ impl Nodes {
 
     async fn restart(&self, row: &NodeRow, node: &NodeTarget, reason: &'static str) -> Result<(), SyncError> {
         tracing::warn!(node = %row.name, reason, "restarting the core");
+        // a restart zeroes the counters: take what they hold first
+        let counters = self.checked(row, "user_counters", self.api.user_counters(node).await).await?;
+        self.fold(row, &counters).await?;
         self.checked(row, "restart", self.api.restart_core(node).await).await?;
         db::servers::record_restart(&self.pool, row.id).await?;
         // it started from the file we keep equal to the desired state

@@ -1,112 +1,261 @@
 //! `vpnshop server test`: checks a node step by step and says what is wrong in plain words.
+//!
+//! Order: can we reach its sshd → is its host key the pinned one (before we ever log in) → does our key log
+//! in → is the config file readable and ours → does the core's API answer through the tunnel → are stats
+//! on. A failed step skips the steps that depend on it, so the first failure is the one to fix.
 
 use super::{Nodes, base_config, target};
 use crate::db;
 use crate::error::AppError;
-use crate::provision::NodeError;
 use crate::provision::render;
+use crate::provision::{NodeError, NodeTarget};
+
+/// What one check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failed,
+    /// Not run, because a check it depends on failed.
+    Skipped,
+}
 
 /// One check of a node and what it found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
     pub name: &'static str,
-    pub ok: bool,
+    pub outcome: Outcome,
     pub detail: String,
 }
 
-fn explain(e: &NodeError) -> String {
+impl Check {
+    fn ok(name: &'static str, detail: impl Into<String>) -> Self {
+        Self { name, outcome: Outcome::Ok, detail: detail.into() }
+    }
+
+    fn failed(name: &'static str, detail: impl Into<String>) -> Self {
+        Self { name, outcome: Outcome::Failed, detail: detail.into() }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.outcome == Outcome::Ok
+    }
+}
+
+const REACH: &str = "reach sshd";
+const HOST_KEY: &str = "host key";
+const LOGIN: &str = "ssh login";
+const CONFIG: &str = "config file";
+const CORE_API: &str = "core API";
+const STATS: &str = "traffic stats";
+/// Every check, in the order they run.
+pub const CHECKS: [&str; 6] = [REACH, HOST_KEY, LOGIN, CONFIG, CORE_API, STATS];
+
+/// The failure in plain words, with what to look at; `node` gives names and ports to the advice.
+fn explain(e: &NodeError, node: &NodeTarget) -> String {
+    let (host, port, user) = (&node.ssh_host, node.ssh_port, &node.ssh_user);
     match e {
-        NodeError::Unreachable(why) => {
-            format!("cannot reach the node over SSH ({why}); is sshd running and the port open?")
-        }
-        NodeError::HostKeyMismatch { expected, presented } => format!(
-            "the node's host key is {presented}, but {expected} is pinned; if the node was rebuilt, verify and run \
-             `vpnshop server pin-key <name> --fingerprint {presented}`"
+        NodeError::Unreachable(why) if why.starts_with("no SSH key configured") => why.clone(),
+        NodeError::Unreachable(why) => format!(
+            "cannot reach the node over SSH at {host}:{port} ({why}); is the node up, sshd running, and port {port} \
+             open to this machine?"
         ),
-        NodeError::HostKeyNotPinned => {
-            "no host key is pinned; run `vpnshop server pin-key <name> --trust` (or pass --fingerprint)".into()
-        }
-        NodeError::AuthFailed(why) => {
-            format!("SSH login refused ({why}); is our public key in the login user's authorized_keys?")
-        }
-        NodeError::Api(why) => {
-            format!("the core's API did not answer ({why}); is the core running with the api inbound?")
-        }
+        NodeError::HostKeyMismatch { expected, presented } => format!(
+            "the node's SSH host key differs from the pinned one: pinned {expected}, the node presents {presented}. \
+             Not logging in. If the node was rebuilt, compare with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` \
+             on its console and pin it with `vpnshop server pin-key {name} --fingerprint {presented}`; otherwise \
+             someone may be in the middle",
+            name = node.name
+        ),
+        NodeError::HostKeyNotPinned => format!(
+            "no host key is pinned, so we do not log in; pin it with `vpnshop server pin-key {} --fingerprint \
+             SHA256:…` (from `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the node)",
+            node.name
+        ),
+        NodeError::AuthFailed(why) => format!(
+            "the node refused our SSH key for user {user:?} ({why}); is the shop's public key in that user's \
+             authorized keys (deploy/node/setup.sh --shop-key), and is the account unlocked?"
+        ),
+        NodeError::Api(why) => format!("the core's API answered with an error: {why}"),
         NodeError::Command(why) => format!("a command failed on the node: {why}"),
     }
 }
 
+/// Why the core's API did not answer, once SSH itself is known to work.
+fn explain_api(e: &NodeError, node: &NodeTarget) -> String {
+    let (core, api) = (node.core, node.api_port);
+    match e {
+        NodeError::Unreachable(why) if why.contains("AdministrativelyProhibited") => format!(
+            "the node's sshd refused to forward to 127.0.0.1:{api} ({why}); the login user's key needs \
+             permitopen=\"127.0.0.1:{api}\" and sshd AllowTcpForwarding local (deploy/node/setup.sh sets both)"
+        ),
+        NodeError::Unreachable(why) => format!(
+            "the core API does not answer on 127.0.0.1:{api} ({why}); is {core} running (`systemctl status {core}` \
+             on the node) with the api inbound on port {api}?"
+        ),
+        other => explain(other, node),
+    }
+}
+
+fn config_check(text: &str, row: &db::servers::NodeRow, node: &NodeTarget) -> Check {
+    let path = &node.config_path;
+    let users = match render::clients_in(text, &row.inbound_tag) {
+        Ok(users) if users.len() == 1 => "1 user".to_owned(),
+        Ok(users) => format!("{} users", users.len()),
+        Err(e) => {
+            return Check::failed(
+                CONFIG,
+                format!(
+                    "{path} has no usable inbound {:?} ({e}); the next sync rewrites it from the base config",
+                    row.inbound_tag
+                ),
+            );
+        }
+    };
+    let ours = base_config(row).map(|b| render::base_hash(&b)).ok();
+    let theirs = render::parse_config(text).ok().map(|v| render::base_hash(&v));
+    if ours.is_some() && ours == theirs {
+        Check::ok(CONFIG, format!("{path} holds {users} and our base config"))
+    } else {
+        Check::ok(
+            CONFIG,
+            format!(
+                "{path} holds {users}; its base differs from ours (the next sync rewrites it and restarts the \
+                 core once)"
+            ),
+        )
+    }
+}
+
 impl Nodes {
-    /// Runs every check in order; later checks are skipped when SSH itself fails.
+    /// Runs every check in order (see [`CHECKS`]); a failed check marks the ones that depend on it skipped.
     pub async fn probe(&self, name: &str) -> Result<Vec<Check>, AppError> {
         let server = db::servers::find_by_name(&self.pool, name).await?.ok_or(AppError::NotFound("server"))?;
         let row = db::servers::node(&self.pool, server.id).await?.ok_or(AppError::NotFound("server"))?;
         let node = target(&row);
         let mut checks = Vec::new();
-        let port = node.ssh_port;
-        let presented = self.api.fetch_host_key(&node.ssh_host, port).await;
-        let key_ok = match (&presented, &node.host_key_fingerprint) {
-            (Ok(p), Some(pinned)) if p == pinned => {
-                checks.push(Check { name: "host key", ok: true, detail: format!("{p} matches the pinned key") });
-                true
-            }
-            (Ok(p), Some(pinned)) => {
-                let e = NodeError::HostKeyMismatch { expected: pinned.clone(), presented: p.clone() };
-                checks.push(Check { name: "host key", ok: false, detail: explain(&e) });
-                false
-            }
-            (Ok(p), None) => {
-                let detail = format!("{}; the node presents {p}", explain(&NodeError::HostKeyNotPinned));
-                checks.push(Check { name: "host key", ok: false, detail });
-                false
-            }
-            (Err(e), _) => {
-                checks.push(Check { name: "ssh", ok: false, detail: explain(e) });
-                false
-            }
-        };
-        if !key_ok {
-            return Ok(checks);
-        }
-        match self.api.read_config(&node).await {
-            Ok(Some(text)) => {
-                let ours = base_config(&row).map(|b| render::base_hash(&b)).ok();
-                let theirs = render::parse_config(&text).ok().map(|v| render::base_hash(&v));
-                let users = render::clients_in(&text, &row.inbound_tag).map(|u| u.len());
-                let ok = users.is_ok();
-                let detail = match (users, ours == theirs) {
-                    (Ok(n), true) => format!("{} holds {n} users and our base config", node.config_path),
-                    (Ok(n), false) => format!(
-                        "{} holds {n} users; its base differs from ours (the next sync rewrites it and restarts the core once)",
-                        node.config_path
-                    ),
-                    (Err(e), _) => format!("{} has no usable inbound {:?}: {e}", node.config_path, row.inbound_tag),
-                };
-                checks.push(Check { name: "ssh login and config file", ok, detail });
-            }
-            Ok(None) => checks.push(Check {
-                name: "ssh login and config file",
-                ok: true,
-                detail: format!("logged in; {} does not exist yet (the first sync writes it)", node.config_path),
-            }),
-            Err(e) => checks.push(Check { name: "ssh login and config file", ok: false, detail: explain(&e) }),
-        }
-        match self.api.core_uptime(&node).await {
-            Ok(up) => checks.push(Check {
-                name: "core API",
-                ok: true,
-                detail: format!("{} answers on 127.0.0.1:{} (up {} s)", node.core, node.api_port, up.as_secs()),
-            }),
-            Err(e) => checks.push(Check { name: "core API", ok: false, detail: explain(&e) }),
-        }
-        match self.api.user_counters(&node).await {
-            Ok(c) => checks.push(Check {
-                name: "traffic stats",
-                ok: true,
-                detail: format!("stats are on ({} user counters so far)", c.len()),
-            }),
-            Err(e) => checks.push(Check { name: "traffic stats", ok: false, detail: explain(&e) }),
+        self.run_checks(&row, &node, &mut checks).await;
+        for name in CHECKS.iter().skip(checks.len()) {
+            checks.push(Check { name, outcome: Outcome::Skipped, detail: "not run: an earlier check failed".into() });
         }
         Ok(checks)
+    }
+
+    /// Pushes checks until one fails.
+    async fn run_checks(&self, row: &db::servers::NodeRow, node: &NodeTarget, checks: &mut Vec<Check>) {
+        let (host, port) = (&node.ssh_host, node.ssh_port);
+        // reading the host key needs no login: a node with a changed key never sees our key or a command
+        let presented = match self.api.fetch_host_key(host, port).await {
+            Ok(key) => key,
+            Err(e) => return checks.push(Check::failed(REACH, explain(&e, node))),
+        };
+        checks.push(Check::ok(REACH, format!("{host}:{port} answers SSH")));
+        match &node.host_key_fingerprint {
+            Some(pinned) if *pinned == presented => {
+                checks.push(Check::ok(HOST_KEY, format!("{presented} is the pinned key")))
+            }
+            Some(pinned) => {
+                let e = NodeError::HostKeyMismatch { expected: pinned.clone(), presented };
+                return checks.push(Check::failed(HOST_KEY, explain(&e, node)));
+            }
+            None => {
+                let detail = format!("{} The node presents {presented}.", explain(&NodeError::HostKeyNotPinned, node));
+                return checks.push(Check::failed(HOST_KEY, detail));
+            }
+        }
+        let login = format!("logged in as {} with our key", node.ssh_user);
+        match self.api.read_config(node).await {
+            Ok(Some(text)) => {
+                checks.push(Check::ok(LOGIN, login));
+                let config = config_check(&text, row, node);
+                let failed = !config.is_ok();
+                checks.push(config);
+                if failed {
+                    return;
+                }
+            }
+            Ok(None) => {
+                checks.push(Check::ok(LOGIN, login));
+                checks.push(Check::ok(
+                    CONFIG,
+                    format!("{} does not exist yet (the first sync writes it)", node.config_path),
+                ));
+            }
+            Err(e @ NodeError::Command(_)) => {
+                checks.push(Check::ok(LOGIN, login));
+                let detail = format!(
+                    "cannot read {}: {}; is {} in the group that owns its directory?",
+                    node.config_path,
+                    explain(&e, node),
+                    node.ssh_user
+                );
+                return checks.push(Check::failed(CONFIG, detail));
+            }
+            Err(e) => return checks.push(Check::failed(LOGIN, explain(&e, node))),
+        }
+        match self.api.core_uptime(node).await {
+            Ok(up) => checks.push(Check::ok(
+                CORE_API,
+                format!("{} answers on 127.0.0.1:{} (up {} s)", node.core, node.api_port, up.as_secs()),
+            )),
+            Err(e) => return checks.push(Check::failed(CORE_API, explain_api(&e, node))),
+        }
+        match self.api.user_counters(node).await {
+            Ok(c) => checks.push(Check::ok(STATS, format!("stats are on ({} user counters so far)", c.len()))),
+            Err(e) => checks.push(Check::failed(
+                STATS,
+                format!("{}; the config needs \"stats\" and the StatsService in \"api\"", explain_api(&e, node)),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::server::{Core, Protocol};
+
+    fn node() -> NodeTarget {
+        NodeTarget {
+            server_id: 1,
+            name: "de-1".into(),
+            ssh_host: "203.0.113.7".into(),
+            ssh_port: 22,
+            ssh_user: "vpnshop".into(),
+            host_key_fingerprint: None,
+            core: Core::V2ray,
+            protocol: Protocol::Vmess,
+            api_port: 10085,
+            inbound_tag: "proxy".into(),
+            config_path: "/etc/v2ray/config.json".into(),
+            restart_command: "sudo -n systemctl restart v2ray".into(),
+        }
+    }
+
+    #[test]
+    fn failures_are_explained_with_what_to_do() {
+        let n = node();
+        let mismatch =
+            explain(&NodeError::HostKeyMismatch { expected: "SHA256:a".into(), presented: "SHA256:b".into() }, &n);
+        assert!(mismatch.contains("differs from the pinned one"), "{mismatch}");
+        assert!(mismatch.contains("vpnshop server pin-key de-1 --fingerprint SHA256:b"), "{mismatch}");
+        let down = explain_api(
+            &NodeError::Unreachable(
+                "cannot reach 127.0.0.1:10085 on the node: Failed to open channel (ConnectFailed)".into(),
+            ),
+            &n,
+        );
+        assert!(down.contains("core API does not answer on 127.0.0.1:10085"), "{down}");
+        assert!(down.contains("systemctl status v2ray"), "{down}");
+        let refused = explain_api(
+            &NodeError::Unreachable(
+                "cannot reach 127.0.0.1:10085 on the node: Failed to open channel (AdministrativelyProhibited)".into(),
+            ),
+            &n,
+        );
+        assert!(refused.contains("permitopen=\"127.0.0.1:10085\""), "{refused}");
+        let no_key = explain(&NodeError::Unreachable("no SSH key configured: set provision.ssh_key_path".into()), &n);
+        assert!(!no_key.contains("sshd running"), "a missing key of ours is not the node's fault: {no_key}");
+        let ssh = explain(&NodeError::Unreachable("SSH to 203.0.113.7:22: Connection refused".into()), &n);
+        assert!(ssh.starts_with("cannot reach the node over SSH at 203.0.113.7:22"), "{ssh}");
     }
 }

@@ -98,7 +98,8 @@ pub enum NotifyError {
 /// Delivers notices; the bot implements it.
 #[async_trait::async_trait]
 pub trait Notifier: Send + Sync {
-    async fn notify_user(&self, notice: &UserNotice) -> Result<(), NotifyError>;
+    /// Delivers a notice; `key` is unique per notice (repeat calls with it must not repeat messages).
+    async fn notify_user(&self, notice: &UserNotice, key: &str) -> Result<(), NotifyError>;
     async fn alert_admins(&self, text: &str) -> Result<(), NotifyError>;
 }
 
@@ -107,7 +108,7 @@ pub struct LogNotifier;
 
 #[async_trait::async_trait]
 impl Notifier for LogNotifier {
-    async fn notify_user(&self, notice: &UserNotice) -> Result<(), NotifyError> {
+    async fn notify_user(&self, notice: &UserNotice, _key: &str) -> Result<(), NotifyError> {
         tracing::info!(user.id = notice.user_id, subscription.id = notice.subscription_id, notice = ?notice.notice, "notice not sent: bot disabled");
         Ok(())
     }

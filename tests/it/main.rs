@@ -1,12 +1,17 @@
 //! Integration tests: one binary, real PostgreSQL (a fresh database per test via `#[sqlx::test]`) and Redis.
 
+mod bench;
+mod bot;
 mod catalog;
 mod health;
 mod helpers;
 mod jobs;
 mod node_api;
+mod node_setup;
 mod process;
 mod provisioning;
 mod schema;
+mod server_cli;
 mod servers;
 mod support;
+mod telegram_fake;

@@ -62,6 +62,7 @@ async fn the_feed_decodes_to_working_links_and_carries_the_numbers(pool: PgPool)
     let shop = shop(pool).await;
     let sub = subscribe(&shop, 502, "de-30d-1dev-50gb").await;
     wait_status(shop.pool(), sub, SubscriptionStatus::Active).await;
+    wait_node_synced(shop.pool(), shop.server_id).await;
     let link = links_of(&shop, sub).await.remove(0);
     let client = TestV2rayClient::start(link.as_str()).await;
     client.fetch(&shop.origin.url("/bytes/20000")).await.unwrap();

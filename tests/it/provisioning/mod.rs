@@ -44,6 +44,12 @@ pub async fn shop(pool: PgPool) -> Shop {
         s.jobs.backoff_max_secs = 2;
     })
     .await;
+    let server_id = register_node(&app.state.pool, &node).await;
+    Shop { app, node, server_id, origin: Origin::start().await }
+}
+
+/// Registers a test node as server `de-test` in location `de`; returns its id.
+pub async fn register_node(pool: &PgPool, node: &TestNode) -> i64 {
     let target = node.target();
     let input = ServerInput {
         name: "de-test".into(),
@@ -63,8 +69,7 @@ pub async fn shop(pool: PgPool) -> Shop {
         restart_command: Some(node.restart_command()),
         base_config: None,
     };
-    let server = servers::add(&app.state.pool, &input, Actor::CLI).await.expect("register the test node");
-    Shop { app, node, server_id: server.id, origin: Origin::start().await }
+    servers::add(pool, &input, Actor::CLI).await.expect("register the test node").id
 }
 
 /// A customer with a paid order for `plan_code`, and the pending subscription it bought.
@@ -128,10 +133,18 @@ where
 }
 
 pub async fn wait_status(pool: &PgPool, sub: i64, want: SubscriptionStatus) {
-    eventually(&format!("subscription {sub} to become {want}"), Duration::from_secs(30), || async {
-        status_of(pool, sub).await == want
-    })
-    .await;
+    let start = Instant::now();
+    while status_of(pool, sub).await != want {
+        if start.elapsed() > Duration::from_secs(45) {
+            panic!("subscription {sub} did not become {want} within 45 s; jobs: {:#?}", jobs(pool).await);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every job with its state (for failure messages).
+pub async fn jobs(pool: &PgPool) -> Vec<(i64, String, String, i32, Option<String>)> {
+    sqlx::query_as("SELECT id, kind, status, attempts, last_error FROM jobs ORDER BY id").fetch_all(pool).await.unwrap()
 }
 
 /// Waits until the node has no pending change for its clients (every job for it has run).
@@ -149,13 +162,8 @@ pub async fn wait_node_synced(pool: &PgPool, server_id: i64) {
         if pending == 0 {
             return;
         }
-        if start.elapsed() > Duration::from_secs(30) {
-            let jobs: Vec<(i64, String, String, i32, Option<String>)> =
-                sqlx::query_as("SELECT id, kind, status, attempts, last_error FROM jobs ORDER BY id")
-                    .fetch_all(pool)
-                    .await
-                    .unwrap();
-            panic!("the node did not get in sync within 30 s; jobs: {jobs:#?}");
+        if start.elapsed() > Duration::from_secs(45) {
+            panic!("the node did not get in sync within 45 s; jobs: {:#?}", jobs(pool).await);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

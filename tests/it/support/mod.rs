@@ -7,6 +7,7 @@
 mod client;
 mod node;
 mod origin;
+mod telegram;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 pub use client::{ClientParams, TestV2rayClient};
 pub use node::TestNode;
 pub use origin::{GREETING, Origin};
+pub use telegram::*;
 
 use crate::helpers::tools_required;
 

@@ -1,0 +1,547 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian 12 machine as a vpnshop node: the core (v2ray, or an already installed xray), a
+# dedicated SSH login user for the shop with a restricted key, a base config with the core's API, a sudo rule
+# that only restarts the core, and sshd settings for that user. Idempotent: running it again changes only
+# what differs (and restarts the core or reloads sshd only then). Downloads nothing but Debian packages.
+#
+# Run as root on the node:   bash setup.sh --shop-key /root/vpnshop.pub --location de
+# See deploy/node/README.md for what each step is for, and `setup.sh --help` for the options.
+set -euo pipefail
+
+PROG=$(basename "$0")
+
+usage() {
+  cat <<TXT
+usage: $PROG [options]          (as root, on the node)
+       $PROG --print WHAT [options]   (anyone: print one generated file and change nothing)
+
+Prepares this Debian 12 machine as a vpnshop node, then prints the \`vpnshop server add\` line to run on the shop.
+
+options (defaults in brackets):
+  --shop-key KEY|FILE   the shop's SSH public key (text, or a file with one key per line); needed the first
+                        time, later runs keep the keys already installed [keep]
+                        (on the shop: ssh-keygen -y -f <provision.ssh_key_path>)
+  --name NAME           the node's name in the shop [this host's short name]
+  --location CODE       its location code in the shop's catalogue, e.g. de [none: filled in as LOCATION_CODE]
+  --public-host HOST    host or IP customers connect to [the address of the default route]
+  --port PORT           port customers connect to (the client inbound) [443]
+  --api-port PORT       the core's gRPC API port, on 127.0.0.1 only [10085]
+  --protocol P          vmess | vless [vmess]
+  --core C              v2ray | xray; xray must already be installed (Debian 12 does not package it) [v2ray]
+  --inbound-tag TAG     tag of the inbound the shop adds clients to [proxy]
+  --user USER           the login user the shop uses [vpnshop]
+  --ssh-port PORT       the port sshd listens on, for the printed line (not changed here) [from sshd -T, or 22]
+  --reset-config        replace the core's config with the base config even if it looks like ours
+                        (a config that is not ours is always backed up and replaced)
+  --print WHAT          print one generated file and exit: base-config, authorized-keys, sshd-config, sudoers,
+                        core-dropin
+  -h, --help            this text
+TXT
+}
+
+say() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------------------------------------- options
+
+NAME=""
+LOCATION=""
+PUBLIC_HOST=""
+PORT=443
+API_PORT=10085
+PROTOCOL=vmess
+CORE=v2ray
+INBOUND_TAG=proxy
+LOGIN_USER=vpnshop
+SSH_PORT=""
+SHOP_KEY=""
+RESET_CONFIG=0
+PRINT=""
+
+while [ $# -gt 0 ]; do
+  opt=$1
+  case "$opt" in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    --reset-config)
+      RESET_CONFIG=1
+      shift
+      continue
+      ;;
+    --*=*)
+      # --opt=value is the same as --opt value
+      set -- "${opt%%=*}" "${opt#*=}" "${@:2}"
+      continue
+      ;;
+    --name | --location | --public-host | --port | --api-port | --protocol | --core | --inbound-tag | --user | \
+      --ssh-port | --shop-key | --print)
+      [ $# -ge 2 ] || die "$opt needs a value (see --help)"
+      ;;
+    *) die "unknown option: $opt (see --help)" ;;
+  esac
+  value=$2
+  shift 2
+  case "$opt" in
+    --name) NAME=$value ;;
+    --location) LOCATION=$value ;;
+    --public-host) PUBLIC_HOST=$value ;;
+    --port) PORT=$value ;;
+    --api-port) API_PORT=$value ;;
+    --protocol) PROTOCOL=$value ;;
+    --core) CORE=$value ;;
+    --inbound-tag) INBOUND_TAG=$value ;;
+    --user) LOGIN_USER=$value ;;
+    --ssh-port) SSH_PORT=$value ;;
+    --shop-key) SHOP_KEY=$value ;;
+    --print) PRINT=$value ;;
+  esac
+done
+
+valid_port() { [[ $1 =~ ^[0-9]{1,5}$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 65535 ]; }
+
+valid_port "$PORT" || die "--port must be a number from 1 to 65535, not '$PORT'"
+valid_port "$API_PORT" || die "--api-port must be a number from 1 to 65535, not '$API_PORT'"
+[ "$PORT" != "$API_PORT" ] || die "--port and --api-port must differ (both are $PORT)"
+[ -z "$SSH_PORT" ] || valid_port "$SSH_PORT" || die "--ssh-port must be a number from 1 to 65535, not '$SSH_PORT'"
+case "$PROTOCOL" in vmess | vless) ;; *) die "--protocol must be vmess or vless, not '$PROTOCOL'" ;; esac
+case "$CORE" in v2ray | xray) ;; *) die "--core must be v2ray or xray, not '$CORE'" ;; esac
+# the shop's rule for tags (they name things in the config and in stats)
+if ! [[ $INBOUND_TAG =~ ^[A-Za-z0-9._@-]{1,64}$ ]] || [ "$INBOUND_TAG" = api ]; then
+  die "--inbound-tag must be 1-64 of letters, digits, '.', '_', '-', '@', and not 'api'"
+fi
+[[ $LOGIN_USER =~ ^[a-z_][a-z0-9_-]{0,30}$ ]] || die "--user '$LOGIN_USER' is not a valid user name"
+[ -z "$LOCATION" ] || [[ $LOCATION =~ ^[a-z0-9_-]{1,32}$ ]] || die "--location '$LOCATION' is not a location code"
+[ -z "$PUBLIC_HOST" ] || [[ $PUBLIC_HOST =~ ^[A-Za-z0-9.:-]{1,253}$ ]] || die "--public-host '$PUBLIC_HOST' is not a host"
+
+GROUP=$LOGIN_USER
+CONFIG_DIR=/etc/$CORE
+CONFIG=$CONFIG_DIR/config.json
+KEYS_DIR=/etc/ssh/authorized_keys.d
+KEYS_FILE=$KEYS_DIR/$LOGIN_USER
+SSHD_DROPIN=/etc/ssh/sshd_config.d/vpnshop.conf
+SUDOERS=/etc/sudoers.d/vpnshop
+UNIT_DROPIN_DIR=/etc/systemd/system/$CORE.service.d
+UNIT_DROPIN=$UNIT_DROPIN_DIR/vpnshop.conf
+UNIT_FILE=/etc/systemd/system/$CORE.service
+HOME_DIR=/var/lib/$LOGIN_USER
+KEY_TYPES='ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com'
+
+# ----------------------------------------------------------------------------------- generated files
+
+# The shop's `default_base` (src/provision/render.rs) for these parameters: API + stats + per-user stats
+# policy, the API inbound on 127.0.0.1 only, an empty client inbound, freedom out, api -> api routing.
+# A test compares this with the shop's own output, so the shop's first sync finds nothing to rewrite.
+base_config() {
+  local settings='"clients": []'
+  [ "$PROTOCOL" = vless ] && settings='"clients": [], "decryption": "none"'
+  cat <<JSON
+{
+  "log": { "loglevel": "warning" },
+  "api": { "tag": "api", "services": ["HandlerService", "StatsService"] },
+  "stats": {},
+  "policy": {
+    "levels": { "0": { "statsUserUplink": true, "statsUserDownlink": true } },
+    "system": { "statsInboundUplink": true, "statsInboundDownlink": true }
+  },
+  "inbounds": [
+    {
+      "tag": "api",
+      "listen": "127.0.0.1",
+      "port": $API_PORT,
+      "protocol": "dokodemo-door",
+      "settings": { "address": "127.0.0.1" }
+    },
+    {
+      "tag": "$INBOUND_TAG",
+      "port": $PORT,
+      "protocol": "$PROTOCOL",
+      "settings": { $settings }
+    }
+  ],
+  "outbounds": [ { "tag": "direct", "protocol": "freedom", "settings": {} } ],
+  "routing": {
+    "rules": [ { "type": "field", "inboundTag": ["api"], "outboundTag": "api" } ]
+  }
+}
+JSON
+}
+
+# Public keys from --shop-key (a file or the key text), one "type base64 [comment]" per line, options dropped.
+shop_keys() {
+  local source=$1 text line
+  if [ -f "$source" ]; then text=$(cat -- "$source"); else text=$source; fi
+  case "$text" in *PRIVATE\ KEY*) die "--shop-key got a private key; give the public key (ssh-keygen -y -f <key>)" ;; esac
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=${line%$'\r'}
+    [[ $line =~ ^[[:space:]]*(#|$) ]] && continue
+    # drop any options in front of the key type (e.g. an old restrict,… prefix)
+    [[ $line =~ (^|[[:space:]])(($KEY_TYPES)[[:space:]]+[A-Za-z0-9+/=]+([[:space:]].*)?)$ ]] ||
+      die "--shop-key: not an SSH public key: ${line:0:60}"
+    printf '%s\n' "${BASH_REMATCH[2]}"
+  done <<<"$text"
+}
+
+# Our keys as already installed (a re-run without --shop-key keeps them).
+installed_keys() {
+  [ -f "$KEYS_FILE" ] || return 0
+  shop_keys "$KEYS_FILE"
+}
+
+# restrict = no pty, no agent/X11/port forwarding, no ~/.ssh/rc; port-forwarding turns local forwarding back
+# on and permitopen limits it to the core's API port. Plain commands (all the shop runs) need none of these.
+authorized_keys() {
+  local keys=$1 key
+  printf '# vpnshop: the shop logs in with these keys (written by setup.sh; re-run it to change them)\n'
+  while IFS= read -r key; do
+    [ -n "$key" ] || continue
+    printf 'restrict,port-forwarding,permitopen="127.0.0.1:%s" %s\n' "$API_PORT" "$key"
+  done <<<"$keys"
+}
+
+sshd_config() {
+  cat <<CONF
+# vpnshop: settings for the shop's login user only (written by deploy/node/setup.sh; re-run it to change).
+# The Match block ends with this file, so nothing here changes sshd for anyone else.
+Match User $LOGIN_USER
+    # keys live where the user cannot edit them (it could otherwise drop the restrictions on its key)
+    AuthorizedKeysFile $KEYS_DIR/%u
+    AuthenticationMethods publickey
+    PubkeyAuthentication yes
+    PasswordAuthentication no
+    KbdInteractiveAuthentication no
+    # the shop reaches the core's API through a local forward; nothing else may be forwarded
+    AllowTcpForwarding local
+    PermitOpen 127.0.0.1:$API_PORT
+    AllowStreamLocalForwarding no
+    AllowAgentForwarding no
+    X11Forwarding no
+    PermitTunnel no
+    GatewayPorts no
+    PermitTTY no
+    PermitUserRC no
+CONF
+}
+
+sudoers() {
+  local systemctl=/usr/bin/systemctl
+  cat <<CONF
+# vpnshop: the shop's login user may restart the core, and nothing else (written by setup.sh).
+# The shop runs \`sudo -n systemctl restart $CORE\` without a terminal; config tests run as the user itself.
+Defaults:$LOGIN_USER !requiretty
+$LOGIN_USER ALL=(root) NOPASSWD: $systemctl restart $CORE, /bin/systemctl restart $CORE
+CONF
+}
+
+core_exec() {
+  local bin=$1
+  if [ "$CORE" = xray ]; then
+    printf '%s run -config %s' "$bin" "$CONFIG"
+  else
+    printf '%s -config %s' "$bin" "$CONFIG"
+  fi
+}
+
+# Drop-in for the core's unit: read the config through our group, never write it, run our config file.
+core_dropin() {
+  local bin=$1
+  cat <<CONF
+# vpnshop (written by deploy/node/setup.sh): the core reads $CONFIG through group $GROUP and may not
+# write there (the shop's login user writes it).
+[Service]
+SupplementaryGroups=$GROUP
+ReadOnlyPaths=$CONFIG_DIR
+ExecStart=
+ExecStart=$(core_exec "$bin")
+CONF
+}
+
+# A unit for a core installed without one (an xray binary): the hardening of Debian's v2ray.service.
+core_unit() {
+  local bin=$1
+  cat <<CONF
+# written by vpnshop deploy/node/setup.sh for a $CORE installed without a systemd unit
+[Unit]
+Description=$CORE (vpnshop node)
+After=network-online.target nss-lookup.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+DynamicUser=true
+CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE
+AmbientCapabilities=CAP_NET_ADMIN CAP_NET_BIND_SERVICE
+NoNewPrivileges=true
+ExecStart=$(core_exec "$bin")
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+CONF
+}
+
+core_binary() {
+  local bin
+  bin=$(command -v "$CORE" 2>/dev/null || true)
+  if [ -z "$bin" ] && [ -x "/usr/local/bin/$CORE" ]; then bin=/usr/local/bin/$CORE; fi
+  printf '%s' "${bin:-/usr/bin/$CORE}"
+}
+
+if [ -n "$PRINT" ]; then
+  case "$PRINT" in
+    base-config) base_config ;;
+    authorized-keys)
+      [ -n "$SHOP_KEY" ] || die "--print authorized-keys needs --shop-key"
+      KEYS=$(shop_keys "$SHOP_KEY")
+      authorized_keys "$KEYS"
+      ;;
+    sshd-config) sshd_config ;;
+    sudoers) sudoers ;;
+    core-dropin) core_dropin "$(core_binary)" ;;
+    *) die "--print takes base-config, authorized-keys, sshd-config, sudoers or core-dropin, not '$PRINT'" ;;
+  esac
+  exit 0
+fi
+
+# -------------------------------------------------------------------------------------------- install
+
+[ "$(id -u)" -eq 0 ] || die "run this as root on the node (or use --print to only see the files)"
+[ "$LOGIN_USER" != root ] || die "--user must not be root"
+command -v apt-get >/dev/null || die "this script is for Debian (apt-get not found)"
+
+HAS_SYSTEMD=0
+[ -d /run/systemd/system ] && HAS_SYSTEMD=1
+
+CHANGED_CORE=0 # the core must be restarted
+CHANGED_SSHD=0 # sshd must reload its config
+
+# Writes stdin to $1 (owner $2, mode $3) only if the content differs; sets WROTE=1 when it changed the file.
+# Call it with a redirect (`write_file … < <(gen)`), not in a pipeline, so WROTE reaches the caller.
+WROTE=0
+write_file() {
+  local path=$1 owner=$2 mode=$3 tmp
+  WROTE=0
+  tmp=$(mktemp "$(dirname "$path")/.vpnshop.XXXXXX")
+  cat >"$tmp"
+  chown "$owner" "$tmp"
+  chmod "$mode" "$tmp"
+  if [ -f "$path" ] && cmp -s "$tmp" "$path"; then
+    rm -f "$tmp"
+    chown "$owner" "$path"
+    chmod "$mode" "$path"
+    return 0
+  fi
+  mv -f "$tmp" "$path"
+  WROTE=1
+  say "wrote $path"
+}
+
+apt_updated=0
+apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  if [ "$apt_updated" -eq 0 ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  say "installing ${missing[*]} (Debian packages)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# 1. packages ------------------------------------------------------------------------------------------
+apt_install openssh-server openssh-client sudo iproute2
+if [ "$CORE" = v2ray ]; then
+  apt_install v2ray
+elif ! command -v xray >/dev/null && [ ! -x /usr/local/bin/xray ]; then
+  if apt-cache show xray >/dev/null 2>&1; then
+    apt_install xray
+  else
+    die "--core xray: xray is not installed and Debian has no xray package; install it from a package you trust (this script downloads nothing else), or use --core v2ray"
+  fi
+fi
+CORE_BIN=$(core_binary)
+[ -x "$CORE_BIN" ] || die "$CORE_BIN not found after installing $CORE"
+
+# 2. the login user --------------------------------------------------------------------------------------
+if ! getent group "$GROUP" >/dev/null; then
+  groupadd --system "$GROUP"
+  say "created group $GROUP"
+fi
+if id "$LOGIN_USER" >/dev/null 2>&1; then
+  uid=$(id -u "$LOGIN_USER")
+  # never turn a person's account into the shop's: its shell and password would be replaced
+  if [ "$uid" -eq 0 ] || [ "$uid" -ge 1000 ]; then
+    die "user $LOGIN_USER exists with uid $uid (not a system user this script made); pick another --user"
+  fi
+else
+  useradd --system --gid "$GROUP" --home-dir "$HOME_DIR" --create-home --shell /bin/sh \
+    --comment "vpnshop provisioning" "$LOGIN_USER"
+  say "created user $LOGIN_USER"
+fi
+# /bin/sh (dash) reads no rc file for the shop's commands; bash would source ~/.bashrc for them
+[ "$(getent passwd "$LOGIN_USER" | cut -d: -f7)" = /bin/sh ] || usermod --shell /bin/sh "$LOGIN_USER"
+id -nG "$LOGIN_USER" | tr ' ' '\n' | grep -qx "$GROUP" || usermod -a -G "$GROUP" "$LOGIN_USER"
+# '*': no password can match, but the account is not locked: sshd without PAM refuses even key logins to
+# accounts whose password field starts with '!' (what useradd leaves)
+[ "$(getent shadow "$LOGIN_USER" | cut -d: -f2)" = '*' ] || usermod -p '*' "$LOGIN_USER"
+install -d -o "$LOGIN_USER" -g "$GROUP" -m 0750 "$HOME_DIR"
+
+# 3. the shop's key ---------------------------------------------------------------------------------------
+if [ -n "$SHOP_KEY" ]; then
+  KEYS=$(shop_keys "$SHOP_KEY")
+else
+  KEYS=$(installed_keys)
+  [ -n "$KEYS" ] || die "--shop-key is needed the first time: the shop's public key (on the shop: ssh-keygen -y -f <provision.ssh_key_path>)"
+fi
+[ -n "$KEYS" ] || die "--shop-key holds no public key"
+if command -v ssh-keygen >/dev/null; then
+  while IFS= read -r key; do
+    printf '%s\n' "$key" | ssh-keygen -lf - >/dev/null 2>&1 || die "--shop-key: ssh-keygen cannot read the key ${key:0:40}…"
+  done <<<"$KEYS"
+fi
+install -d -o root -g root -m 0755 "$KEYS_DIR"
+write_file "$KEYS_FILE" root:root 0644 < <(authorized_keys "$KEYS")
+
+# 4. the config directory and the base config --------------------------------------------------------
+# setgid: files the shop writes there belong to the group the core reads through
+install -d -o root -g "$GROUP" -m 2770 "$CONFIG_DIR"
+looks_ours() {
+  local flat
+  flat=$(tr -d ' \t\r\n' <"$CONFIG")
+  [[ $flat == *'"HandlerService"'* && $flat == *'"StatsService"'* && $flat == *'"dokodemo-door"'* ]] &&
+    [[ $flat == *"\"port\":$API_PORT,"* || $flat == *"\"port\":$API_PORT}"* ]] &&
+    [[ $flat == *"\"tag\":\"$INBOUND_TAG\""* ]]
+}
+if [ -f "$CONFIG" ] && cmp -s "$CONFIG" <(base_config); then
+  : # exactly our base config
+elif [ -f "$CONFIG" ] && [ "$RESET_CONFIG" -eq 0 ] && looks_ours; then
+  say "keeping $CONFIG (it has the API on port $API_PORT and inbound $INBOUND_TAG; --reset-config replaces it)"
+else
+  if [ -f "$CONFIG" ]; then
+    # e.g. the sample config Debian's package installs: no API, so the shop could not manage its users
+    backup=$CONFIG.before-vpnshop.$(date +%Y%m%d%H%M%S)
+    cp -p -- "$CONFIG" "$backup"
+    chmod 0600 "$backup"
+    say "saved the old $CONFIG as $backup"
+  fi
+  write_file "$CONFIG" "root:$GROUP" 0640 < <(base_config)
+  [ "$WROTE" -eq 0 ] || CHANGED_CORE=1
+fi
+chgrp "$GROUP" "$CONFIG"
+chmod 0640 "$CONFIG"
+# the shop tests every config it writes the same way, as the login user
+if ! out=$(runuser -u "$LOGIN_USER" -- "$CORE_BIN" -test -config "$CONFIG" 2>&1); then
+  die "$CORE rejects $CONFIG (as user $LOGIN_USER): $out"
+fi
+
+# 5. the core's service ------------------------------------------------------------------------------------
+unit_exists=0
+for dir in /etc/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
+  if [ -f "$dir/$CORE.service" ]; then unit_exists=1; fi
+done
+if [ "$unit_exists" -eq 0 ]; then
+  write_file "$UNIT_FILE" root:root 0644 < <(core_unit "$CORE_BIN")
+  [ "$WROTE" -eq 0 ] || CHANGED_CORE=1
+fi
+install -d -o root -g root -m 0755 "$UNIT_DROPIN_DIR"
+write_file "$UNIT_DROPIN" root:root 0644 < <(core_dropin "$CORE_BIN")
+[ "$WROTE" -eq 0 ] || CHANGED_CORE=1
+
+# 6. sudo: restart the core, nothing else -----------------------------------------------------------------
+sudoers_tmp=$(mktemp)
+sudoers >"$sudoers_tmp"
+visudo -cqf "$sudoers_tmp" >/dev/null || {
+  rm -f "$sudoers_tmp"
+  die "visudo rejects the generated sudoers rule"
+}
+write_file "$SUDOERS" root:root 0440 <"$sudoers_tmp"
+rm -f "$sudoers_tmp"
+runuser -u "$LOGIN_USER" -- sudo -n -l /usr/bin/systemctl restart "$CORE" >/dev/null 2>&1 ||
+  die "sudo does not let $LOGIN_USER run 'systemctl restart $CORE'; check /etc/sudoers and $SUDOERS"
+
+# 7. sshd ---------------------------------------------------------------------------------------------------
+grep -Eqi '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\.d/\*\.conf' /etc/ssh/sshd_config ||
+  die "/etc/ssh/sshd_config does not include /etc/ssh/sshd_config.d/*.conf (Debian's does); add that line at its top"
+install -d -o root -g root -m 0755 /etc/ssh/sshd_config.d
+previous_dropin=""
+[ -f "$SSHD_DROPIN" ] && previous_dropin=$(cat "$SSHD_DROPIN")
+write_file "$SSHD_DROPIN" root:root 0644 < <(sshd_config)
+[ "$WROTE" -eq 0 ] || CHANGED_SSHD=1
+[ -f /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -A >/dev/null
+install -d -m 0755 /run/sshd
+if ! out=$(sshd -t 2>&1); then
+  # never leave sshd with a config it cannot load (that would lock everyone out at its next restart)
+  if [ -n "$previous_dropin" ]; then printf '%s\n' "$previous_dropin" >"$SSHD_DROPIN"; else rm -f "$SSHD_DROPIN"; fi
+  die "sshd rejects its config with our drop-in (restored the previous state): $out"
+fi
+
+# 8. services ------------------------------------------------------------------------------------------------
+if [ "$HAS_SYSTEMD" -eq 1 ]; then
+  systemctl daemon-reload
+  systemctl enable --quiet "$CORE"
+  if [ "$CHANGED_CORE" -eq 1 ] || ! systemctl is-active --quiet "$CORE"; then
+    say "restarting $CORE"
+    systemctl restart "$CORE"
+  fi
+  if systemctl is-active --quiet ssh.socket; then
+    : # socket-activated sshd reads its config afresh for every connection
+  elif ! systemctl is-active --quiet ssh; then
+    systemctl enable --quiet ssh
+    systemctl start ssh
+  elif [ "$CHANGED_SSHD" -eq 1 ]; then
+    say "reloading sshd"
+    systemctl reload ssh
+  fi
+  api_up=0
+  for _ in $(seq 50); do
+    if ss -Hltn "sport = :$API_PORT" | grep -q .; then
+      api_up=1
+      break
+    fi
+    sleep 0.1
+  done
+  [ "$api_up" -eq 1 ] || die "$CORE does not listen on 127.0.0.1:$API_PORT; see: journalctl -u $CORE -n 50"
+else
+  warn "no systemd here: start $CORE ($(core_exec "$CORE_BIN"), as a non-root user in group $GROUP) and sshd yourself,"
+  warn "and give the shop a working --restart-command (its default is 'sudo -n systemctl restart $CORE')"
+fi
+
+# 9. what to run on the shop ----------------------------------------------------------------------------------
+if [ -z "$NAME" ]; then
+  NAME=$(hostname -s 2>/dev/null | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9._\n-' '-' || true)
+  NAME=${NAME:-node-1}
+fi
+if [ -z "$PUBLIC_HOST" ]; then
+  PUBLIC_HOST=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1 || true)
+  [ -n "$PUBLIC_HOST" ] || PUBLIC_HOST=$(hostname -I 2>/dev/null | awk '{print $1}' || true)
+  [ -n "$PUBLIC_HOST" ] || die "cannot tell this node's address; pass --public-host"
+  case "$PUBLIC_HOST" in
+    10.* | 192.168.* | 172.1[6-9].* | 172.2[0-9].* | 172.3[01].* | 100.6[4-9].* | 100.[7-9][0-9].* | 100.1[01][0-9].* | 100.12[0-7].*)
+      warn "$PUBLIC_HOST is a private address (NAT?); pass --public-host with the address customers reach"
+      ;;
+  esac
+fi
+if [ -z "$SSH_PORT" ]; then
+  SSH_PORT=$(sshd -T 2>/dev/null | awk '$1 == "port" {print $2; exit}' || true)
+  SSH_PORT=${SSH_PORT:-22}
+fi
+FINGERPRINT=$(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub | awk '{print $2}')
+ssh_port_flag=""
+[ "$SSH_PORT" = 22 ] || ssh_port_flag=" --ssh-port $SSH_PORT"
+
+cat <<TXT
+
+This node is ready. On the shop, run:
+
+  vpnshop server add --name $NAME --location ${LOCATION:-LOCATION_CODE} --host $PUBLIC_HOST --port $PORT$ssh_port_flag --ssh-user $LOGIN_USER --host-key $FINGERPRINT --core $CORE --protocol $PROTOCOL --inbound-tag $INBOUND_TAG --api-port $API_PORT
+  vpnshop server test $NAME
+
+TXT
+[ -n "$LOCATION" ] || echo "(replace LOCATION_CODE with a location code from: vpnshop catalog list)"
+printf 'Open TCP %s to customers and %s to the shop; the API port %s stays on 127.0.0.1.\n' "$PORT" "$SSH_PORT" "$API_PORT"

@@ -1,0 +1,145 @@
+# vpnshop — English. Every key here exists in fa and ru with the same variables (a test checks).
+# Numbers arrive already formatted; $n (when present) only selects the plural form.
+
+language-name = 🇬🇧 English
+language-choose = Choose your language:
+language-set = Language set to English.
+
+menu-title = Hi { $name }! Fast, private V2Ray VPN. What would you like to do?
+menu-buy = 🛒 Buy a plan
+menu-trial = 🎁 Free trial
+menu-services = 📱 My services
+menu-language = 🌐 Language
+menu-help = ❓ Help
+
+btn-back = ⬅️ Back
+btn-menu = 🏠 Menu
+btn-cancel = ✖️ Cancel
+btn-resume = ▶️ Continue
+btn-start-over = 🔄 Start over
+btn-qr = 🔳 QR codes
+btn-renew = 🔁 Renew
+btn-topup = ➕ Buy more data
+
+help =
+    <b>How it works</b>
+    1. Buy a plan (or take the free trial).
+    2. You get a link and a QR code for each device, and a subscription URL.
+    3. Import the subscription URL into v2rayNG (Android), v2rayN (Windows), Hiddify or Streisand (iOS).
+    Questions? Write to { $support }.
+unknown-message = Sorry, I did not understand that.
+stale-button = This menu is out of date; here is the current one.
+not-found = That is no longer available.
+option-unavailable = That option is not available. Please choose another.
+slow-down = Too fast! Please wait a moment.
+error-generic = Something went wrong on our side. Please try again in a minute.
+banned = Your account has been blocked. If you think this is a mistake, contact { $support }.
+
+resume-offer = You have an unfinished purchase: { $summary }. Continue where you left off?
+purchase-cancelled = Purchase cancelled.
+
+days = { $n ->
+    [one] { $days } day
+   *[other] { $days } days
+}
+devices = { $n ->
+    [one] { $devices } device
+   *[other] { $devices } devices
+}
+data-gb = { $gb } GB
+data-unlimited = Unlimited data
+
+location-item = { $flag } { $name } · { $n ->
+    [one] { $servers } server
+   *[other] { $servers } servers
+}
+location-full = { $flag } { $name } · full
+buy-location = <b>Choose a location</b>
+buy-no-locations = Sorry, no location is on sale right now. Please check back soon.
+buy-duration = <b>How long?</b>
+buy-devices = <b>How many devices?</b>
+buy-data = <b>How much data?</b>
+buy-so-far = So far: { $picked }
+buy-summary =
+    <b>Your plan</b>
+    { $picked }
+    Price: <b>{ $price }</b>
+    Choose how to pay:
+buy-summary-renewal =
+    <b>Renewal</b>
+    { $picked }
+    Price: <b>{ $price }</b>
+    Choose how to pay:
+buy-summary-topup =
+    <b>More data</b>
+    { $picked }
+    Price: <b>{ $price }</b>
+    Choose how to pay:
+pay-none = Payments are not available right now. Please try again later.
+pay-method-card = 💳 Card-to-card transfer
+pay-method-stripe = 💳 Card (Stripe)
+pay-method-zarinpal = 💳 Zarinpal
+pay-card =
+    Order <b>#{ $order }</b>: <b>{ $price }</b>
+    Transfer exactly this amount to:
+    <code>{ $card }</code>
+    { $holder } · { $bank }
+    Then send a photo of the receipt here. We check it quickly and your service starts right after.
+
+trial-choose = <b>Free trial</b>: { $n ->
+    [one] { $days } day
+   *[other] { $days } days
+}, { $data }, one device. Pick a location:
+trial-granted = 🎁 Your trial is being set up. Your link arrives here in a moment.
+trial-used = You have already used your free trial. Our plans start small; have a look!
+trial-limited = Too many trial requests right now. Please try again in { $n ->
+    [one] { $minutes } minute
+   *[other] { $minutes } minutes
+}.
+trial-unavailable = No server in that location can take a trial right now. Try another location.
+trial-disabled = Free trials are not available at the moment.
+trial-tag = trial
+
+services-empty = You have no services yet.
+services-list = <b>Your services</b>
+status-pending = ⏳ setting up
+status-active = ✅ active
+status-limited = 🚫 data used up
+status-expired = ⌛ expired
+status-revoked = ⛔ revoked
+time-not-started = Starts when it is set up
+time-left = { $n ->
+    [one] { $days } day left
+   *[other] { $days } days left
+}
+data-usage = Used { $used } of { $cap } GB ({ $left } GB left)
+data-usage-unlimited = Used { $used } GB (unlimited)
+device-link = Device { $seat }: <code>{ $link }</code>
+links-pending = Your links appear here as soon as the service is set up.
+service-detail =
+    <b>{ $place }</b> · { $status }
+    { $time }
+    { $data }
+
+    Subscription URL (import it in your app):
+    <code>{ $url }</code>
+
+    { $links }
+qr-caption = Device { $seat }: scan this in your V2Ray app.
+
+notice-ready =
+    ✅ <b>Your { $place } service is ready!</b>
+    Import this subscription URL into v2rayNG, v2rayN, Hiddify or Streisand:
+    <code>{ $url }</code>
+
+    Or use a link per device:
+    { $links }
+notice-limited = 🚫 Your { $place } service has used all its data. Buy more data or renew to continue.
+notice-expired = ⌛ Your { $place } service has expired. Renew to keep using it.
+notice-revoked = ⛔ Your { $place } service was ended by the shop. Contact support if you have questions.
+notice-resumed = ✅ Your { $place } service works again.
+notice-expires-soon = ⏰ Your { $place } service ends in { $n ->
+    [one] { $days } day
+   *[other] { $days } days
+}. Renew now to keep it without interruption.
+notice-data-almost = 📦 Your { $place } service has used { $percent }% of its data.

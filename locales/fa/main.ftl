@@ -1,0 +1,146 @@
+# vpnshop — Persian (fa). Same keys and variables as locales/en/main.ftl (a test checks).
+# Numbers arrive already formatted with Persian digits; $n only selects the plural form.
+# The app starts every line with a right-to-left mark itself; do not add one here.
+
+language-name = 🇮🇷 فارسی
+language-choose = زبان خود را انتخاب کنید:
+language-set = زبان روی فارسی تنظیم شد.
+
+menu-title = سلام { $name }! وی‌پی‌ان V2Ray پرسرعت و امن. چه کاری می‌خواهید انجام دهید؟
+menu-buy = 🛒 خرید سرویس
+menu-trial = 🎁 تست رایگان
+menu-services = 📱 سرویس‌های من
+menu-language = 🌐 زبان
+menu-help = ❓ راهنما
+
+btn-back = ⬅️ بازگشت
+btn-menu = 🏠 منو
+btn-cancel = ✖️ لغو
+btn-resume = ▶️ ادامه
+btn-start-over = 🔄 شروع دوباره
+btn-qr = 🔳 کدهای QR
+btn-renew = 🔁 تمدید
+btn-topup = ➕ خرید حجم اضافه
+
+help =
+    <b>راهنمای استفاده</b>
+    ۱. یک سرویس بخرید (یا تست رایگان بگیرید).
+    ۲. برای هر دستگاه یک لینک و یک کد QR می‌گیرید، به‌علاوهٔ یک لینک اشتراک.
+    ۳. لینک اشتراک را در v2rayNG (اندروید)، v2rayN (ویندوز)، Hiddify یا Streisand (iOS) وارد کنید.
+    سؤالی دارید؟ به { $support } پیام بدهید.
+unknown-message = ببخشید، متوجه نشدم.
+stale-button = این منو قدیمی شده؛ منوی به‌روز اینجاست.
+not-found = این مورد دیگر در دسترس نیست.
+option-unavailable = این گزینه در دسترس نیست. لطفاً گزینهٔ دیگری انتخاب کنید.
+slow-down = کمی آهسته‌تر! لطفاً چند لحظه صبر کنید.
+error-generic = مشکلی از سمت ما پیش آمد. لطفاً یک دقیقهٔ دیگر دوباره امتحان کنید.
+banned = حساب شما مسدود شده است. اگر فکر می‌کنید اشتباهی شده، به { $support } پیام بدهید.
+
+resume-offer = یک خرید نیمه‌تمام دارید: { $summary }. از همان‌جا ادامه می‌دهید؟
+purchase-cancelled = خرید لغو شد.
+
+days = { $n ->
+    [one] { $days } روز
+   *[other] { $days } روز
+}
+devices = { $n ->
+    [one] { $devices } دستگاه
+   *[other] { $devices } دستگاه
+}
+data-gb = { $gb } گیگ
+data-unlimited = حجم نامحدود
+
+location-item = { $flag } { $name } · { $n ->
+    [one] { $servers } سرور
+   *[other] { $servers } سرور
+}
+location-full = { $flag } { $name } · ظرفیت تکمیل
+buy-location = <b>یک لوکیشن انتخاب کنید</b>
+buy-no-locations = ببخشید، فعلاً هیچ لوکیشنی برای فروش موجود نیست. لطفاً کمی بعد دوباره سر بزنید.
+buy-duration = <b>برای چه مدت؟</b>
+buy-devices = <b>برای چند دستگاه؟</b>
+buy-data = <b>چه مقدار حجم؟</b>
+buy-so-far = انتخاب‌های شما: { $picked }
+buy-summary =
+    <b>سرویس شما</b>
+    { $picked }
+    قیمت: <b>{ $price }</b>
+    روش پرداخت را انتخاب کنید:
+buy-summary-renewal =
+    <b>تمدید</b>
+    { $picked }
+    قیمت: <b>{ $price }</b>
+    روش پرداخت را انتخاب کنید:
+buy-summary-topup =
+    <b>حجم اضافه</b>
+    { $picked }
+    قیمت: <b>{ $price }</b>
+    روش پرداخت را انتخاب کنید:
+pay-none = فعلاً امکان پرداخت وجود ندارد. لطفاً بعداً دوباره امتحان کنید.
+pay-method-card = 💳 کارت به کارت
+pay-method-stripe = 💳 کارت بین‌المللی (Stripe)
+pay-method-zarinpal = 💳 Zarinpal
+pay-card =
+    سفارش <b>#{ $order }</b>: <b>{ $price }</b>
+    دقیقاً همین مبلغ را به این کارت واریز کنید:
+    <code>{ $card }</code>
+    { $holder } · { $bank }
+    سپس عکس رسید را همین‌جا بفرستید. رسید را سریع بررسی می‌کنیم و سرویس شما بلافاصله فعال می‌شود.
+
+trial-choose = <b>تست رایگان</b>: { $n ->
+    [one] { $days } روز
+   *[other] { $days } روز
+}، { $data }، یک دستگاه. لوکیشن را انتخاب کنید:
+trial-granted = 🎁 سرویس تست شما در حال آماده‌سازی است. لینک تا چند لحظهٔ دیگر همین‌جا می‌رسد.
+trial-used = شما قبلاً از تست رایگان استفاده کرده‌اید. سرویس‌های ارزان هم داریم؛ نگاهی بیندازید!
+trial-limited = درخواست‌های تست در حال حاضر زیاد است. لطفاً { $n ->
+    [one] { $minutes } دقیقه
+   *[other] { $minutes } دقیقه
+} دیگر دوباره امتحان کنید.
+trial-unavailable = فعلاً هیچ سروری در این لوکیشن جای تست ندارد. لوکیشن دیگری را امتحان کنید.
+trial-disabled = فعلاً تست رایگان ارائه نمی‌شود.
+trial-tag = تست
+
+services-empty = هنوز هیچ سرویسی ندارید.
+services-list = <b>سرویس‌های شما</b>
+status-pending = ⏳ در حال راه‌اندازی
+status-active = ✅ فعال
+status-limited = 🚫 حجم تمام شده
+status-expired = ⌛ منقضی شده
+status-revoked = ⛔ لغو شده
+time-not-started = پس از راه‌اندازی شروع می‌شود
+time-left = { $n ->
+    [one] { $days } روز باقی‌مانده
+   *[other] { $days } روز باقی‌مانده
+}
+data-usage = { $used } از { $cap } گیگ مصرف شده ({ $left } گیگ باقی‌مانده)
+data-usage-unlimited = { $used } گیگ مصرف شده (نامحدود)
+device-link = دستگاه { $seat }: <code>{ $link }</code>
+links-pending = لینک‌های شما به‌محض راه‌اندازی سرویس همین‌جا نمایش داده می‌شوند.
+service-detail =
+    <b>{ $place }</b> · { $status }
+    { $time }
+    { $data }
+
+    لینک اشتراک (آن را در برنامهٔ خود وارد کنید):
+    <code>{ $url }</code>
+
+    { $links }
+qr-caption = دستگاه { $seat }: این کد را در برنامهٔ V2Ray خود اسکن کنید.
+
+notice-ready =
+    ✅ <b>سرویس { $place } شما آماده است!</b>
+    این لینک اشتراک را در v2rayNG، v2rayN، Hiddify یا Streisand وارد کنید:
+    <code>{ $url }</code>
+
+    یا برای هر دستگاه از لینک جداگانه استفاده کنید:
+    { $links }
+notice-limited = 🚫 حجم سرویس { $place } شما تمام شد. برای ادامه، حجم اضافه بخرید یا سرویس را تمدید کنید.
+notice-expired = ⌛ سرویس { $place } شما منقضی شد. برای ادامهٔ استفاده، آن را تمدید کنید.
+notice-revoked = ⛔ سرویس { $place } شما از طرف فروشگاه قطع شد. اگر سؤالی دارید، به پشتیبانی پیام بدهید.
+notice-resumed = ✅ سرویس { $place } شما دوباره فعال شد.
+notice-expires-soon = ⏰ سرویس { $place } شما { $n ->
+    [one] { $days } روز
+   *[other] { $days } روز
+} دیگر تمام می‌شود. همین حالا تمدید کنید تا بدون قطعی ادامه دهید.
+notice-data-almost = 📦 سرویس { $place } شما { $percent }٪ از حجمش را مصرف کرده است.

@@ -1,0 +1,159 @@
+# vpnshop — Russian (ru). Same keys and variables as locales/en/main.ftl (a test checks).
+# Numbers arrive already formatted; $n only selects the plural form (one / few / many / other).
+
+language-name = 🇷🇺 Русский
+language-choose = Выберите язык:
+language-set = Установлен русский язык.
+
+menu-title = Привет, { $name }! Быстрый и приватный VPN на V2Ray. Что хотите сделать?
+menu-buy = 🛒 Купить тариф
+menu-trial = 🎁 Попробовать бесплатно
+menu-services = 📱 Мои подписки
+menu-language = 🌐 Язык
+menu-help = ❓ Помощь
+
+btn-back = ⬅️ Назад
+btn-menu = 🏠 Меню
+btn-cancel = ✖️ Отмена
+btn-resume = ▶️ Продолжить
+btn-start-over = 🔄 Начать заново
+btn-qr = 🔳 QR-коды
+btn-renew = 🔁 Продлить
+btn-topup = ➕ Докупить трафик
+
+help =
+    <b>Как это работает</b>
+    1. Купите тариф (или возьмите бесплатный пробный период).
+    2. Вы получите ссылку и QR-код для каждого устройства, а также ссылку на подписку.
+    3. Добавьте ссылку на подписку в v2rayNG (Android), v2rayN (Windows), Hiddify или Streisand (iOS).
+    Остались вопросы? Пишите: { $support }.
+unknown-message = Извините, я вас не понял.
+stale-button = Это меню устарело, вот актуальное.
+not-found = Это больше недоступно.
+option-unavailable = Этот вариант недоступен. Пожалуйста, выберите другой.
+slow-down = Слишком быстро! Подождите немного.
+error-generic = Что-то пошло не так на нашей стороне. Попробуйте ещё раз через минуту.
+banned = Ваш аккаунт заблокирован. Если вы считаете, что это ошибка, напишите: { $support }.
+
+resume-offer = У вас есть незавершённая покупка: { $summary }. Продолжить с того же места?
+purchase-cancelled = Покупка отменена.
+
+days = { $n ->
+    [one] { $days } день
+    [few] { $days } дня
+    [many] { $days } дней
+   *[other] { $days } дня
+}
+devices = { $n ->
+    [one] { $devices } устройство
+    [few] { $devices } устройства
+    [many] { $devices } устройств
+   *[other] { $devices } устройства
+}
+data-gb = { $gb } ГБ
+data-unlimited = Безлимитный трафик
+
+location-item = { $flag } { $name } · { $n ->
+    [one] { $servers } сервер
+    [few] { $servers } сервера
+    [many] { $servers } серверов
+   *[other] { $servers } сервера
+}
+location-full = { $flag } { $name } · мест нет
+buy-location = <b>Выберите локацию</b>
+buy-no-locations = Извините, сейчас нет доступных локаций. Загляните чуть позже.
+buy-duration = <b>На какой срок?</b>
+buy-devices = <b>Сколько устройств?</b>
+buy-data = <b>Сколько трафика?</b>
+buy-so-far = Вы выбрали: { $picked }
+buy-summary =
+    <b>Ваш тариф</b>
+    { $picked }
+    Цена: <b>{ $price }</b>
+    Выберите способ оплаты:
+buy-summary-renewal =
+    <b>Продление</b>
+    { $picked }
+    Цена: <b>{ $price }</b>
+    Выберите способ оплаты:
+buy-summary-topup =
+    <b>Дополнительный трафик</b>
+    { $picked }
+    Цена: <b>{ $price }</b>
+    Выберите способ оплаты:
+pay-none = Оплата сейчас недоступна. Попробуйте позже.
+pay-method-card = 💳 Перевод с карты на карту
+pay-method-stripe = 💳 Карта (Stripe)
+pay-method-zarinpal = 💳 Zarinpal
+pay-card =
+    Заказ <b>#{ $order }</b>: <b>{ $price }</b>
+    Переведите ровно эту сумму на карту:
+    <code>{ $card }</code>
+    { $holder } · { $bank }
+    Затем пришлите сюда фото чека. Мы быстро его проверим, и подписка заработает сразу после этого.
+
+trial-choose = <b>Пробный период</b>: { $n ->
+    [one] { $days } день
+    [few] { $days } дня
+    [many] { $days } дней
+   *[other] { $days } дня
+}, { $data }, одно устройство. Выберите локацию:
+trial-granted = 🎁 Готовим ваш пробный доступ. Ссылка придёт сюда через несколько секунд.
+trial-used = Вы уже использовали бесплатный пробный период. Но у нас есть совсем недорогие тарифы — загляните!
+trial-limited = Сейчас слишком много запросов на пробный период. Попробуйте снова через { $n ->
+    [one] { $minutes } минуту
+    [few] { $minutes } минуты
+    [many] { $minutes } минут
+   *[other] { $minutes } минуты
+}.
+trial-unavailable = В этой локации сейчас нет серверов для пробного периода. Попробуйте другую локацию.
+trial-disabled = Бесплатный пробный период сейчас недоступен.
+trial-tag = пробная
+
+services-empty = У вас пока нет подписок.
+services-list = <b>Ваши подписки</b>
+status-pending = ⏳ настраивается
+status-active = ✅ активна
+status-limited = 🚫 трафик закончился
+status-expired = ⌛ истекла
+status-revoked = ⛔ отключена
+time-not-started = Начнёт действовать после настройки
+time-left = { $n ->
+    [one] Остался { $days } день
+    [few] Осталось { $days } дня
+    [many] Осталось { $days } дней
+   *[other] Осталось { $days } дня
+}
+data-usage = Использовано { $used } из { $cap } ГБ (осталось { $left } ГБ)
+data-usage-unlimited = Использовано { $used } ГБ (безлимит)
+device-link = Устройство { $seat }: <code>{ $link }</code>
+links-pending = Ссылки появятся здесь, как только подписка будет настроена.
+service-detail =
+    <b>{ $place }</b> · { $status }
+    { $time }
+    { $data }
+
+    Ссылка на подписку (добавьте её в приложение):
+    <code>{ $url }</code>
+
+    { $links }
+qr-caption = Устройство { $seat }: отсканируйте этот код в приложении V2Ray.
+
+notice-ready =
+    ✅ <b>Подписка { $place } готова!</b>
+    Добавьте эту ссылку на подписку в v2rayNG, v2rayN, Hiddify или Streisand:
+    <code>{ $url }</code>
+
+    Или используйте отдельную ссылку для каждого устройства:
+    { $links }
+notice-limited = 🚫 По подписке { $place } закончился трафик. Докупите трафик или продлите подписку, чтобы продолжить.
+notice-expired = ⌛ Срок подписки { $place } истёк. Продлите её, чтобы продолжить пользоваться.
+notice-revoked = ⛔ Магазин отключил подписку { $place }. Если есть вопросы, напишите в поддержку.
+notice-resumed = ✅ Подписка { $place } снова работает.
+notice-expires-soon = ⏰ Подписка { $place } закончится через { $n ->
+    [one] { $days } день
+    [few] { $days } дня
+    [many] { $days } дней
+   *[other] { $days } дня
+}. Продлите сейчас, чтобы пользоваться без перерыва.
+notice-data-almost = 📦 По подписке { $place } израсходовано { $percent }% трафика.

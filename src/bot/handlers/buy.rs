@@ -1,0 +1,228 @@
+//! Buying: location → duration → devices → data → summary with the price → payment method. Every step edits
+//! the same message, has a Back button, and is stored in the draft order, so /start (or a restart of the
+//! service) resumes it where the customer left.
+
+use super::{HandlerError, HandlerResult};
+use crate::bot::callback::Cb;
+use crate::bot::ui::{Ctx, Screen, button, html};
+use crate::domain::draft::{Selection, Step};
+use crate::domain::status::PaymentMethod;
+use crate::domain::{Currency, DataCap, Language};
+use crate::error::AppError;
+use crate::i18n::{self, Arg};
+use crate::services::orders::{self, Choice, Draft};
+use crate::services::shop::{self, distinct};
+
+fn currency(ctx: &Ctx<'_>) -> Currency {
+    ctx.app.settings.shop.currency.get(&ctx.lang()).copied().unwrap_or(Currency::Usd)
+}
+
+fn days_text(lang: Language, days: i32) -> String {
+    i18n::t_args(lang, "days", &[("n", Arg::Count(days.into())), ("days", i18n::number(lang, days.into()).into())])
+}
+
+fn devices_text(lang: Language, n: i32) -> String {
+    i18n::t_args(lang, "devices", &[("n", Arg::Count(n.into())), ("devices", i18n::number(lang, n.into()).into())])
+}
+
+pub fn data_text(lang: Language, cap: DataCap) -> String {
+    match cap {
+        DataCap::Unlimited => i18n::t(lang, "data-unlimited"),
+        DataCap::Limited(bytes) => i18n::t_args(lang, "data-gb", &[("gb", i18n::gigabytes(lang, bytes).into())]),
+    }
+}
+
+/// A one-line description of what has been chosen so far.
+pub async fn describe(ctx: &Ctx<'_>, s: &Selection) -> Result<String, HandlerError> {
+    let lang = ctx.lang();
+    let mut parts = Vec::new();
+    if let Some(code) = &s.location {
+        let place = shop::location(&ctx.app.pool, code).await.map(|l| format!("{} {}", l.flag, l.name(lang)));
+        parts.push(html(&place.unwrap_or_else(|_| code.clone())));
+    }
+    if let Some(d) = s.duration_days {
+        parts.push(days_text(lang, d));
+    }
+    if let Some(n) = s.seats {
+        parts.push(devices_text(lang, n));
+    }
+    if let Some(cap) = s.data {
+        parts.push(data_text(lang, cap));
+    }
+    Ok(parts.join(" · "))
+}
+
+pub async fn start(ctx: &Ctx<'_>) -> HandlerResult {
+    let draft = orders::start(&ctx.app.pool, ctx.user.id).await?;
+    show_step(ctx, &draft).await
+}
+
+pub async fn resume(ctx: &Ctx<'_>, order_id: i64) -> HandlerResult {
+    match orders::current_draft(&ctx.app.pool, ctx.user.id).await? {
+        Some(draft) if draft.order_id == order_id => show_step(ctx, &draft).await,
+        _ => Err(AppError::conflict("this purchase is no longer open").into()),
+    }
+}
+
+pub async fn choose(ctx: &Ctx<'_>, order_id: i64, choice: Choice) -> Result<Option<String>, HandlerError> {
+    let draft = orders::choose(&ctx.app.pool, ctx.user.id, order_id, choice).await?;
+    show_step(ctx, &draft).await?;
+    Ok(None)
+}
+
+pub async fn choose_data(ctx: &Ctx<'_>, order_id: i64, gb: Option<i64>) -> Result<Option<String>, HandlerError> {
+    let cap = match gb {
+        None => DataCap::Unlimited,
+        Some(gb) => DataCap::from_gb(gb).map_err(|_| AppError::invalid("bad data choice"))?,
+    };
+    choose(ctx, order_id, Choice::Data(cap)).await
+}
+
+pub async fn renew(ctx: &Ctx<'_>, subscription_id: i64) -> HandlerResult {
+    let draft = orders::start_renewal(&ctx.app.pool, ctx.user.id, subscription_id).await?;
+    show_step(ctx, &draft).await
+}
+
+pub async fn top_up(ctx: &Ctx<'_>, subscription_id: i64) -> HandlerResult {
+    let draft = orders::start_topup(&ctx.app.pool, ctx.user.id, subscription_id).await?;
+    show_step(ctx, &draft).await
+}
+
+pub async fn cancel(ctx: &Ctx<'_>, order_id: i64) -> Result<Option<String>, HandlerError> {
+    orders::cancel(&ctx.app.pool, ctx.user.id, order_id).await?;
+    super::menu::main(ctx).await?;
+    Ok(Some(ctx.t("purchase-cancelled")))
+}
+
+/// The screen of the draft's current step.
+async fn show_step(ctx: &Ctx<'_>, draft: &Draft) -> HandlerResult {
+    let screen = step_screen(ctx, draft).await?;
+    ctx.show(screen).await?;
+    Ok(())
+}
+
+async fn step_screen(ctx: &Ctx<'_>, draft: &Draft) -> Result<Screen, HandlerError> {
+    let (lang, pool, o) = (ctx.lang(), &ctx.app.pool, draft.order_id);
+    let s = &draft.selection;
+    let nav = vec![button(ctx.t("btn-back"), Cb::Back(o)), button(ctx.t("btn-cancel"), Cb::Cancel(o))];
+    let step = s.step();
+    if step == Step::Location {
+        let mut rows = Vec::new();
+        for l in shop::locations(pool).await? {
+            let servers = i18n::number(lang, l.servers);
+            let label = if l.free_seats > 0 {
+                ctx.t_args(
+                    "location-item",
+                    &[
+                        ("flag", l.flag.clone().into()),
+                        ("name", l.name(lang).into()),
+                        ("n", Arg::Count(l.servers)),
+                        ("servers", servers.into()),
+                    ],
+                )
+            } else {
+                ctx.t_args("location-full", &[("flag", l.flag.clone().into()), ("name", l.name(lang).into())])
+            };
+            if l.free_seats > 0 {
+                rows.push(vec![button(label, Cb::Location(o, l.code))]);
+            }
+        }
+        let text = if rows.is_empty() { ctx.t("buy-no-locations") } else { ctx.t("buy-location") };
+        rows.push(vec![button(ctx.t("btn-menu"), Cb::Menu), button(ctx.t("btn-cancel"), Cb::Cancel(o))]);
+        return Ok(Screen::new(text, rows));
+    }
+    let location = s.location.clone().unwrap_or_default();
+    let plans = shop::plans_in(pool, &location).await?;
+    let picked = describe(ctx, s).await?;
+    let matching = |p: &&shop::PlanOption| {
+        s.duration_days.is_none_or(|d| p.duration_days == d) && s.seats.is_none_or(|n| p.seats == n)
+    };
+    let (title, options): (&str, Vec<Vec<_>>) = match step {
+        Step::Duration => (
+            "buy-duration",
+            distinct(plans.iter().map(|p| p.duration_days))
+                .into_iter()
+                .map(|d| vec![button(days_text(lang, d), Cb::Duration(o, d))])
+                .collect(),
+        ),
+        Step::Devices => (
+            "buy-devices",
+            distinct(plans.iter().filter(matching).map(|p| p.seats))
+                .into_iter()
+                .map(|n| vec![button(devices_text(lang, n), Cb::Devices(o, n))])
+                .collect(),
+        ),
+        Step::Data => (
+            "buy-data",
+            plans
+                .iter()
+                .filter(matching)
+                .filter_map(|p| {
+                    let price = p.price(currency(ctx))?.format(lang);
+                    let label = format!("{} — {price}", data_text(lang, p.data));
+                    let gb = match p.data {
+                        DataCap::Unlimited => None,
+                        cap => Some(cap.whole_gb()?),
+                    };
+                    Some(vec![button(label, Cb::Data(o, gb))])
+                })
+                .collect(),
+        ),
+        _ => return summary(ctx, draft, nav).await,
+    };
+    let text = format!("{}\n\n{}", ctx.t_args(title, &[]), ctx.t_args("buy-so-far", &[("picked", picked.into())]));
+    let mut rows = options;
+    rows.push(nav);
+    Ok(Screen::new(text, rows))
+}
+
+/// Everything chosen: the plan, its price in the customer's currency, and how to pay.
+async fn summary(
+    ctx: &Ctx<'_>,
+    draft: &Draft,
+    nav: Vec<teloxide::types::InlineKeyboardButton>,
+) -> Result<Screen, HandlerError> {
+    let quote = orders::quote(&ctx.app.pool, &draft.selection, currency(ctx)).await?;
+    let picked = describe(ctx, &draft.selection).await?;
+    let key = match draft.kind.as_str() {
+        orders::RENEWAL => "buy-summary-renewal",
+        orders::TOPUP => "buy-summary-topup",
+        _ => "buy-summary",
+    };
+    let methods = orders::payment_methods(&ctx.app.settings);
+    let mut text = ctx.t_args(key, &[("picked", picked.into()), ("price", quote.price.format(ctx.lang()).into())]);
+    let mut rows: Vec<Vec<_>> =
+        methods.iter().map(|m| vec![button(ctx.t(method_key(*m)), Cb::Pay(draft.order_id, *m))]).collect();
+    if methods.is_empty() {
+        text = format!("{text}\n\n{}", ctx.t("pay-none"));
+    }
+    rows.push(nav);
+    Ok(Screen::new(text, rows))
+}
+
+fn method_key(m: PaymentMethod) -> &'static str {
+    match m {
+        PaymentMethod::Card => "pay-method-card",
+        PaymentMethod::Stripe => "pay-method-stripe",
+        PaymentMethod::Zarinpal => "pay-method-zarinpal",
+    }
+}
+
+/// The payment method was chosen: the order is submitted at today's price and the customer told how to pay.
+pub async fn pay(ctx: &Ctx<'_>, order_id: i64, method: PaymentMethod) -> Result<Option<String>, HandlerError> {
+    let settings = &ctx.app.settings;
+    let submitted = orders::submit(&ctx.app.pool, settings, ctx.user.id, order_id, method, currency(ctx)).await?;
+    let card = &settings.payments.card;
+    let text = ctx.t_args(
+        "pay-card",
+        &[
+            ("order", i18n::number(ctx.lang(), submitted.order_id).into()),
+            ("price", submitted.price.format(ctx.lang()).into()),
+            ("card", html(&card.number).into()),
+            ("holder", html(&card.holder).into()),
+            ("bank", html(&card.bank).into()),
+        ],
+    );
+    ctx.show(Screen::new(text, vec![vec![button(ctx.t("btn-menu"), Cb::Menu)]])).await?;
+    Ok(None)
+}

@@ -1,0 +1,174 @@
+//! Routing: an update becomes a call to one handler. Handlers are thin (parse → service → screen) and safe
+//! to run twice: state lives in the database, screens are edited in place.
+
+mod buy;
+mod menu;
+mod services;
+mod trial;
+
+use teloxide::prelude::*;
+use teloxide::types::{CallbackQuery, Message, Update, UpdateKind};
+
+use super::TgBot;
+use super::callback::Cb;
+use super::ui::Ctx;
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::services::users::{self, TelegramUser};
+
+/// What a handler can fail with: Telegram (retry the update) or our own services.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Telegram(#[from] teloxide::RequestError),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+pub type HandlerResult = Result<(), HandlerError>;
+
+/// Handles one stored update.
+pub async fn handle(app: &AppState, bot: &TgBot, payload: &serde_json::Value) -> HandlerResult {
+    // teloxide's `Update` only deserializes from text, not from a `serde_json::Value`
+    let update: Update = match serde_json::from_str(&payload.to_string()) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "an update we cannot read; skipping it");
+            return Ok(());
+        }
+    };
+    match update.kind {
+        UpdateKind::Message(msg) => on_message(app, bot, msg).await,
+        UpdateKind::CallbackQuery(q) => on_callback(app, bot, q).await,
+        _ => Ok(()),
+    }
+}
+
+async fn context<'a>(
+    app: &'a AppState,
+    bot: &'a TgBot,
+    from: &teloxide::types::User,
+    chat: ChatId,
+) -> Result<Ctx<'a>, HandlerError> {
+    let who = TelegramUser {
+        telegram_id: i64::try_from(from.id.0).map_err(|_| AppError::invalid("bad user id"))?,
+        username: from.username.as_deref(),
+        first_name: Some(from.first_name.as_str()),
+        language_code: from.language_code.as_deref(),
+    };
+    let user = users::touch(&app.pool, &who, app.settings.shop.default_language).await?;
+    Ok(Ctx { app, bot, user, chat, origin: None })
+}
+
+/// Banned customers get one clear message, once, and nothing else.
+async fn banned(ctx: &Ctx<'_>) -> Result<bool, HandlerError> {
+    if ctx.user.banned_at.is_none() {
+        return Ok(false);
+    }
+    if users::take_ban_notice(&ctx.app.pool, ctx.user.id).await? {
+        let text = ctx.t_args("banned", &[("support", ctx.app.settings.shop.support_contact.clone().into())]);
+        ctx.send(super::ui::Screen::new(text, vec![])).await?;
+    }
+    Ok(true)
+}
+
+async fn on_message(app: &AppState, bot: &TgBot, msg: Message) -> HandlerResult {
+    let Some(from) = msg.from.as_ref() else { return Ok(()) };
+    if !msg.chat.is_private() || from.is_bot {
+        return Ok(());
+    }
+    let ctx = context(app, bot, from, msg.chat.id).await?;
+    if banned(&ctx).await? {
+        return Ok(());
+    }
+    let command =
+        msg.text().map(|t| t.split_whitespace().next().unwrap_or("").split('@').next().unwrap_or("").to_owned());
+    match command.as_deref() {
+        Some("/start") => menu::start(&ctx).await,
+        Some("/menu") => menu::main(&ctx).await,
+        Some("/buy") => buy::start(&ctx).await,
+        Some("/trial") => trial::offer(&ctx).await,
+        Some("/services") => services::list(&ctx).await,
+        Some("/language") => menu::language(&ctx).await,
+        Some("/help") => menu::help(&ctx).await,
+        _ => menu::unknown(&ctx).await,
+    }
+}
+
+async fn on_callback(app: &AppState, bot: &TgBot, q: CallbackQuery) -> HandlerResult {
+    let chat =
+        q.message.as_ref().map(|m| m.chat().id).unwrap_or(ChatId(i64::try_from(q.from.id.0).unwrap_or_default()));
+    let mut ctx = context(app, bot, &q.from, chat).await?;
+    ctx.origin = q.message.as_ref().map(|m| m.id());
+    if banned(&ctx).await? {
+        answer(&ctx, &q, Some(ctx.t_args("banned", &[("support", app.settings.shop.support_contact.clone().into())])))
+            .await;
+        return Ok(());
+    }
+    let Some(cb) = q.data.as_deref().and_then(Cb::parse) else {
+        answer(&ctx, &q, Some(ctx.t("stale-button"))).await;
+        return menu::main(&ctx).await;
+    };
+    let result = route(&ctx, cb).await;
+    let toast = match &result {
+        Ok(toast) => toast.clone(),
+        Err(HandlerError::App(e)) => Some(ctx.t(error_key(e))),
+        Err(HandlerError::Telegram(_)) => None,
+    };
+    answer(&ctx, &q, toast).await;
+    match result {
+        Ok(_) => Ok(()),
+        // the customer's own mistake or a stale button: told in the toast; show where they are now
+        Err(HandlerError::App(AppError::Conflict(_) | AppError::NotFound(_))) => menu::main(&ctx).await,
+        Err(HandlerError::App(AppError::Invalid(_) | AppError::RateLimited { .. })) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs a button; `Ok(Some(text))` is a short toast to show with the answer.
+async fn route(ctx: &Ctx<'_>, cb: Cb) -> Result<Option<String>, HandlerError> {
+    match cb {
+        Cb::Menu => menu::main(ctx).await.map(|_| None),
+        Cb::Help => menu::help(ctx).await.map(|_| None),
+        Cb::Language => menu::language(ctx).await.map(|_| None),
+        Cb::SetLanguage(lang) => menu::set_language(ctx, lang).await,
+        Cb::Buy => buy::start(ctx).await.map(|_| None),
+        Cb::Resume(order) => buy::resume(ctx, order).await.map(|_| None),
+        Cb::Location(o, code) => buy::choose(ctx, o, crate::services::orders::Choice::Location(code)).await,
+        Cb::Duration(o, d) => buy::choose(ctx, o, crate::services::orders::Choice::Duration(d)).await,
+        Cb::Devices(o, n) => buy::choose(ctx, o, crate::services::orders::Choice::Devices(n)).await,
+        Cb::Data(o, gb) => buy::choose_data(ctx, o, gb).await,
+        Cb::Back(o) => buy::choose(ctx, o, crate::services::orders::Choice::Back).await,
+        Cb::Pay(o, method) => buy::pay(ctx, o, method).await,
+        Cb::Cancel(o) => buy::cancel(ctx, o).await,
+        Cb::Trial => trial::offer(ctx).await.map(|_| None),
+        Cb::TrialLocation(code) => trial::take(ctx, &code).await,
+        Cb::Services => services::list(ctx).await.map(|_| None),
+        Cb::Service(id) => services::show(ctx, id).await.map(|_| None),
+        Cb::Qr(id) => services::qr(ctx, id).await,
+        Cb::Renew(id) => buy::renew(ctx, id).await.map(|_| None),
+        Cb::TopUp(id) => buy::top_up(ctx, id).await.map(|_| None),
+    }
+}
+
+/// The message key for a service error shown to a customer.
+fn error_key(e: &AppError) -> &'static str {
+    match e {
+        AppError::Conflict(_) => "stale-button",
+        AppError::NotFound(_) => "not-found",
+        AppError::Invalid(_) | AppError::IllegalTransition(_) => "option-unavailable",
+        AppError::RateLimited { .. } => "slow-down",
+        _ => "error-generic",
+    }
+}
+
+/// Every button press is answered (or the customer's spinner hangs); a failed answer changes nothing.
+async fn answer(ctx: &Ctx<'_>, q: &CallbackQuery, text: Option<String>) {
+    let mut req = ctx.bot.answer_callback_query(q.id.clone());
+    if let Some(text) = text {
+        req = req.text(text);
+    }
+    if let Err(e) = req.await {
+        tracing::debug!(error = %e, "could not answer a callback query");
+    }
+}

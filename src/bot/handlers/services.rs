@@ -1,0 +1,141 @@
+//! My services: each subscription with its status, time and data left, links, QR codes and feed URL.
+
+use chrono::Utc;
+use teloxide::prelude::*;
+use teloxide::types::{InputFile, ParseMode};
+
+use super::{HandlerError, HandlerResult};
+use crate::bot::callback::Cb;
+use crate::bot::ui::{Ctx, Screen, button, html};
+use crate::domain::DataCap;
+use crate::domain::status::SubscriptionStatus;
+use crate::i18n::{self, Arg};
+use crate::services::access;
+use crate::services::shop::label;
+
+fn status_key(s: SubscriptionStatus) -> &'static str {
+    match s {
+        SubscriptionStatus::Pending => "status-pending",
+        SubscriptionStatus::Active => "status-active",
+        SubscriptionStatus::Limited => "status-limited",
+        SubscriptionStatus::Expired => "status-expired",
+        SubscriptionStatus::Revoked => "status-revoked",
+    }
+}
+
+/// `▰▰▰▱▱▱▱▱▱▱ 30%`
+pub fn progress_bar(lang: crate::domain::Language, used: i64, cap: i64) -> String {
+    let pct = crate::domain::traffic::percent_used(used, Some(cap)).unwrap_or(0).min(100);
+    let filled = usize::from(pct).div_ceil(10).min(10);
+    format!("{}{} {}%", "▰".repeat(filled), "▱".repeat(10 - filled), i18n::number(lang, i64::from(pct)))
+}
+
+pub async fn list(ctx: &Ctx<'_>) -> HandlerResult {
+    let subs = access::list_for_user(&ctx.app.pool, ctx.user.id).await?;
+    let lang = ctx.lang();
+    let home = vec![button(ctx.t("btn-menu"), Cb::Menu)];
+    if subs.is_empty() {
+        let rows = vec![vec![button(ctx.t("menu-buy"), Cb::Buy), button(ctx.t("menu-trial"), Cb::Trial)], home];
+        return Ok(ctx.show(Screen::new(ctx.t("services-empty"), rows)).await?);
+    }
+    let mut rows = Vec::new();
+    for sub in subs.iter().take(20) {
+        let place = crate::db::locations::find(&ctx.app.pool, &sub.location_code).await.ok().flatten();
+        let name = place
+            .as_ref()
+            .map(|l| format!("{} {}", l.flag, label(&l.labels, lang, &l.code)))
+            .unwrap_or_else(|| sub.location_code.clone());
+        let trial = if sub.is_trial { format!(" · {}", ctx.t("trial-tag")) } else { String::new() };
+        rows.push(vec![button(format!("{name}{trial} · {}", ctx.t(status_key(sub.status))), Cb::Service(sub.id))]);
+    }
+    rows.push(home);
+    ctx.show(Screen::new(ctx.t("services-list"), rows)).await?;
+    Ok(())
+}
+
+pub async fn show(ctx: &Ctx<'_>, id: i64) -> HandlerResult {
+    let v = access::view(&ctx.app.pool, ctx.user.id, id, &ctx.app.settings).await?;
+    let lang = ctx.lang();
+    let s = &v.sub;
+    let time = match (s.status, s.expires_at) {
+        (SubscriptionStatus::Pending, _) | (_, None) => ctx.t("time-not-started"),
+        (_, Some(end)) => {
+            let left = (end - Utc::now()).num_days().max(0);
+            ctx.t_args("time-left", &[("n", Arg::Count(left)), ("days", i18n::number(lang, left).into())])
+        }
+    };
+    let data = match DataCap::from_db(s.data_cap_bytes) {
+        Ok(DataCap::Limited(cap)) => {
+            let left = (cap - v.used_bytes).max(0);
+            let usage = ctx.t_args(
+                "data-usage",
+                &[
+                    ("used", i18n::gigabytes(lang, v.used_bytes).into()),
+                    ("cap", i18n::gigabytes(lang, cap).into()),
+                    ("left", i18n::gigabytes(lang, left).into()),
+                ],
+            );
+            format!("{usage}\n{}", progress_bar(lang, v.used_bytes, cap))
+        }
+        _ => ctx.t_args("data-usage-unlimited", &[("used", i18n::gigabytes(lang, v.used_bytes).into())]),
+    };
+    let links = v
+        .links
+        .iter()
+        .map(|l| {
+            ctx.t_args(
+                "device-link",
+                &[("seat", i18n::number(lang, l.seat.into()).into()), ("link", html(&l.link).into())],
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = ctx.t_args(
+        "service-detail",
+        &[
+            ("place", html(&format!("{} {}", v.flag, label(&v.labels, lang, &s.location_code))).into()),
+            ("status", ctx.t(status_key(s.status)).into()),
+            ("time", time.into()),
+            ("data", data.into()),
+            ("url", html(&v.feed_url).into()),
+            ("links", if links.is_empty() { ctx.t("links-pending") } else { links }.into()),
+        ],
+    );
+    let mut rows = Vec::new();
+    if !v.links.is_empty() && s.status == SubscriptionStatus::Active {
+        rows.push(vec![button(ctx.t("btn-qr"), Cb::Qr(s.id))]);
+    }
+    let mut extend = Vec::new();
+    if !s.is_trial
+        && matches!(s.status, SubscriptionStatus::Active | SubscriptionStatus::Limited | SubscriptionStatus::Expired)
+    {
+        extend.push(button(ctx.t("btn-renew"), Cb::Renew(s.id)));
+    }
+    if !s.is_trial
+        && s.data_cap_bytes.is_some()
+        && matches!(s.status, SubscriptionStatus::Active | SubscriptionStatus::Limited)
+    {
+        extend.push(button(ctx.t("btn-topup"), Cb::TopUp(s.id)));
+    }
+    if !extend.is_empty() {
+        rows.push(extend);
+    }
+    rows.push(vec![button(ctx.t("btn-back"), Cb::Services), button(ctx.t("btn-menu"), Cb::Menu)]);
+    ctx.show(Screen::new(text, rows)).await?;
+    Ok(())
+}
+
+/// Sends one QR code image per device.
+pub async fn qr(ctx: &Ctx<'_>, id: i64) -> Result<Option<String>, HandlerError> {
+    let v = access::view(&ctx.app.pool, ctx.user.id, id, &ctx.app.settings).await?;
+    for link in &v.links {
+        let png = access::qr_png(&link.link)?;
+        let caption = ctx.t_args("qr-caption", &[("seat", i18n::number(ctx.lang(), link.seat.into()).into())]);
+        ctx.bot
+            .send_photo(ctx.chat, InputFile::memory(png).file_name(format!("device-{}.png", link.seat)))
+            .caption(caption)
+            .parse_mode(ParseMode::Html)
+            .await?;
+    }
+    Ok(None)
+}

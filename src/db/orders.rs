@@ -1,0 +1,139 @@
+//! The `orders` table. A `draft` is the purchase being put together in the bot (one per user).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::domain::status::OrderStatus;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderRow {
+    pub id: i64,
+    pub public_id: Uuid,
+    pub user_id: i64,
+    pub kind: String,
+    pub selection: serde_json::Value,
+    pub plan_id: Option<i64>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub status: OrderStatus,
+    pub subscription_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+macro_rules! select_order {
+    ($tail:literal $(, $arg:expr)*) => {
+        sqlx::query_as!(
+            OrderRow,
+            r#"SELECT id, public_id, user_id, kind, selection, plan_id, amount_minor, currency,
+                      status AS "status: OrderStatus", subscription_id, created_at, updated_at
+                 FROM orders "# + $tail
+            $(, $arg)*
+        )
+    };
+}
+
+pub async fn find(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<OrderRow>> {
+    select_order!("WHERE id = $1", id).fetch_optional(db).await
+}
+
+pub async fn lock(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<OrderRow>> {
+    select_order!("WHERE id = $1 FOR UPDATE", id).fetch_optional(conn).await
+}
+
+/// The user's draft, if any.
+pub async fn draft_of(db: impl PgExecutor<'_>, user_id: i64) -> sqlx::Result<Option<OrderRow>> {
+    select_order!("WHERE user_id = $1 AND status = 'draft'", user_id).fetch_optional(db).await
+}
+
+/// Inserts a new draft (the caller has ended any earlier one: one draft per user).
+pub async fn insert_draft(
+    conn: &mut PgConnection,
+    user_id: i64,
+    kind: &str,
+    subscription_id: Option<i64>,
+    selection: &serde_json::Value,
+) -> sqlx::Result<OrderRow> {
+    sqlx::query_as!(
+        OrderRow,
+        r#"INSERT INTO orders (user_id, kind, subscription_id, selection) VALUES ($1, $2, $3, $4)
+           RETURNING id, public_id, user_id, kind, selection, plan_id, amount_minor, currency,
+                     status AS "status: OrderStatus", subscription_id, created_at, updated_at"#,
+        user_id,
+        kind,
+        subscription_id,
+        selection
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Cancels the user's draft, if any (a new purchase replaces it; its buttons go stale).
+pub async fn cancel_draft_of(conn: &mut PgConnection, user_id: i64) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "UPDATE orders SET status = 'cancelled', updated_at = now() WHERE user_id = $1 AND status = 'draft'",
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Stores a draft's selection; false if the order is not this user's draft any more.
+pub async fn set_selection(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    user_id: i64,
+    selection: &serde_json::Value,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE orders SET selection = $3, updated_at = now() WHERE id = $1 AND user_id = $2 AND status = 'draft'",
+        id,
+        user_id,
+        selection
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Moves an order between states, checking the current one; false if it was not `from`.
+pub async fn transition(conn: &mut PgConnection, id: i64, from: OrderStatus, to: OrderStatus) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE orders SET status = $3, updated_at = now(),
+                  paid_at = CASE WHEN $3 = 'paid' THEN now() ELSE paid_at END,
+                  fulfilled_at = CASE WHEN $3 = 'fulfilled' THEN now() ELSE fulfilled_at END
+            WHERE id = $1 AND status = $2"#,
+        id,
+        from.as_str(),
+        to.as_str()
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// `draft → awaiting_payment` with the plan and the price snapshot it will be paid at.
+pub async fn submit(
+    conn: &mut PgConnection,
+    id: i64,
+    plan_id: i64,
+    amount_minor: i64,
+    currency: &str,
+    selection: &serde_json::Value,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE orders SET status = 'awaiting_payment', plan_id = $2, amount_minor = $3, currency = $4,
+                  selection = $5, updated_at = now()
+            WHERE id = $1 AND status = 'draft'"#,
+        id,
+        plan_id,
+        amount_minor,
+        currency,
+        selection
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,111 @@
+//! The `telegram_updates` table: the durable inbox. Updates are stored before Telegram gets its 200, then
+//! handled in order per chat under a lease (so a crash leaves them for another worker, or the next start).
+
+use sqlx::PgExecutor;
+
+/// An update as stored: its id, the chat that orders it, and the raw JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredUpdate {
+    pub update_id: i64,
+    pub chat_id: i64,
+    pub payload: serde_json::Value,
+    pub attempts: i32,
+}
+
+/// Channel notified when updates arrive.
+pub const WAKE_CHANNEL: &str = "vpnshop_updates";
+
+/// Inserts many updates in one statement; repeated update ids are ignored. Returns how many were new.
+pub async fn insert_many(
+    db: impl PgExecutor<'_>,
+    ids: &[i64],
+    chats: &[i64],
+    payloads: &[serde_json::Value],
+) -> sqlx::Result<u64> {
+    let inserted = sqlx::query_scalar!(
+        r#"WITH ins AS (
+               INSERT INTO telegram_updates (update_id, chat_id, payload)
+               SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::jsonb[])
+               ON CONFLICT (update_id) DO NOTHING
+               RETURNING 1)
+           SELECT count(*) AS "n!" FROM ins, LATERAL (SELECT pg_notify('vpnshop_updates', '')) AS wake"#,
+        ids,
+        chats,
+        payloads
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(inserted as u64)
+}
+
+/// Claims the oldest unhandled update of up to `limit` chats that have no update in progress, for `lease_secs`.
+pub async fn claim(
+    db: impl PgExecutor<'_>,
+    worker: &str,
+    lease_secs: f64,
+    limit: i64,
+) -> sqlx::Result<Vec<StoredUpdate>> {
+    sqlx::query_as!(
+        StoredUpdate,
+        r#"WITH heads AS (
+               SELECT DISTINCT ON (chat_id) update_id, locked_until
+                 FROM telegram_updates
+                WHERE handled_at IS NULL
+                ORDER BY chat_id, update_id),
+           due AS (
+               SELECT update_id FROM heads WHERE locked_until IS NULL OR locked_until < now()
+                ORDER BY update_id LIMIT $3)
+           UPDATE telegram_updates u
+              SET locked_by = $1, locked_until = now() + make_interval(secs => $2), attempts = u.attempts + 1
+             FROM due
+            WHERE u.update_id = due.update_id AND u.handled_at IS NULL
+              AND (u.locked_until IS NULL OR u.locked_until < now())
+        RETURNING u.update_id, u.chat_id, u.payload, u.attempts"#,
+        worker,
+        lease_secs,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Marks an update handled (with the error that made us give up on it, if any).
+pub async fn finish(db: impl PgExecutor<'_>, update_id: i64, worker: &str, error: Option<&str>) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE telegram_updates SET handled_at = now(), last_error = $3, locked_by = NULL, locked_until = NULL
+            WHERE update_id = $1 AND locked_by = $2"#,
+        update_id,
+        worker,
+        error
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Releases an update for another try after `delay_secs`, keeping the error.
+pub async fn retry_later(
+    db: impl PgExecutor<'_>,
+    update_id: i64,
+    worker: &str,
+    error: &str,
+    delay_secs: f64,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE telegram_updates SET last_error = $3, locked_by = NULL,
+                  locked_until = now() + make_interval(secs => $4)
+            WHERE update_id = $1 AND locked_by = $2"#,
+        update_id,
+        worker,
+        error,
+        delay_secs
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Unhandled updates (for readiness and metrics).
+pub async fn backlog(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM telegram_updates WHERE handled_at IS NULL"#).fetch_one(db).await
+}

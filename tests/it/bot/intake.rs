@@ -1,0 +1,134 @@
+//! Durable intake: stored before 200, duplicates ignored, bad requests refused without storing, per-chat
+//! order, and updates left by a crash handled after a restart.
+
+use sqlx::PgPool;
+
+use super::{BotShop, SECRET, bot_settings, bot_shop, next_id};
+use crate::helpers::spawn_app_with;
+use crate::support::{FakeTelegram, TgUser, callback_update, command_update};
+
+async fn stored(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM telegram_updates").fetch_one(pool).await.unwrap()
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn the_webhook_is_registered_with_our_url_secret_and_update_types(pool: PgPool) {
+    let shop = bot_shop(pool).await;
+    let calls = shop.tg.wait_for("setWebhook", 1, std::time::Duration::from_secs(10)).await;
+    let p = &calls[0].params;
+    assert_eq!(p["url"], "https://shop.example/telegram/webhook");
+    assert_eq!(p["secret_token"], SECRET);
+    assert_eq!(p["max_connections"], 40);
+    let allowed = p["allowed_updates"].to_string();
+    assert!(allowed.contains("message") && allowed.contains("callback_query"), "{allowed}");
+    assert!(!shop.tg.calls_of("getMe").is_empty());
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_repeated_delivery_is_accepted_and_handled_once(pool: PgPool) {
+    let shop = bot_shop(pool).await;
+    let u = TgUser::new(21, "Ana");
+    let update = command_update(next_id(), &u, "/start");
+    shop.deliver(&update).await;
+    assert_eq!(shop.post(&update).await, 200, "Telegram's retry is answered 200");
+    shop.deliver(&update).await;
+    assert_eq!(stored(&shop.app.state.pool).await, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(shop.tg.messages_to(21).len(), 1, "one reply");
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_wrong_or_missing_secret_is_refused_and_nothing_is_stored(pool: PgPool) {
+    let shop = bot_shop(pool).await;
+    let update = command_update(next_id(), &TgUser::new(22, "Eve"), "/start");
+    let url = shop.app.url("/telegram/webhook");
+    for header in [Some("wrong"), Some(""), None] {
+        let mut req = shop.app.http.post(&url).json(&update);
+        if let Some(h) = header {
+            req = req.header("x-telegram-bot-api-secret-token", h);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 401, "{header:?}");
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+    }
+    assert_eq!(stored(&shop.app.state.pool).await, 0);
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn malformed_bodies_are_refused_without_storing_anything(pool: PgPool) {
+    let shop = bot_shop(pool).await;
+    let url = shop.app.url("/telegram/webhook");
+    for body in ["{not json", "[1,2,3]", r#"{"message": {}}"#, r#"{"update_id": "seven"}"#, r#"{"update_id": -4}"#, ""]
+    {
+        let res = shop
+            .app
+            .http
+            .post(&url)
+            .header("x-telegram-bot-api-secret-token", SECRET)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{body:?}");
+    }
+    assert_eq!(stored(&shop.app.state.pool).await, 0);
+    // an update we cannot interpret is stored (it is a real update) and skipped, not retried forever
+    let odd = serde_json::json!({"update_id": next_id(), "poll": {"id": "1"}});
+    shop.deliver(&odd).await;
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn one_chats_updates_are_handled_in_order(pool: PgPool) {
+    let shop = bot_shop(pool).await;
+    let u = TgUser { language_code: Some("en".into()), ..TgUser::new(23, "Ola") };
+    // /language, then Persian, then /start: in order, the menu comes out in Persian
+    let first = next_id();
+    let updates = [
+        command_update(first, &u, "/language"),
+        callback_update(first + 1, &u, 1, "lg:fa"),
+        command_update(first + 2, &u, "/start"),
+    ];
+    for update in &updates {
+        assert_eq!(shop.post(update).await, 200);
+    }
+    shop.deliver(&updates[2]).await;
+    let last = shop.tg.messages_to(23).last().unwrap().text.clone().unwrap();
+    assert!(last.contains("سلام Ola"), "handled in order, so the last menu is Persian: {last}");
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn updates_left_unhandled_by_a_crash_are_handled_after_a_restart(pool: PgPool) {
+    // stored by an instance that died before handling it
+    let u = TgUser::new(24, "Kim");
+    let update = command_update(next_id(), &u, "/start");
+    sqlx::query("INSERT INTO telegram_updates (update_id, chat_id, payload, locked_by, locked_until) VALUES ($1, 24, $2, 'dead', now() - interval '1 second')")
+        .bind(update["update_id"].as_i64().unwrap())
+        .bind(&update)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let tg = FakeTelegram::start().await;
+    let app = spawn_app_with(pool, |s| bot_settings(s, &tg)).await;
+    let shop = BotShop { app, tg };
+    let sent = shop.tg.wait_for("sendMessage", 1, std::time::Duration::from_secs(10)).await;
+    assert_eq!(sent[0].params["chat_id"], 24);
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn without_a_public_url_the_bot_long_polls(pool: PgPool) {
+    let tg = FakeTelegram::start().await;
+    let _app = spawn_app_with(pool.clone(), |s| {
+        bot_settings(s, &tg);
+        s.telegram.public_url = None;
+        s.telegram.webhook_secret = None;
+    })
+    .await;
+    let u = TgUser::new(25, "Poll");
+    tg.queue_update(command_update(next_id(), &u, "/start"));
+    let sent = tg.wait_for("sendMessage", 1, std::time::Duration::from_secs(15)).await;
+    assert_eq!(sent[0].params["chat_id"], 25);
+    assert!(!tg.calls_of("deleteWebhook").is_empty(), "polling needs the webhook removed");
+    assert!(tg.calls_of("setWebhook").is_empty());
+    assert_eq!(stored(&pool).await, 1, "polled updates go through the same durable inbox");
+}

@@ -1,0 +1,50 @@
+//! What the bot sends: 429s are waited out and the message still arrives; banned customers hear once.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use super::{bot_shop, next_id};
+use crate::support::{Failure, TgUser, command_update};
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_429_is_retried_after_retry_after_and_the_message_arrives(pool: PgPool) {
+    let shop = bot_shop(pool).await;
+    shop.tg.fail_next("sendMessage", 1, Failure::RetryAfter(1));
+    let u = TgUser::new(51, "Rae");
+    shop.deliver(&command_update(next_id(), &u, "/start")).await;
+    let calls = shop.tg.wait_for("sendMessage", 2, Duration::from_secs(10)).await;
+    let gap = calls[1].at.duration_since(calls[0].at);
+    assert!(gap >= Duration::from_millis(950), "waited retry_after before retrying: {gap:?}");
+    assert_eq!(shop.tg.messages_to(51).len(), 1, "the message arrived once");
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn messages_to_one_chat_are_spaced_to_telegrams_limit(pool: PgPool) {
+    let shop = bot_shop(pool).await;
+    let u = TgUser::new(52, "Lu");
+    for _ in 0..3 {
+        shop.deliver(&command_update(next_id(), &u, "/help")).await;
+    }
+    let calls = shop.tg.wait_for("sendMessage", 3, Duration::from_secs(10)).await;
+    let spread = calls[2].at.duration_since(calls[0].at);
+    assert!(spread >= Duration::from_millis(1900), "about one message per second per chat: {spread:?}");
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_banned_customer_gets_one_clear_message_and_nothing_else(pool: PgPool) {
+    let shop = bot_shop(pool).await;
+    let u = TgUser::new(53, "Ban");
+    shop.deliver(&command_update(next_id(), &u, "/start")).await;
+    sqlx::query("UPDATE users SET banned_at = now() WHERE telegram_id = 53")
+        .execute(&shop.app.state.pool)
+        .await
+        .unwrap();
+    shop.tg.clear();
+    shop.deliver(&command_update(next_id(), &u, "/start")).await;
+    shop.deliver(&command_update(next_id(), &u, "/buy")).await;
+    let sent = shop.tg.calls_of("sendMessage");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].params["text"].as_str().unwrap().contains("blocked"));
+    assert!(sent[0].params.get("reply_markup").is_none_or(|m| m.is_null()), "no menu");
+}

@@ -1,0 +1,205 @@
+//! `vpnshop server add --trust-host-key`, `server pin-key` and `server test`: the real binary against a real
+//! node (our own sshd + Debian's v2ray on loopback), as an operator would run them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use sqlx::PgPool;
+
+use crate::helpers::manifest_dir;
+use crate::support::{TestNode, node_tools_present};
+
+/// The URL of the test's own database (sqlx::test made it; local test servers use trust auth).
+pub fn database_url(pool: &PgPool) -> String {
+    let o = pool.connect_options();
+    format!(
+        "postgres://{}@{}:{}/{}",
+        o.get_username(),
+        o.get_host(),
+        o.get_port(),
+        o.get_database().expect("test database name")
+    )
+}
+
+/// The real binary on the test's database, logging in to nodes with `key`.
+pub fn vpnshop(db: &str, key: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vpnshop"));
+    cmd.current_dir(manifest_dir())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("VPNSHOP_ENV", "test")
+        .env("DATABASE_URL", db)
+        .env("RUST_LOG", "warn")
+        .env("VPNSHOP__PROVISION__SSH_KEY_PATH", key);
+    cmd
+}
+
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Runs the command and returns its output; panics if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// A migrated, seeded database and the `server add` line for `node` (its own config path, restart command
+/// and base config), pinning whatever key it presents.
+fn add_node(db: &str, node: &TestNode, name: &str) -> Output {
+    let seed = run(vpnshop(db, &node.key_path()).args(["catalog", "seed"]));
+    assert!(seed.status.success(), "{}", text(&seed));
+    let base = node.dir().join("base.json");
+    std::fs::write(&base, node.base_config()).unwrap();
+    let t = node.target();
+    run(vpnshop(db, &node.key_path())
+        .args(["server", "add", "--name", name, "--location", "de", "--host", "127.0.0.1"])
+        .args(["--port", &node.proxy_port.to_string(), "--ssh-port", &node.ssh_port.to_string()])
+        .args(["--ssh-user", &t.ssh_user, "--core", "v2ray", "--protocol", &node.protocol.to_string()])
+        .args(["--inbound-tag", "proxy", "--api-port", &node.api_port.to_string()])
+        .args(["--config-path", &t.config_path, "--restart-command", &t.restart_command])
+        .arg("--base-config")
+        .arg(&base)
+        .arg("--trust-host-key"))
+}
+
+async fn pinned(pool: &PgPool, name: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT host_key_fingerprint FROM servers WHERE name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+fn server_test(db: &str, node: &TestNode, name: &str) -> (Output, String) {
+    let out = run(vpnshop(db, &node.key_path()).args(["server", "test", name]));
+    let report = text(&out);
+    (out, report)
+}
+
+/// The lines of `server test` that start with `label` (`ok`, `FAIL`, `skip`).
+fn lines<'a>(report: &'a str, label: &str) -> Vec<&'a str> {
+    report.lines().filter(|l| l.split_whitespace().next() == Some(label)).collect()
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn server_add_trusting_the_host_key_pins_what_ssh_keygen_shows(pool: PgPool) {
+    if !node_tools_present() {
+        return;
+    }
+    let node = TestNode::start().await;
+    let db = database_url(&pool);
+    let add = add_node(&db, &node, "de-1");
+    assert!(add.status.success(), "{}", text(&add));
+    // node.host_fingerprint is the second field of `ssh-keygen -lf <host key>.pub`
+    assert_eq!(pinned(&pool, "de-1").await.as_deref(), Some(node.host_fingerprint.as_str()));
+    assert!(
+        text(&add).contains(&format!("pinned the host key the node presents: {}", node.host_fingerprint)),
+        "{}",
+        text(&add)
+    );
+    assert_eq!(node.logins(), 0, "reading the host key does not log in");
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn server_test_says_ok_for_each_check_on_a_healthy_node(pool: PgPool) {
+    if !node_tools_present() {
+        return;
+    }
+    let node = TestNode::start().await;
+    let db = database_url(&pool);
+    assert!(add_node(&db, &node, "de-1").status.success());
+
+    let (out, report) = server_test(&db, &node, "de-1");
+    assert!(out.status.success(), "{report}");
+    let ok = lines(&report, "ok");
+    let names: Vec<&str> = ok.iter().map(|l| l[4..].trim_start()).collect();
+    let expected = ["reach sshd", "host key", "ssh login", "config file", "core API", "traffic stats"];
+    assert_eq!(ok.len(), expected.len(), "{report}");
+    for (line, name) in names.iter().zip(expected) {
+        assert!(line.starts_with(name), "checks in order: {name:?} expected, got {line:?}\n{report}");
+    }
+    assert!(report.contains(&format!("{} is the pinned key", node.host_fingerprint)), "{report}");
+    assert!(report.contains("holds 0 users and our base config"), "{report}");
+    assert!(report.contains(&format!("v2ray answers on 127.0.0.1:{}", node.api_port)), "{report}");
+    assert!(report.trim_end().ends_with("server de-1 is ready"), "{report}");
+    assert!(lines(&report, "FAIL").is_empty() && lines(&report, "skip").is_empty(), "{report}");
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_wrong_pinned_key_fails_the_test_in_plain_words_without_logging_in(pool: PgPool) {
+    if !node_tools_present() {
+        return;
+    }
+    let node = TestNode::start().await;
+    let db = database_url(&pool);
+    assert!(add_node(&db, &node, "de-1").status.success());
+    let wrong = format!("SHA256:{}", "A".repeat(43));
+    let pin = run(vpnshop(&db, &node.key_path()).args(["server", "pin-key", "de-1", "--fingerprint", &wrong]));
+    assert!(pin.status.success(), "{}", text(&pin));
+    assert!(text(&pin).contains(&format!("replaces {}", node.host_fingerprint)), "{}", text(&pin));
+    assert_eq!(pinned(&pool, "de-1").await.as_deref(), Some(wrong.as_str()));
+
+    let (out, report) = server_test(&db, &node, "de-1");
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let fail = lines(&report, "FAIL");
+    assert_eq!(fail.len(), 1, "one failure, the first: {report}");
+    assert!(fail[0].contains("host key"), "{report}");
+    assert!(fail[0].contains("differs from the pinned one"), "{report}");
+    assert!(fail[0].contains(&format!("pinned {wrong}")), "{report}");
+    assert!(fail[0].contains(&format!("the node presents {}", node.host_fingerprint)), "{report}");
+    assert!(fail[0].contains("Not logging in"), "{report}");
+    assert_eq!(lines(&report, "skip").len(), 4, "login, config, API and stats are skipped: {report}");
+    assert!(report.contains("server de-1 is not ready (failed check: host key)"), "{report}");
+    assert_eq!(node.logins(), 0, "a node with another key never sees a login:\n{}", node.log("sshd.log"));
+
+    // pinning the right key again makes it pass
+    let fix = run(vpnshop(&db, &node.key_path())
+        .args(["server", "pin-key", "de-1", "--fingerprint"])
+        .arg(&node.host_fingerprint));
+    assert!(fix.status.success(), "{}", text(&fix));
+    let (out, report) = server_test(&db, &node, "de-1");
+    assert!(out.status.success(), "{report}");
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_stopped_core_fails_the_test_with_the_core_api_not_answering(pool: PgPool) {
+    if !node_tools_present() {
+        return;
+    }
+    let node = TestNode::start().await;
+    let db = database_url(&pool);
+    assert!(add_node(&db, &node, "de-1").status.success());
+    node.kill_core().await;
+
+    let (out, report) = server_test(&db, &node, "de-1");
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert_eq!(lines(&report, "ok").len(), 4, "sshd, key, login and config are fine: {report}");
+    let fail = lines(&report, "FAIL");
+    assert_eq!(fail.len(), 1, "{report}");
+    assert!(fail[0].contains("core API"), "{report}");
+    assert!(fail[0].contains(&format!("the core API does not answer on 127.0.0.1:{}", node.api_port)), "{report}");
+    assert!(fail[0].contains("is v2ray running"), "{report}");
+    assert_eq!(lines(&report, "skip").len(), 1, "stats are skipped: {report}");
+    assert!(report.contains("(failed check: core API)"), "{report}");
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_stopped_sshd_fails_the_test_saying_the_node_cannot_be_reached(pool: PgPool) {
+    if !node_tools_present() {
+        return;
+    }
+    let node = TestNode::start().await;
+    let db = database_url(&pool);
+    assert!(add_node(&db, &node, "de-1").status.success());
+    node.stop_sshd().await;
+
+    let (out, report) = server_test(&db, &node, "de-1");
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let fail = lines(&report, "FAIL");
+    assert_eq!(fail.len(), 1, "{report}");
+    assert!(fail[0].contains("reach sshd"), "{report}");
+    assert!(fail[0].contains(&format!("cannot reach the node over SSH at 127.0.0.1:{}", node.ssh_port)), "{report}");
+    assert!(fail[0].contains("sshd running"), "{report}");
+    assert!(lines(&report, "ok").is_empty(), "{report}");
+    assert_eq!(lines(&report, "skip").len(), 5, "{report}");
+}
