@@ -199,7 +199,10 @@ pub fn job_registry(state: &AppState) -> Registry {
     registry.register(notify::USER_KIND, Arc::new(NotifyUserJob { notifier: state.notifier.clone() }));
     registry.register(notify::ADMINS_KIND, Arc::new(NotifyAdminsJob { notifier: state.notifier.clone() }));
     if let Some(tg) = &state.telegram {
-        registry.register(crate::bot::outbox::SEND_KIND, Arc::new(crate::bot::outbox::SendJob { bot: tg.bot.clone() }));
+        registry.register(
+            crate::bot::outbox::SEND_KIND,
+            Arc::new(crate::bot::outbox::SendJob { bot: tg.bot.clone(), pool: state.pool.clone() }),
+        );
     }
     registry
 }
@@ -265,6 +268,9 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
         None
     };
 
+    if settings.provision.ssh_key.is_none() && settings.provision.ssh_key_path.is_none() {
+        tracing::warn!("provisioning disabled: no SSH key (set provision.ssh_key_path or VPNSHOP__PROVISION__SSH_KEY)");
+    }
     match state.telegram.clone() {
         None => tracing::warn!("Telegram bot disabled: TELEGRAM_BOT_TOKEN is not set (the shop runs without its bot)"),
         Some(tg) => {

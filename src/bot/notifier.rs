@@ -97,13 +97,9 @@ impl TelegramNotifier {
 impl Notifier for TelegramNotifier {
     async fn notify_user(&self, notice: &UserNotice, key: &str) -> Result<(), NotifyError> {
         let messages = self.messages(notice).await?;
-        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
-        for (i, msg) in messages.iter().enumerate() {
-            outbox::enqueue(&mut *tx, msg, &format!("{key}:{i}"), &self.settings.jobs)
-                .await
-                .map_err(anyhow::Error::from)?;
+        if !messages.is_empty() {
+            outbox::enqueue(&self.pool, messages, key, &self.settings.jobs).await.map_err(anyhow::Error::from)?;
         }
-        tx.commit().await.map_err(anyhow::Error::from)?;
         Ok(())
     }
 
@@ -114,7 +110,7 @@ impl Notifier for TelegramNotifier {
             let msg = OutMessage::Text { chat_id, text: format!("⚠️ {}", html(text)), buttons: vec![] };
             outbox::enqueue(
                 &mut *tx,
-                &msg,
+                vec![msg],
                 &format!("{key}:{chat_id}:{}", chrono::Utc::now().format("%Y%m%d%H")),
                 &self.settings.jobs,
             )

@@ -1,5 +1,6 @@
 //! Messages that must arrive: stored as `telegram.send` jobs and sent after commit, with retries (429s wait
-//! out `retry_after`; a blocked bot is given up at once).
+//! out `retry_after`; a blocked bot is given up at once). One job carries the messages of one notice and sends
+//! them in order, recording how many went out, so a retry continues where it stopped and repeats nothing.
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
@@ -31,9 +32,23 @@ pub enum OutMessage {
     Qr { chat_id: i64, link: String, caption: String },
 }
 
-/// Enqueues a message in the caller's transaction; `key` makes it once-only.
-pub async fn enqueue(db: impl PgExecutor<'_>, msg: &OutMessage, key: &str, jobs: &JobSettings) -> sqlx::Result<()> {
-    let payload = serde_json::to_value(msg).unwrap_or_default();
+/// The payload of a `telegram.send` job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub messages: Vec<OutMessage>,
+    /// How many of `messages` were sent already.
+    #[serde(default)]
+    pub sent: usize,
+}
+
+/// Enqueues messages (sent in this order) in the caller's transaction; `key` makes it once-only.
+pub async fn enqueue(
+    db: impl PgExecutor<'_>,
+    messages: Vec<OutMessage>,
+    key: &str,
+    jobs: &JobSettings,
+) -> sqlx::Result<()> {
+    let payload = serde_json::to_value(Batch { messages, sent: 0 }).unwrap_or_default();
     JobSpec::new(SEND_KIND, payload).once(format!("tg:{key}")).enqueue(db, jobs).await?;
     Ok(())
 }
@@ -55,20 +70,28 @@ pub fn outcome_of(e: &RequestError) -> Outcome {
 /// Sends `telegram.send` jobs.
 pub struct SendJob {
     pub bot: TgBot,
+    pub pool: sqlx::PgPool,
 }
 
 #[async_trait::async_trait]
 impl JobHandler for SendJob {
     async fn run(&self, job: &ClaimedJob) -> Outcome {
-        let msg: OutMessage = match serde_json::from_value(job.payload.clone()) {
-            Ok(m) => m,
+        let batch: Batch = match serde_json::from_value(job.payload.clone()) {
+            Ok(b) => b,
             Err(e) => return Outcome::Permanent(format!("bad payload: {e}")),
         };
-        match send(&self.bot, &msg).await {
-            Ok(()) => Outcome::Done,
-            Err(SendError::Telegram(e)) => outcome_of(&e),
-            Err(SendError::Qr(e)) => Outcome::Permanent(e),
+        for (i, msg) in batch.messages.iter().enumerate().skip(batch.sent) {
+            match send(&self.bot, msg).await {
+                Ok(()) => {
+                    if let Err(e) = crate::db::jobs::set_progress(&self.pool, job.id, "sent", i + 1).await {
+                        return Outcome::Retry(format!("could not record progress: {e}"));
+                    }
+                }
+                Err(SendError::Telegram(e)) => return outcome_of(&e),
+                Err(SendError::Qr(e)) => return Outcome::Permanent(e),
+            }
         }
+        Outcome::Done
     }
 }
 

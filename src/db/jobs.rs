@@ -169,3 +169,17 @@ pub async fn state(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<(Str
         sqlx::query!("SELECT status, attempts, last_error FROM jobs WHERE id = $1", id).fetch_optional(db).await?;
     Ok(row.map(|r| (r.status, r.attempts, r.last_error)))
 }
+
+/// Records progress inside a running job's payload (`payload[field] = value`), so a retry can skip done work.
+pub async fn set_progress(db: impl PgExecutor<'_>, id: i64, field: &str, value: usize) -> sqlx::Result<()> {
+    let value = i64::try_from(value).unwrap_or(i64::MAX);
+    sqlx::query!(
+        "UPDATE jobs SET payload = jsonb_set(payload, ARRAY[$2::text], to_jsonb($3::int8)), updated_at = now() WHERE id = $1",
+        id,
+        field,
+        value
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}

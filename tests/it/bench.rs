@@ -358,6 +358,19 @@ fn purchase_rows(runs: &[Purchase]) -> Vec<String> {
     ]
 }
 
+/// `node.apply` jobs after job `after`: how many, and how many of them were deferred at least once because the
+/// node was busy (a deferred job's `run_at` was moved past its `created_at`).
+async fn apply_jobs_since(pool: &PgPool, after: i64) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE run_at > created_at + interval '100 milliseconds')
+           FROM jobs WHERE kind = 'node.apply' AND id > $1",
+    )
+    .bind(after)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 async fn wait_all_active(pool: &PgPool, want: i64, limit: Duration) {
     let start = Instant::now();
     loop {
@@ -398,11 +411,14 @@ async fn bench_payment_to_working_client(_: PgPoolOptions, connect: PgConnectOpt
         }
         // then back to back: the next payment is committed as soon as the previous client works, while the
         // previous sync may still be writing the node's file (what a busy hour looks like)
+        let last_job: i64 =
+            sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM jobs").fetch_one(shop.pool()).await.unwrap();
         let mut busy = Vec::with_capacity(back_to_back);
         for i in 0..back_to_back {
             busy.push(purchase(&shop, 30_000 + i as i64, false).await);
         }
         wait_node_synced(shop.pool(), shop.server_id).await;
+        let (busy_syncs, busy_deferred) = apply_jobs_since(shop.pool(), last_job).await;
         assert_eq!(core_starts(&shop.node), starts, "no core restart while selling");
         let total = preload + purchases + back_to_back;
         assert_eq!(clients_on_file(&shop.node).len(), total, "the file holds every client");
@@ -436,6 +452,13 @@ async fn bench_payment_to_working_client(_: PgPoolOptions, connect: PgConnectOpt
             String::new(),
         ]);
         lines.extend(purchase_rows(&busy));
+        lines.extend([
+            String::new(),
+            format!(
+                "Node syncs during these {back_to_back} purchases: {busy_syncs}, of which {busy_deferred} found the \
+                 node busy (a sync still writing the file) and were put back for 500 ms (`Outcome::Defer`)."
+            ),
+        ]);
         let block = lines.join("\n");
         report(&block);
         close(shop, pool).await;
@@ -529,13 +552,11 @@ async fn bench_thousand_clients_on_one_node(_: PgPoolOptions, connect: PgConnect
         .await
         .unwrap();
         let latencies: Vec<Duration> = latencies.into_iter().map(Duration::from_secs_f64).collect();
-        let (applies, places): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE kind = 'node.apply'), count(*) FILTER (WHERE kind = 'subscription.place')
-               FROM jobs WHERE status = 'done'",
-        )
-        .fetch_one(shop.pool())
-        .await
-        .unwrap();
+        let places: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'done' AND kind = 'subscription.place'")
+                .fetch_one(shop.pool())
+                .await
+                .unwrap();
 
         // how the work was spread over time (database clock, seconds from the start)
         let timeline: Vec<(String, f64, Option<f64>, i32)> = sqlx::query_as(
@@ -555,14 +576,17 @@ async fn bench_thousand_clients_on_one_node(_: PgPoolOptions, connect: PgConnect
         .fetch_one(shop.pool())
         .await
         .unwrap();
-        println!("placements done from +{first_placed:.2} s to +{last_placed:.2} s");
+        let mut story = vec![format!("placements: done from +{first_placed:.2} s to +{last_placed:.2} s")];
         for (kind, created, finished, attempts) in &timeline {
             // a job that found the node busy is put back (Defer) and ends as `done` without `finished_at` when
             // a newer one for the same node was queued meanwhile
             let finished =
                 finished.map_or_else(|| "superseded (deferred: node busy)".to_owned(), |f| format!("done +{f:.2} s"));
-            println!("{kind}: enqueued +{created:.2} s, {finished}, attempts {attempts}");
+            story.push(format!("{kind}: enqueued +{created:.2} s, {finished}, attempts {attempts}"));
         }
+        let syncs = timeline.iter().filter(|(_, _, finished, _)| finished.is_some()).count();
+        let superseded = timeline.len() - syncs;
+        let (_, deferred) = apply_jobs_since(shop.pool(), 0).await;
 
         // activations come in batches (one per sync): their spread shows the per-subscription activation cost
         let activated: Vec<f64> = sqlx::query_scalar(
@@ -577,7 +601,7 @@ async fn bench_thousand_clients_on_one_node(_: PgPoolOptions, connect: PgConnect
             if i == activated.len() || activated[i] - activated[i - 1] > 0.1 {
                 let (first, last, n) = (activated[batch_start], activated[i - 1], i - batch_start);
                 let each = if n > 1 { (last - first) * 1000.0 / (n - 1) as f64 } else { 0.0 };
-                println!("activations: {n} from +{first:.2} s to +{last:.2} s ({each:.2} ms apart)");
+                story.push(format!("activations: {n} from +{first:.2} s to +{last:.2} s ({each:.2} ms apart)"));
                 batch_start = i;
             }
         }
@@ -601,11 +625,13 @@ async fn bench_thousand_clients_on_one_node(_: PgPoolOptions, connect: PgConnect
              | all {total} `active` | {:.2} s ({:.0} clients/s) |\n\
              | node's config file holds all {total} | {:.2} s ({:.0} clients/s) |\n\
              | core restarts | {restarts} |\n\
-             | node syncs (`node.apply` jobs done) | {applies} |\n\
+             | node syncs (`node.apply` jobs run to the end) | {syncs} |\n\
+             | `node.apply` jobs that found the node busy: deferred 500 ms / superseded | {deferred} / {superseded} |\n\
              | config file writes seen on the node | {} |\n\
              | placements (`subscription.place` jobs done) | {places} |\n\
              | clients spot-checked with a real v2ray client | {} of {}, all browse |\n\n\
-             {TABLE_HEAD}\n{}",
+             {TABLE_HEAD}\n{}\n\n\
+             Timeline (database clock, from the first creation):\n\n```text\n{}\n```",
             created.as_secs_f64(),
             per_s(created),
             all_active.as_secs_f64(),
@@ -616,6 +642,7 @@ async fn bench_thousand_clients_on_one_node(_: PgPoolOptions, connect: PgConnect
             sample.len(),
             total,
             table_row("per subscription under this load: created → active (DB clock)", &latencies),
+            story.join("\n"),
         );
         report(&block);
         close(shop, pool).await;

@@ -112,3 +112,38 @@ pub fn promtool_check(text: &str) {
     let problems: Vec<&str> = report.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(problems.is_empty(), "promtool found problems:\n{report}");
 }
+
+/// The URL of a test's own database (sqlx::test made it; local test servers use trust auth), for running the
+/// real binary against it.
+pub fn database_url(pool: &PgPool) -> String {
+    let o = pool.connect_options();
+    format!(
+        "postgres://{}@{}:{}/{}",
+        o.get_username(),
+        o.get_host(),
+        o.get_port(),
+        o.get_database().expect("test database name")
+    )
+}
+
+/// A server description for tests that register nodes they never contact.
+pub fn server_input(name: &str, location: &str) -> vpnshop::services::servers::ServerInput {
+    vpnshop::services::servers::ServerInput {
+        name: name.into(),
+        location: location.into(),
+        public_host: format!("{name}.example.com"),
+        public_port: 443,
+        ssh_host: None,
+        ssh_port: 22,
+        ssh_user: "vpnshop".into(),
+        host_key: Some("SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8".into()),
+        core: vpnshop::domain::server::Core::V2ray,
+        protocol: vpnshop::domain::server::Protocol::Vmess,
+        inbound_tag: "proxy".into(),
+        api_port: 10085,
+        config_path: None,
+        capacity: 100,
+        restart_command: None,
+        base_config: None,
+    }
+}

@@ -17,8 +17,9 @@ use vpnshop::provision::ssh::{KeySource, SshOptions};
 use vpnshop::provision::sshnode::SshNodes;
 use vpnshop::provision::{NodeTarget, NodeUser};
 
+use crate::helpers::database_url;
 use crate::helpers::{manifest_dir, tools_required};
-use crate::server_cli::{database_url, text, vpnshop};
+use crate::server_cli::{text, vpnshop};
 use crate::support::{SSHD, V2RAY, descendants, free_port, kill_pids, wait_for_port};
 
 fn script() -> PathBuf {

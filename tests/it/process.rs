@@ -5,19 +5,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
-use crate::helpers::manifest_dir;
-
-/// The URL of the test's own database (sqlx::test made it; local test servers use trust auth).
-fn database_url(pool: &PgPool) -> String {
-    let o = pool.connect_options();
-    format!(
-        "postgres://{}@{}:{}/{}",
-        o.get_username(),
-        o.get_host(),
-        o.get_port(),
-        o.get_database().expect("test database name")
-    )
-}
+use crate::helpers::{database_url, manifest_dir};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

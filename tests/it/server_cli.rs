@@ -6,20 +6,8 @@ use std::process::{Command, Output};
 
 use sqlx::PgPool;
 
-use crate::helpers::manifest_dir;
+use crate::helpers::{database_url, manifest_dir};
 use crate::support::{TestNode, node_tools_present};
-
-/// The URL of the test's own database (sqlx::test made it; local test servers use trust auth).
-pub fn database_url(pool: &PgPool) -> String {
-    let o = pool.connect_options();
-    format!(
-        "postgres://{}@{}:{}/{}",
-        o.get_username(),
-        o.get_host(),
-        o.get_port(),
-        o.get_database().expect("test database name")
-    )
-}
 
 /// The real binary on the test's database, logging in to nodes with `key`.
 pub fn vpnshop(db: &str, key: &Path) -> Command {

@@ -2,7 +2,6 @@
 //! history.
 
 use sqlx::PgPool;
-use vpnshop::domain::server::{Core, Protocol};
 use vpnshop::error::AppError;
 use vpnshop::services::catalog::{self, Catalog};
 use vpnshop::services::servers::{self, Actor, ServerInput};
@@ -10,24 +9,7 @@ use vpnshop::services::servers::{self, Actor, ServerInput};
 use crate::helpers::manifest_dir;
 
 fn input(name: &str) -> ServerInput {
-    ServerInput {
-        name: name.into(),
-        location: "de".into(),
-        public_host: "de1.example.com".into(),
-        public_port: 443,
-        ssh_host: None,
-        ssh_port: 22,
-        ssh_user: "vpnshop".into(),
-        host_key: Some("SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8".into()),
-        core: Core::V2ray,
-        protocol: Protocol::Vmess,
-        inbound_tag: "proxy".into(),
-        api_port: 10085,
-        config_path: None,
-        capacity: 100,
-        restart_command: None,
-        base_config: None,
-    }
+    ServerInput { public_host: "de1.example.com".into(), ..crate::helpers::server_input(name, "de") }
 }
 
 async fn seeded(pool: &PgPool) {

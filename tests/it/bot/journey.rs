@@ -41,16 +41,17 @@ async fn from_start_to_a_working_config_through_the_bot(pool: PgPool) {
         .unwrap();
     wait_status(&shop.app.state.pool, sub, SubscriptionStatus::Active).await;
 
-    // the ready message with the link, then a QR code per device
+    // the ready message with the link, then (in that order) a QR code per device
     let photo = shop.tg.wait_for("sendPhoto", 1, Duration::from_secs(20)).await;
     assert!(photo[0].params["photo"]["len"].as_u64().unwrap_or(0) > 1000, "a real PNG: {:?}", photo[0].params);
-    let ready = shop
+    let ready_call = shop
         .tg
-        .messages_to(77)
+        .calls_of("sendMessage")
         .into_iter()
-        .filter_map(|m| m.text)
-        .find(|t| t.contains("is ready"))
-        .expect("the ready message");
+        .find(|c| c.params["text"].as_str().is_some_and(|t| t.contains("is ready")))
+        .expect("the ready message came before its QR code");
+    assert!(ready_call.at <= photo[0].at);
+    let ready = ready_call.params["text"].as_str().unwrap().to_owned();
     assert!(ready.contains("/sub/"), "{ready}");
     let start = ready.find("vmess://").expect("a vmess link in the message");
     let link: String = ready[start..].chars().take_while(|c| !c.is_whitespace() && *c != '<').collect();

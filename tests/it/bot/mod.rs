@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::PgPool;
 use vpnshop::config::Settings;
-use vpnshop::services::servers::{self, Actor, ServerInput};
+use vpnshop::services::servers::{self, Actor};
 
 use crate::helpers::{TestApp, spawn_app_with};
 use crate::support::{Call, FakeTelegram, TgUser};
@@ -55,24 +55,7 @@ pub async fn bot_shop_with(pool: PgPool, customize: impl FnOnce(&mut Settings)) 
 
 /// Registers a node (never contacted here) so the location has room.
 pub async fn add_node(pool: &PgPool, location: &str) {
-    let input = ServerInput {
-        name: format!("{location}-1"),
-        location: location.into(),
-        public_host: format!("{location}1.example.com"),
-        public_port: 443,
-        ssh_host: None,
-        ssh_port: 22,
-        ssh_user: "vpnshop".into(),
-        host_key: Some("SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8".into()),
-        core: vpnshop::domain::server::Core::V2ray,
-        protocol: vpnshop::domain::server::Protocol::Vmess,
-        inbound_tag: "proxy".into(),
-        api_port: 10085,
-        config_path: None,
-        capacity: 100,
-        restart_command: None,
-        base_config: None,
-    };
+    let input = crate::helpers::server_input(&format!("{location}-1"), location);
     servers::add(pool, &input, Actor::CLI).await.unwrap();
 }
 

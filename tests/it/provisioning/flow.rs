@@ -6,20 +6,8 @@ use vpnshop::domain::status::SubscriptionStatus;
 use vpnshop::provision::links;
 use vpnshop::services::subscriptions;
 
-use super::{browses, links_of, shop, subscribe, wait_node_synced, wait_status};
+use super::{browses, links_of, notices, shop, subscribe, wait_node_synced, wait_status};
 use crate::support::{TestV2rayClient, node_tools_present};
-
-async fn notices(pool: &PgPool, sub: i64, event: &str) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM jobs WHERE kind = 'notify.user' AND payload->>'subscription_id' = $1::text
-            AND payload->>'event' = $2",
-    )
-    .bind(sub.to_string())
-    .bind(event)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
 
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
 async fn a_paid_subscription_goes_live_and_revocation_cuts_it(pool: PgPool) {

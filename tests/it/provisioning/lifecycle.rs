@@ -4,7 +4,7 @@ use sqlx::PgPool;
 use vpnshop::domain::status::SubscriptionStatus;
 use vpnshop::services::{subscriptions, sweeps};
 
-use super::{Shop, browses, links_of, shop, status_of, subscribe, wait_node_synced, wait_status};
+use super::{Shop, browses, links_of, notices, shop, status_of, subscribe, wait_node_synced, wait_status};
 use crate::support::{TestV2rayClient, node_tools_present};
 
 /// Bytes the subscription used (up, down), from Postgres.
@@ -14,18 +14,6 @@ async fn used(pool: &PgPool, sub: i64) -> (i64, i64) {
            FROM traffic t JOIN clients c ON c.id = t.client_id WHERE c.subscription_id = $1",
     )
     .bind(sub)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
-async fn notices(pool: &PgPool, sub: i64, event: &str) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM jobs WHERE kind = 'notify.user' AND payload->>'subscription_id' = $1::text
-            AND payload->>'event' = $2",
-    )
-    .bind(sub.to_string())
-    .bind(event)
     .fetch_one(pool)
     .await
     .unwrap()

@@ -190,3 +190,16 @@ pub async fn meter(shop: &Shop) -> vpnshop::services::nodes::MeterReport {
         }
     }
 }
+
+/// How many notices of `event` were enqueued for a subscription.
+pub async fn notices(pool: &PgPool, sub: i64, event: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE kind = 'notify.user' AND payload->>'subscription_id' = $1::text
+            AND payload->>'event' = $2",
+    )
+    .bind(sub.to_string())
+    .bind(event)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
