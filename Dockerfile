@@ -3,9 +3,10 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 ENV SQLX_OFFLINE=true
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY .sqlx .sqlx
 COPY migrations migrations
+COPY locales locales
 COPY src src
 COPY tests tests
 RUN cargo build --release --locked --bin vpnshop
@@ -18,6 +19,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /src/target/release/vpnshop /usr/local/bin/vpnshop
 COPY config config
+COPY deploy deploy
 ENV VPNSHOP_ENV=production \
     VPNSHOP__HTTP__ADDR=0.0.0.0:8080 \
     VPNSHOP__METRICS__ADDR=0.0.0.0:9100

@@ -54,6 +54,21 @@ pub async fn try_lock(conn: &mut sqlx::PgConnection, key: i64) -> sqlx::Result<b
     sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, key).fetch_one(conn).await
 }
 
+/// Waits up to `limit` for a transaction-scoped advisory lock; false if it stayed taken.
+pub async fn lock_within(conn: &mut sqlx::PgConnection, key: i64, limit: std::time::Duration) -> sqlx::Result<bool> {
+    let ms = format!("{}ms", limit.as_millis().clamp(1, 600_000));
+    sqlx::query!("SELECT set_config('lock_timeout', $1, true)", ms).fetch_one(&mut *conn).await?;
+    match sqlx::query!("SELECT pg_advisory_xact_lock($1)", key).execute(&mut *conn).await {
+        Ok(_) => {
+            sqlx::query!("SELECT set_config('lock_timeout', '0', true)").fetch_one(&mut *conn).await?;
+            Ok(true)
+        }
+        // 55P03: lock_not_available (the timeout passed)
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether every migration this binary knows is applied.
 pub async fn is_migrated(pool: &PgPool) -> anyhow::Result<bool> {
     let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")

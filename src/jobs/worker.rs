@@ -32,6 +32,10 @@ impl Worker {
     pub async fn run(self, cancel: CancellationToken) {
         let idle = Duration::from_millis(self.settings.poll_interval_ms);
         while !cancel.is_cancelled() {
+            // listen before looking, so a job enqueued while we look still wakes us
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let worked = match self.run_once().await {
                 Ok(worked) => worked,
                 Err(e) => {
@@ -43,7 +47,7 @@ impl Worker {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(idle) => {}
-                    _ = self.wake.notified() => {}
+                    _ = woken => {}
                 }
             }
         }
@@ -66,8 +70,7 @@ impl Worker {
         metrics::counter!("vpnshop_jobs_total", "kind" => job.kind.clone(), "outcome" => label).increment(1);
         metrics::histogram!("vpnshop_job_duration_seconds", "kind" => job.kind.clone())
             .record(started.elapsed().as_secs_f64());
-        let _enter = span.enter();
-        match &outcome {
+        span.in_scope(|| match &outcome {
             Outcome::Done => tracing::debug!("job done"),
             Outcome::Defer(wait) => tracing::debug!(wait_ms = wait.as_millis() as u64, "job deferred"),
             Outcome::Retry(e) | Outcome::RetryAfter(_, e) | Outcome::Permanent(e) if label == "dead" => {
@@ -76,14 +79,19 @@ impl Worker {
             Outcome::Retry(e) | Outcome::RetryAfter(_, e) | Outcome::Permanent(e) => {
                 tracing::warn!(error = %e, "job failed, will retry")
             }
-        }
+        });
         let mut recorded = queue::finish(&self.pool, &job, &self.name, &outcome, &self.settings).await;
-        if matches!(&recorded, Err(sqlx::Error::Database(e)) if e.is_unique_violation()) {
-            // an equal job was queued between our check and our update: the second try sees it
-            recorded = queue::finish(&self.pool, &job, &self.name, &outcome, &self.settings).await;
+        for _ in 0..3 {
+            match &recorded {
+                // an equal job was queued between our check and our update: another try sees it
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    recorded = queue::finish(&self.pool, &job, &self.name, &outcome, &self.settings).await;
+                }
+                _ => break,
+            }
         }
         if !recorded? {
-            tracing::warn!("job lease was lost before it finished; another worker owns it now");
+            span.in_scope(|| tracing::warn!("job lease was lost before it finished; another worker owns it now"));
         }
         Ok(true)
     }

@@ -121,6 +121,21 @@ impl Nodes {
         Ok(tx)
     }
 
+    /// Waits (up to `limit`) for the node's lock: a customer's sync should follow the one in progress at once
+    /// rather than come back later.
+    async fn lock_waiting(
+        &self,
+        server_id: i64,
+        limit: std::time::Duration,
+    ) -> Result<Transaction<'static, Postgres>, SyncError> {
+        let mut tx = self.pool.begin().await?;
+        let key = db::advisory_key(&format!("node.{server_id}"));
+        if !db::lock_within(&mut tx, key, limit).await? {
+            return Err(SyncError::Busy);
+        }
+        Ok(tx)
+    }
+
     async fn load(&self, server_id: i64) -> Result<NodeRow, SyncError> {
         Ok(db::servers::node(&self.pool, server_id).await?.ok_or(AppError::NotFound("server"))?)
     }
@@ -171,7 +186,7 @@ impl Nodes {
     /// their counters first), activates subscriptions whose clients are all on the node, and rewrites the
     /// config file when it differs.
     pub async fn apply(&self, server_id: i64) -> Result<SyncReport, SyncError> {
-        let _lock = self.lock(server_id).await?;
+        let _lock = self.lock_waiting(server_id, std::time::Duration::from_secs(10)).await?;
         let row = self.load(server_id).await?;
         let report = self.apply_locked(&row, false).await?;
         self.record(&row, &Ok(())).await;

@@ -94,10 +94,11 @@ where
 
 /// The app's pool as configured in production (`database.max_connections = 20`), on the test's database.
 async fn app_pool(connect: &PgConnectOptions) -> PgPool {
+    let connect = connect.clone().options([("log_min_duration_statement", "10")]);
     PgPoolOptions::new()
         .max_connections(20)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(connect.clone())
+        .connect_with(connect)
         .await
         .expect("bench pool")
 }
@@ -190,14 +191,14 @@ impl Target {
                 bot_settings(&mut settings, &tg);
                 let state = AppState::with_pool(settings, pool.clone()).expect("build state");
                 app::prepare(&state).await.expect("prepare app");
-                // the app records its metrics when it serves /metrics (it does in production)
-                let _ = vpnshop::metrics::handle();
+                // the app records its metrics and keeps its histograms bounded (it serves /metrics in production)
+                let metrics = vpnshop::metrics::handle();
                 let telegram = state.telegram.clone().expect("the bot is configured");
                 let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = listener.local_addr().unwrap();
                 let cancel = CancellationToken::new();
                 let mut tasks = Vec::new();
-                // what `app::run` starts for the webhook: the HTTP server and the intake writers
+                // what `app::run` starts for the webhook: the HTTP server, metrics upkeep and the intake writers
                 let router = vpnshop::http::router(state.clone());
                 let stop = cancel.clone();
                 tasks.push(tokio::spawn(async move {
@@ -206,6 +207,7 @@ impl Target {
                         .await
                         .unwrap()
                 }));
+                tasks.push(tokio::spawn(vpnshop::metrics::upkeep(metrics, cancel.clone())));
                 for _ in 0..WRITERS {
                     tasks.push(tokio::spawn(telegram.intake.clone().write(pool.clone(), cancel.clone())));
                 }
@@ -497,6 +499,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Re
     }
 }
 
+static SLOW: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
 struct Worker {
     sent: u64,
     not_2xx: Vec<u16>,
@@ -537,6 +540,11 @@ async fn worker(
         }
         if done >= window.0 && done <= window.1 {
             out.latencies.push(done - started);
+            if done - started > Duration::from_millis(20) {
+                SLOW.lock()
+                    .unwrap()
+                    .push(((started - window.0).as_millis() as u64, (done - started).as_millis() as u64));
+            }
         }
     }
     out
@@ -572,6 +580,22 @@ fn rust_load(addr: SocketAddr, config: &Config, first: u64) -> Load {
             latencies.extend(w.latencies);
         }
         assert_eq!(ids.load(Ordering::Relaxed) - first, sent, "every id taken was sent and answered");
+        {
+            let mut slow = SLOW.lock().unwrap();
+            slow.sort();
+            let mut groups: Vec<(u64, u64, u64)> = Vec::new();
+            for (at, lat) in slow.iter() {
+                match groups.last_mut() {
+                    Some(g) if *at <= g.0 + 100 => {
+                        g.1 += 1;
+                        g.2 = g.2.max(*lat);
+                    }
+                    _ => groups.push((*at, 1, *lat)),
+                }
+            }
+            eprintln!("SLOW groups (start ms, count, max ms): {groups:?}");
+            slow.clear();
+        }
         latencies.sort_unstable();
         assert!(!latencies.is_empty(), "no request completed in the measured window");
         let rank = |p: f64| latencies[((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1];
@@ -714,5 +738,47 @@ async fn bench_intake_wrk(_: PgPoolOptions, connect: PgConnectOptions) {
         let config = Arc::new(Config::from_env());
         let block = run_targets(config, connect, "Telegram intake, wrk (2 threads)", Arc::new(wrk_load)).await;
         report(&block);
+    });
+}
+
+// TEMPORARY scratch (to be removed)
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+#[ignore = "scratch"]
+async fn scratch_insert_latency(_: PgPoolOptions, connect: PgConnectOptions) {
+    multi_thread(async move {
+        let pool = app_pool(&connect).await;
+        let template = update_template();
+        let mut next = 1u64;
+        for n in [8usize, 16, 24, 32, 40, 48, 56, 64, 96, 128] {
+            let mut lat = Vec::new();
+            for _ in 0..40 {
+                let ids: Vec<i64> = (next..next + n as u64).map(|i| i as i64).collect();
+                next += n as u64;
+                let chats: Vec<i64> = ids.iter().map(|i| user_of(*i as u64) as i64).collect();
+                let payloads: Vec<serde_json::Value> = ids
+                    .iter()
+                    .map(|i| {
+                        serde_json::from_str(
+                            &template
+                                .replace(&ID_MARK.to_string(), &i.to_string())
+                                .replace(&USER_MARK.to_string(), &user_of(*i as u64).to_string()),
+                        )
+                        .unwrap()
+                    })
+                    .collect();
+                let t = Instant::now();
+                vpnshop::db::telegram_updates::insert_many(&pool, &ids, &chats, &payloads).await.unwrap();
+                lat.push(t.elapsed());
+            }
+            lat.sort();
+            let bytes: usize = template.len() * n;
+            println!(
+                "n={n:>4} ~{bytes:>6} B json  median {:>6.2} ms  max {:>6.2} ms  >30ms: {}",
+                ms(lat[lat.len() / 2]),
+                ms(lat[lat.len() - 1]),
+                lat.iter().filter(|d| **d > Duration::from_millis(30)).count()
+            );
+        }
+        pool.close().await;
     });
 }

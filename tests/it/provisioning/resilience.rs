@@ -200,12 +200,12 @@ async fn racing_workers_never_provision_a_client_twice(pool: PgPool) {
     let placed = [a.unwrap(), b.unwrap()].iter().filter(|p| matches!(p, Placement::Placed { .. })).count();
     assert!(placed <= 1, "placed at most once by the racers");
     let nodes = shop.app.state.nodes.clone();
-    // two more syncs race the job workers' own: the node lock lets one through at a time, the rest are Busy
+    // two more syncs race the job workers' own: the node lock makes them take turns, so the clients are
+    // added once in total (two syncs at once would both add all three)
     let (x, y) = tokio::join!(nodes.apply(shop.server_id), nodes.apply(shop.server_id));
-    for r in [&x, &y] {
-        assert!(matches!(r, Ok(_) | Err(vpnshop::services::nodes::SyncError::Busy)), "{r:?}");
-    }
-    assert!(!(x.is_ok() && y.is_ok()), "never two syncs of one node at once: {x:?} {y:?}");
+    let added = x.as_ref().map(|r| r.added).unwrap_or(0) + y.as_ref().map(|r| r.added).unwrap_or(0);
+    assert!(x.is_ok() && y.is_ok(), "a sync waits for the one in progress: {x:?} {y:?}");
+    assert!(added <= 3, "no client was added twice: {x:?} {y:?}");
     wait_status(shop.pool(), sub, SubscriptionStatus::Active).await;
     wait_node_synced(shop.pool(), shop.server_id).await;
     let clients: i64 = sqlx::query_scalar("SELECT count(*) FROM clients WHERE subscription_id = $1")
