@@ -1,10 +1,10 @@
 //! Durable intake: an update is in Postgres before Telegram gets its 200. Handlers hand raw updates to a
-//! bounded queue; writers take whatever arrived in the last millisecond (up to 64) and store it with one
-//! multi-row `INSERT … ON CONFLICT DO NOTHING`, then answer every waiting request. A full queue answers
-//! "busy" (503) at once so Telegram retries later, instead of memory growing without bound.
+//! bounded queue; a free writer takes everything waiting (up to 64: what arrived while the writers were busy
+//! storing the previous batches) and stores it with multi-row `INSERT … ON CONFLICT DO NOTHING`s of at most
+//! 8 KiB of JSON each (run at once), then answers every waiting request once its INSERT committed. A full queue
+//! answers "busy" (503) at once so Telegram retries later, instead of memory growing without bound.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -13,7 +13,11 @@ use tokio_util::sync::CancellationToken;
 use crate::db;
 
 const BATCH: usize = 64;
-const GATHER: Duration = Duration::from_millis(1);
+/// The most JSON one INSERT carries; a bigger batch is stored by several INSERTs at once. sqlx 0.9.0 does not
+/// set TCP_NODELAY (transact-rs/sqlx#4335): a statement bigger than a fresh socket's send buffer (16 KiB on
+/// Linux) goes out in two writes, and the second waits ~40 ms for the server's delayed ACK. Measured
+/// (`bench_intake_insert_size`): one INSERT of 64 `/start` updates (16 KiB of JSON) takes ~44 ms, of 56 ~1 ms.
+const CHUNK_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IntakeError {
@@ -90,35 +94,82 @@ impl Intake {
                     _ = cancel.cancelled() => return,
                     item = rx.recv() => match item { Some(i) => i, None => return },
                 };
+                // whatever else is waiting: updates pile up while the writers' INSERTs run, so batches grow
+                // with the load and nothing waits for a timer
                 let mut batch = vec![first];
-                let deadline = tokio::time::Instant::now() + GATHER;
                 while batch.len() < BATCH {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(item)) => batch.push(item),
-                        _ => break,
+                    match rx.try_recv() {
+                        Ok(item) => batch.push(item),
+                        Err(_) => break,
                     }
                 }
                 batch
             };
-            let ids: Vec<i64> = batch.iter().map(|i| i.update_id).collect();
-            let chats: Vec<i64> = batch.iter().map(|i| i.chat_id).collect();
-            let payloads: Vec<serde_json::Value> = batch.iter().map(|i| i.payload.clone()).collect();
-            let result = match db::telegram_updates::insert_many(&pool, &ids, &chats, &payloads).await {
-                Ok(new) => {
-                    metrics::counter!("vpnshop_telegram_updates_total", "result" => "stored").increment(new);
-                    metrics::counter!("vpnshop_telegram_updates_total", "result" => "duplicate")
-                        .increment(batch.len() as u64 - new);
-                    Ok(())
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, updates = batch.len(), "could not store Telegram updates");
-                    Err(IntakeError::Store)
-                }
-            };
-            for item in batch {
-                let _ = item.done.send(result);
-            }
+            futures::future::join_all(chunks(batch).into_iter().map(|chunk| store(&pool, chunk))).await;
         }
+    }
+}
+
+/// Splits a batch into INSERTs of at most `CHUNK_BYTES` of JSON each (a bigger update goes alone), in order.
+fn chunks(batch: Vec<Item>) -> Vec<Vec<Item>> {
+    let mut chunks = Vec::new();
+    let (mut chunk, mut bytes) = (Vec::new(), 0);
+    for item in batch {
+        let size = json_len(&item.payload);
+        if !chunk.is_empty() && bytes + size > CHUNK_BYTES {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes += size;
+        chunk.push(item);
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
+}
+
+/// The length of a value's JSON text, without building it.
+fn json_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// Stores one chunk with one multi-row INSERT, then answers each of its requests.
+async fn store(pool: &PgPool, chunk: Vec<Item>) {
+    let n = chunk.len();
+    let (mut ids, mut chats, mut payloads, mut waiting) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for item in chunk {
+        ids.push(item.update_id);
+        chats.push(item.chat_id);
+        payloads.push(item.payload);
+        waiting.push(item.done);
+    }
+    let result = match db::telegram_updates::insert_many(pool, &ids, &chats, &payloads).await {
+        Ok(new) => {
+            metrics::counter!("vpnshop_telegram_updates_total", "result" => "stored").increment(new);
+            metrics::counter!("vpnshop_telegram_updates_total", "result" => "duplicate").increment(n as u64 - new);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, updates = n, "could not store Telegram updates");
+            Err(IntakeError::Store)
+        }
+    };
+    for done in waiting {
+        let _ = done.send(result);
     }
 }
 
@@ -137,5 +188,35 @@ mod tests {
         let inline = serde_json::json!({"update_id": 8, "inline_query": {"id": "q", "from": {"id": 9}}});
         assert_eq!(chat_of(&inline, 8), 9);
         assert_eq!(chat_of(&serde_json::json!({"update_id": 10}), 10), -10);
+    }
+
+    fn item(update_id: i64, text_len: usize) -> Item {
+        let payload = serde_json::json!({"update_id": update_id, "message": {"text": "x".repeat(text_len)}});
+        Item { update_id, chat_id: 1, payload, done: oneshot::channel().0 }
+    }
+
+    #[test]
+    fn batches_are_split_into_inserts_of_at_most_8_kib_of_json() {
+        let value = serde_json::json!({"a": [1, "ü\"", null], "b": {"c": 1.5}});
+        assert_eq!(json_len(&value), value.to_string().len());
+        let one = json_len(&item(0, 1000).payload);
+        let batch: Vec<Item> = (0..64).map(|i| item(i, 1000)).collect();
+        let chunks = chunks(batch);
+        assert!(
+            chunks.iter().all(|c| c.len() * one <= CHUNK_BYTES),
+            "{:?}",
+            chunks.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        assert_eq!(chunks.len(), 64_usize.div_ceil(CHUNK_BYTES / one));
+        let ids: Vec<i64> = chunks.iter().flatten().map(|i| i.update_id).collect();
+        assert_eq!(ids, (0..64).collect::<Vec<_>>(), "every update once, in order");
+        // an update bigger than the limit goes alone; small batches stay one INSERT
+        let sizes: Vec<usize> = chunks_of(vec![item(1, 10), item(2, 20_000), item(3, 10)]);
+        assert_eq!(sizes, vec![1, 1, 1]);
+        assert_eq!(chunks_of((0..64).map(|i| item(i, 10)).collect()), vec![64]);
+    }
+
+    fn chunks_of(batch: Vec<Item>) -> Vec<usize> {
+        chunks(batch).iter().map(Vec::len).collect()
     }
 }

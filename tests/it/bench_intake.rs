@@ -4,8 +4,8 @@
 //! and, when `$VPNSHOP_BENCH_OUT` is set, to `$VPNSHOP_BENCH_OUT/intake.md`. Reading: docs/benchmarks.md.
 //!
 //! `POST /telegram/webhook` with a realistic `/start` message update (a unique `update_id` each, 10,000
-//! distinct users) and the secret header, at 100 keep-alive connections, against three targets in the same
-//! run, one after the other (the order alternates between rounds):
+//! distinct users) and the secret header, at 100 keep-alive connections, against these targets in the same
+//! run, one after the other (the order is reversed every other round):
 //! - **teloxide**: teloxide 0.17's own webhook listener (`axum_no_setup`) served by axum, its update stream
 //!   drained by a task that counts the updates: the in-memory baseline (200 before anything is stored);
 //! - **ours, intake only**: our real router and the real `Intake` writers (as `app::run` starts them) on a
@@ -13,7 +13,13 @@
 //!   database. Nothing in the product is switched off: this wiring just does not start those tasks;
 //! - **ours, whole app**: the whole app (`spawn_app_with`) with its bot on the fake Telegram: the inbox
 //!   handlers claim and answer the stored updates (replies throttled to Telegram's 30 messages/s) while the
-//!   webhook is loaded.
+//!   webhook is loaded;
+//! - a diagnostic, **ours, intake only with `synchronous_commit=off`** on the writers' connections (set by the
+//!   benchmark, not a product setting): commits stop waiting for the WAL flush, which shows what bounds the
+//!   durable intake — the disk or the CPU.
+//!
+//! `bench_intake_insert_size` times one `insert_many` by rows per statement, sequentially: the statement-size
+//! cliff behind `CHUNK_BYTES` in src/bot/intake.rs (sqlx 0.9.0 sends without TCP_NODELAY).
 //!
 //! Two load generators: `bench_intake_webhook` uses a small Rust one (raw HTTP/1.1 on 100 tokio TCP
 //! connections, each sending its next request when the previous answer is in; a fixed warm-up then a fixed
@@ -22,7 +28,7 @@
 //! every tool).
 //!
 //! Knobs: VPNSHOP_BENCH_INTAKE_SECS (10), VPNSHOP_BENCH_INTAKE_WARMUP_SECS (2), VPNSHOP_BENCH_INTAKE_ROUNDS
-//! (2), VPNSHOP_BENCH_INTAKE_CONNECTIONS (100).
+//! (3), VPNSHOP_BENCH_INTAKE_CONNECTIONS (100), VPNSHOP_BENCH_INTAKE_TARGETS (`teloxide,intake,nosync,app`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -73,7 +79,7 @@ impl Config {
             connections: env_u64("VPNSHOP_BENCH_INTAKE_CONNECTIONS", 100) as usize,
             warmup: Duration::from_secs(env_u64("VPNSHOP_BENCH_INTAKE_WARMUP_SECS", 2)),
             measure: Duration::from_secs(env_u64("VPNSHOP_BENCH_INTAKE_SECS", 10)),
-            rounds: env_u64("VPNSHOP_BENCH_INTAKE_ROUNDS", 2).max(1) as usize,
+            rounds: env_u64("VPNSHOP_BENCH_INTAKE_ROUNDS", 3).max(1) as usize,
         }
     }
 }
@@ -94,11 +100,10 @@ where
 
 /// The app's pool as configured in production (`database.max_connections = 20`), on the test's database.
 async fn app_pool(connect: &PgConnectOptions) -> PgPool {
-    let connect = connect.clone().options([("log_min_duration_statement", "10")]);
     PgPoolOptions::new()
         .max_connections(20)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(connect)
+        .connect_with(connect.clone())
         .await
         .expect("bench pool")
 }
@@ -123,14 +128,26 @@ fn user_of(update_id: u64) -> u64 {
 enum Kind {
     Teloxide,
     IntakeOnly,
+    /// Diagnostic: the same with `synchronous_commit = off` on the writers' connections (a commit does not wait
+    /// for the WAL flush, so a Postgres crash could lose the last ~0.6 s of updates): what the intake costs
+    /// when the disk is out of the picture.
+    IntakeNoFlush,
     WholeApp,
 }
+
+const KINDS: [(&str, Kind); 4] = [
+    ("teloxide", Kind::Teloxide),
+    ("intake", Kind::IntakeOnly),
+    ("nosync", Kind::IntakeNoFlush),
+    ("app", Kind::WholeApp),
+];
 
 impl Kind {
     fn label(self) -> &'static str {
         match self {
             Kind::Teloxide => "teloxide 0.17 `axum_no_setup` (in memory)",
             Kind::IntakeOnly => "ours: durable intake only (no handlers)",
+            Kind::IntakeNoFlush => "diagnostic: ours, intake only, `synchronous_commit=off`",
             Kind::WholeApp => "ours: whole app (inbox handlers answering)",
         }
     }
@@ -149,6 +166,8 @@ enum Target {
         addr: SocketAddr,
         cancel: CancellationToken,
         tasks: Vec<tokio::task::JoinHandle<()>>,
+        /// The diagnostic's own pool (closed at the end).
+        own_pool: Option<PgPool>,
         _tg: FakeTelegram,
     },
     WholeApp {
@@ -185,7 +204,13 @@ impl Target {
                 });
                 Target::Teloxide { addr, received, cancel, server, drain }
             }
-            Kind::IntakeOnly => {
+            Kind::IntakeOnly | Kind::IntakeNoFlush => {
+                let own_pool = (kind == Kind::IntakeNoFlush).then(|| {
+                    PgPoolOptions::new()
+                        .max_connections(20)
+                        .connect_lazy_with(connect.clone().options([("synchronous_commit", "off")]))
+                });
+                let pool = own_pool.as_ref().unwrap_or(pool);
                 let tg = FakeTelegram::start().await;
                 let mut settings = test_settings();
                 bot_settings(&mut settings, &tg);
@@ -211,7 +236,7 @@ impl Target {
                 for _ in 0..WRITERS {
                     tasks.push(tokio::spawn(telegram.intake.clone().write(pool.clone(), cancel.clone())));
                 }
-                Target::IntakeOnly { addr, cancel, tasks, _tg: tg }
+                Target::IntakeOnly { addr, cancel, tasks, own_pool, _tg: tg }
             }
             Kind::WholeApp => {
                 let tg = FakeTelegram::start().await;
@@ -249,10 +274,13 @@ impl Target {
                     .expect("drain task");
                 Some(received.load(Ordering::Relaxed))
             }
-            Target::IntakeOnly { cancel, tasks, .. } => {
+            Target::IntakeOnly { cancel, tasks, own_pool, .. } => {
                 cancel.cancel();
                 for task in tasks {
                     task.await.expect("intake task");
+                }
+                if let Some(pool) = own_pool {
+                    pool.close().await;
                 }
                 None
             }
@@ -410,7 +438,7 @@ fn table(title: &str, rows: &[(Kind, Row, Option<f64>)]) -> String {
     };
     if let Some(base) = mean(Kind::Teloxide) {
         lines.extend([String::new(), "| target | mean req/s | vs teloxide |".to_owned(), "|---|---:|---:|".to_owned()]);
-        for kind in [Kind::Teloxide, Kind::IntakeOnly, Kind::WholeApp] {
+        for (_, kind) in KINDS {
             if let Some(m) = mean(kind) {
                 lines.push(format!("| {} | {m:.0} | {:.2} |", kind.label(), m / base));
             }
@@ -437,8 +465,8 @@ fn report(block: &str) {
 /// The targets of round `i` (those named in VPNSHOP_BENCH_INTAKE_TARGETS, a comma list of `teloxide`,
 /// `intake`, `app`; all by default), the order turned around every other round.
 fn order(round: usize) -> Vec<Kind> {
-    let chosen = std::env::var("VPNSHOP_BENCH_INTAKE_TARGETS").unwrap_or_else(|_| "teloxide,intake,app".into());
-    let mut kinds: Vec<Kind> = [("teloxide", Kind::Teloxide), ("intake", Kind::IntakeOnly), ("app", Kind::WholeApp)]
+    let chosen = std::env::var("VPNSHOP_BENCH_INTAKE_TARGETS").unwrap_or_else(|_| "teloxide,intake,nosync,app".into());
+    let mut kinds: Vec<Kind> = KINDS
         .into_iter()
         .filter(|(name, _)| chosen.split(',').any(|c| c.trim() == *name))
         .map(|(_, kind)| kind)
@@ -499,7 +527,6 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Re
     }
 }
 
-static SLOW: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
 struct Worker {
     sent: u64,
     not_2xx: Vec<u16>,
@@ -540,11 +567,6 @@ async fn worker(
         }
         if done >= window.0 && done <= window.1 {
             out.latencies.push(done - started);
-            if done - started > Duration::from_millis(20) {
-                SLOW.lock()
-                    .unwrap()
-                    .push(((started - window.0).as_millis() as u64, (done - started).as_millis() as u64));
-            }
         }
     }
     out
@@ -580,22 +602,6 @@ fn rust_load(addr: SocketAddr, config: &Config, first: u64) -> Load {
             latencies.extend(w.latencies);
         }
         assert_eq!(ids.load(Ordering::Relaxed) - first, sent, "every id taken was sent and answered");
-        {
-            let mut slow = SLOW.lock().unwrap();
-            slow.sort();
-            let mut groups: Vec<(u64, u64, u64)> = Vec::new();
-            for (at, lat) in slow.iter() {
-                match groups.last_mut() {
-                    Some(g) if *at <= g.0 + 100 => {
-                        g.1 += 1;
-                        g.2 = g.2.max(*lat);
-                    }
-                    _ => groups.push((*at, 1, *lat)),
-                }
-            }
-            eprintln!("SLOW groups (start ms, count, max ms): {groups:?}");
-            slow.clear();
-        }
         latencies.sort_unstable();
         assert!(!latencies.is_empty(), "no request completed in the measured window");
         let rank = |p: f64| latencies[((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1];
@@ -741,44 +747,54 @@ async fn bench_intake_wrk(_: PgPoolOptions, connect: PgConnectOptions) {
     });
 }
 
-// TEMPORARY scratch (to be removed)
+// ------------------------------------------------------------------------------ INSERT size, sequentially
+
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
-#[ignore = "scratch"]
-async fn scratch_insert_latency(_: PgPoolOptions, connect: PgConnectOptions) {
+#[ignore = "benchmark: run with scripts/bench bench_intake"]
+async fn bench_intake_insert_size(_: PgPoolOptions, connect: PgConnectOptions) {
     multi_thread(async move {
+        const REPEAT: usize = 40;
         let pool = app_pool(&connect).await;
         let template = update_template();
-        let mut next = 1u64;
-        for n in [8usize, 16, 24, 32, 40, 48, 56, 64, 96, 128] {
-            let mut lat = Vec::new();
-            for _ in 0..40 {
-                let ids: Vec<i64> = (next..next + n as u64).map(|i| i as i64).collect();
-                next += n as u64;
-                let chats: Vec<i64> = ids.iter().map(|i| user_of(*i as u64) as i64).collect();
-                let payloads: Vec<serde_json::Value> = ids
+        let (id_mark, user_mark) = (ID_MARK.to_string(), USER_MARK.to_string());
+        let mut lines = vec![
+            format!(
+                "#### One `insert_many` of n `/start` updates, {REPEAT} times each, one after the other; {}",
+                machine()
+            ),
+            String::new(),
+            "| rows | JSON bytes | median ms | max ms | over 30 ms |".to_owned(),
+            "|---:|---:|---:|---:|---:|".to_owned(),
+        ];
+        let mut next = 1_u64;
+        for rows in [1_usize, 8, 16, 24, 28, 32, 40, 48, 56, 64] {
+            let (mut took, mut bytes) = (Vec::with_capacity(REPEAT), 0);
+            for _ in 0..REPEAT {
+                let ids: Vec<i64> = (next..next + rows as u64).map(|i| i as i64).collect();
+                next += rows as u64;
+                let chats: Vec<i64> = ids.iter().map(|&i| user_of(i as u64) as i64).collect();
+                let texts: Vec<String> = ids
                     .iter()
-                    .map(|i| {
-                        serde_json::from_str(
-                            &template
-                                .replace(&ID_MARK.to_string(), &i.to_string())
-                                .replace(&USER_MARK.to_string(), &user_of(*i as u64).to_string()),
-                        )
-                        .unwrap()
+                    .map(|&i| {
+                        template.replace(&id_mark, &i.to_string()).replace(&user_mark, &user_of(i as u64).to_string())
                     })
                     .collect();
-                let t = Instant::now();
-                vpnshop::db::telegram_updates::insert_many(&pool, &ids, &chats, &payloads).await.unwrap();
-                lat.push(t.elapsed());
+                bytes = texts.iter().map(String::len).sum();
+                let payloads: Vec<serde_json::Value> = texts.iter().map(|t| serde_json::from_str(t).unwrap()).collect();
+                let started = Instant::now();
+                let stored = vpnshop::db::telegram_updates::insert_many(&pool, &ids, &chats, &payloads).await.unwrap();
+                took.push(started.elapsed());
+                assert_eq!(stored, rows as u64, "every row is new and stored");
             }
-            lat.sort();
-            let bytes: usize = template.len() * n;
-            println!(
-                "n={n:>4} ~{bytes:>6} B json  median {:>6.2} ms  max {:>6.2} ms  >30ms: {}",
-                ms(lat[lat.len() / 2]),
-                ms(lat[lat.len() - 1]),
-                lat.iter().filter(|d| **d > Duration::from_millis(30)).count()
-            );
+            took.sort_unstable();
+            let slow = took.iter().filter(|d| **d > Duration::from_millis(30)).count();
+            lines.push(format!(
+                "| {rows} | {bytes} | {:.2} | {:.2} | {slow} |",
+                ms(took[REPEAT / 2]),
+                ms(took[REPEAT - 1])
+            ));
         }
         pool.close().await;
+        report(&lines.join("\n"));
     });
 }
