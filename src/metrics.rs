@@ -83,18 +83,33 @@ pub async fn upkeep(handle: PrometheusHandle, cancel: tokio_util::sync::Cancella
     }
 }
 
+/// A `&'static str` for a label value from a small, bounded set (routes, methods, statuses), so recording a
+/// metric on the hot path allocates nothing. Values are leaked once each.
+fn intern(value: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static SEEN: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    match seen.get(value) {
+        Some(v) => v,
+        // unbounded values never get here: unknown routes are "unmatched", methods and statuses are few
+        None if seen.len() < 1000 => {
+            let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
+            seen.insert(leaked);
+            leaked
+        }
+        None => "other",
+    }
+}
+
 /// Middleware: request count and latency per matched route (never the raw path: tokens live in paths).
 pub async fn track_http(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().map(|p| intern(p.as_str())).unwrap_or("unmatched");
+    let method = intern(request.method().as_str());
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("vpnshop_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+    let status = intern(response.status().as_str());
+    metrics::counter!("vpnshop_http_requests_total", "route" => route, "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!("vpnshop_http_request_duration_seconds", "route" => route, "method" => method)
         .record(started.elapsed().as_secs_f64());

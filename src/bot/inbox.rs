@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::Telegram;
 use super::handlers;
 use crate::app::AppState;
-use crate::db::telegram_updates::{self, StoredUpdate, WAKE_CHANNEL};
+use crate::services::inbox::{self as telegram_updates, StoredUpdate, WAKE_CHANNEL};
 
 const LEASE_SECS: f64 = 60.0;
 const MAX_ATTEMPTS: i32 = 5;

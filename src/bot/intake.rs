@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::db;
+use crate::services::inbox;
 
 const BATCH: usize = 64;
 /// The most JSON one INSERT carries; a bigger batch is stored by several INSERTs at once. sqlx 0.9.0 does not
@@ -35,7 +35,8 @@ pub enum IntakeError {
 struct Item {
     update_id: i64,
     chat_id: i64,
-    payload: serde_json::Value,
+    /// The update's JSON text, stored as received.
+    payload: String,
     done: oneshot::Sender<Result<(), IntakeError>>,
 }
 
@@ -68,17 +69,96 @@ pub fn chat_of(update: &serde_json::Value, update_id: i64) -> i64 {
     -update_id
 }
 
+/// Just what the intake needs of an update: its id and the chat that orders it. Everything else is skipped
+/// while parsing (much cheaper than building a full JSON tree on the hot path).
+#[derive(serde::Deserialize)]
+struct UpdateHead {
+    update_id: i64,
+    #[serde(default)]
+    message: Option<InChat>,
+    #[serde(default)]
+    edited_message: Option<InChat>,
+    #[serde(default)]
+    channel_post: Option<InChat>,
+    #[serde(default)]
+    edited_channel_post: Option<InChat>,
+    #[serde(default)]
+    my_chat_member: Option<InChat>,
+    #[serde(default)]
+    chat_member: Option<InChat>,
+    #[serde(default)]
+    chat_join_request: Option<InChat>,
+    #[serde(default)]
+    callback_query: Option<FromUser>,
+    #[serde(default)]
+    inline_query: Option<FromUser>,
+    #[serde(default)]
+    pre_checkout_query: Option<FromUser>,
+    #[serde(default)]
+    shipping_query: Option<FromUser>,
+}
+
+#[derive(serde::Deserialize)]
+struct Id {
+    id: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct InChat {
+    chat: Id,
+}
+
+#[derive(serde::Deserialize)]
+struct FromUser {
+    from: Id,
+}
+
+impl UpdateHead {
+    fn chat(&self) -> Option<i64> {
+        [&self.message, &self.edited_message, &self.channel_post, &self.edited_channel_post, &self.my_chat_member]
+            .into_iter()
+            .chain([&self.chat_member, &self.chat_join_request])
+            .find_map(|m| m.as_ref().map(|m| m.chat.id))
+            .or_else(|| {
+                [&self.callback_query, &self.inline_query, &self.pre_checkout_query, &self.shipping_query]
+                    .into_iter()
+                    .find_map(|q| q.as_ref().map(|q| q.from.id))
+            })
+    }
+}
+
 impl Intake {
     pub fn new(capacity: usize) -> Intake {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         Intake { tx, rx: Arc::new(Mutex::new(rx)) }
     }
 
-    /// Stores one raw update (waiting for the commit). A repeated `update_id` is accepted and ignored.
-    pub async fn accept(&self, payload: serde_json::Value) -> Result<(), IntakeError> {
+    /// Stores one update (waiting for the commit). A repeated `update_id` is accepted and ignored.
+    pub async fn accept(&self, update: serde_json::Value) -> Result<(), IntakeError> {
+        let text = update.to_string();
+        self.enqueue(&update, text).await
+    }
+
+    /// Stores a webhook body as received (checked to be a JSON update first; not re-serialized).
+    pub async fn accept_raw(&self, body: &[u8]) -> Result<(), IntakeError> {
+        // an update is a JSON object (serde would also read a struct from an array)
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(IntakeError::Invalid);
+        }
+        let head: UpdateHead = serde_json::from_slice(body).map_err(|_| IntakeError::Invalid)?;
+        let update_id = Some(head.update_id).filter(|v| *v >= 0).ok_or(IntakeError::Invalid)?;
+        let chat_id = head.chat().unwrap_or(-update_id);
+        let text = String::from_utf8(body.to_vec()).map_err(|_| IntakeError::Invalid)?;
+        self.push(update_id, chat_id, text).await
+    }
+
+    async fn enqueue(&self, update: &serde_json::Value, payload: String) -> Result<(), IntakeError> {
         let update_id =
-            payload.get("update_id").and_then(|v| v.as_i64()).filter(|v| *v >= 0).ok_or(IntakeError::Invalid)?;
-        let chat_id = chat_of(&payload, update_id);
+            update.get("update_id").and_then(|v| v.as_i64()).filter(|v| *v >= 0).ok_or(IntakeError::Invalid)?;
+        self.push(update_id, chat_of(update, update_id), payload).await
+    }
+
+    async fn push(&self, update_id: i64, chat_id: i64, payload: String) -> Result<(), IntakeError> {
         let (done, wait) = oneshot::channel();
         self.tx.try_send(Item { update_id, chat_id, payload, done }).map_err(|_| IntakeError::Busy)?;
         metrics::gauge!("vpnshop_telegram_intake_queue").set((self.tx.max_capacity() - self.tx.capacity()) as f64);
@@ -115,7 +195,7 @@ fn chunks(batch: Vec<Item>) -> Vec<Vec<Item>> {
     let mut chunks = Vec::new();
     let (mut chunk, mut bytes) = (Vec::new(), 0);
     for item in batch {
-        let size = json_len(&item.payload);
+        let size = item.payload.len();
         if !chunk.is_empty() && bytes + size > CHUNK_BYTES {
             chunks.push(std::mem::take(&mut chunk));
             bytes = 0;
@@ -129,23 +209,6 @@ fn chunks(batch: Vec<Item>) -> Vec<Vec<Item>> {
     chunks
 }
 
-/// The length of a value's JSON text, without building it.
-fn json_len(value: &serde_json::Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
-}
-
 /// Stores one chunk with one multi-row INSERT, then answers each of its requests.
 async fn store(pool: &PgPool, chunk: Vec<Item>) {
     let n = chunk.len();
@@ -157,19 +220,52 @@ async fn store(pool: &PgPool, chunk: Vec<Item>) {
         payloads.push(item.payload);
         waiting.push(item.done);
     }
-    let result = match db::telegram_updates::insert_many(pool, &ids, &chats, &payloads).await {
+    let results = match inbox::store(pool, &ids, &chats, &payloads).await {
         Ok(new) => {
-            metrics::counter!("vpnshop_telegram_updates_total", "result" => "stored").increment(new);
-            metrics::counter!("vpnshop_telegram_updates_total", "result" => "duplicate").increment(n as u64 - new);
-            Ok(())
+            counted(n as u64, new);
+            vec![Ok(()); n]
         }
+        // one update the database will not take (bad JSON escapes): store the others one by one so it alone
+        // is refused
+        Err(e) if is_bad_data(&e) && n > 1 => {
+            let mut results = Vec::with_capacity(n);
+            for i in 0..n {
+                let one = inbox::store(pool, &ids[i..=i], &chats[i..=i], &payloads[i..=i]).await;
+                results.push(match one {
+                    Ok(new) => {
+                        counted(1, new);
+                        Ok(())
+                    }
+                    Err(e) if is_bad_data(&e) => Err(IntakeError::Invalid),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not store a Telegram update");
+                        Err(IntakeError::Store)
+                    }
+                });
+            }
+            results
+        }
+        Err(e) if is_bad_data(&e) => vec![Err(IntakeError::Invalid)],
         Err(e) => {
             tracing::error!(error = %e, updates = n, "could not store Telegram updates");
-            Err(IntakeError::Store)
+            vec![Err(IntakeError::Store); n]
         }
     };
-    for done in waiting {
+    for (done, result) in waiting.into_iter().zip(results) {
         let _ = done.send(result);
+    }
+}
+
+fn counted(total: u64, new: u64) {
+    metrics::counter!("vpnshop_telegram_updates_total", "result" => "stored").increment(new);
+    metrics::counter!("vpnshop_telegram_updates_total", "result" => "duplicate").increment(total - new);
+}
+
+/// A data exception (class 22) or a broken constraint (class 23): the input's fault, not the database's.
+fn is_bad_data(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+        _ => false,
     }
 }
 
@@ -190,16 +286,32 @@ mod tests {
         assert_eq!(chat_of(&serde_json::json!({"update_id": 10}), 10), -10);
     }
 
+    #[test]
+    fn the_webhook_parse_finds_the_same_chat_as_the_full_one() {
+        for update in [
+            serde_json::json!({"update_id": 5, "message": {"message_id": 1, "chat": {"id": 42, "type": "private"}, "from": {"id": 42}, "text": "hi"}}),
+            serde_json::json!({"update_id": 6, "callback_query": {"id": "x", "from": {"id": 7}, "message": {"message_id": 3, "chat": {"id": 7}}}}),
+            serde_json::json!({"update_id": 8, "inline_query": {"id": "q", "from": {"id": 9}, "query": ""}}),
+            serde_json::json!({"update_id": 10, "poll": {"id": "p"}}),
+        ] {
+            let id = update["update_id"].as_i64().unwrap();
+            let head: UpdateHead = serde_json::from_str(&update.to_string()).unwrap();
+            assert_eq!(head.chat().unwrap_or(-id), chat_of(&update, id), "{update}");
+        }
+        for junk in ["{}", r#"{"update_id": "7"}"#, r#"{"update_id": 1} trailing"#] {
+            assert!(serde_json::from_str::<UpdateHead>(junk).is_err(), "{junk}");
+        }
+    }
+
     fn item(update_id: i64, text_len: usize) -> Item {
-        let payload = serde_json::json!({"update_id": update_id, "message": {"text": "x".repeat(text_len)}});
+        let payload =
+            serde_json::json!({"update_id": update_id, "message": {"text": "x".repeat(text_len)}}).to_string();
         Item { update_id, chat_id: 1, payload, done: oneshot::channel().0 }
     }
 
     #[test]
     fn batches_are_split_into_inserts_of_at_most_8_kib_of_json() {
-        let value = serde_json::json!({"a": [1, "ü\"", null], "b": {"c": 1.5}});
-        assert_eq!(json_len(&value), value.to_string().len());
-        let one = json_len(&item(0, 1000).payload);
+        let one = item(0, 1000).payload.len();
         let batch: Vec<Item> = (0..64).map(|i| item(i, 1000)).collect();
         let chunks = chunks(batch);
         assert!(

@@ -7,11 +7,11 @@ use super::callback::Cb;
 use super::outbox::{self, OutMessage};
 use super::ui::html;
 use crate::config::Settings;
-use crate::db;
 use crate::i18n::{self, Arg};
 use crate::services::access;
 use crate::services::notify::{Notice, Notifier, NotifyError, UserNotice};
 use crate::services::shop::label;
+use crate::services::users;
 
 pub struct TelegramNotifier {
     pub pool: PgPool,
@@ -20,7 +20,7 @@ pub struct TelegramNotifier {
 
 impl TelegramNotifier {
     async fn messages(&self, n: &UserNotice) -> anyhow::Result<Vec<OutMessage>> {
-        let Some(user) = db::users::find(&self.pool, n.user_id).await? else { return Ok(Vec::new()) };
+        let Some(user) = users::find(&self.pool, n.user_id).await? else { return Ok(Vec::new()) };
         let lang = user.language;
         let chat_id = user.telegram_id;
         let view = access::view(&self.pool, n.user_id, n.subscription_id, &self.settings).await?;
@@ -84,7 +84,7 @@ impl TelegramNotifier {
 
     async fn admin_chats(&self) -> Vec<i64> {
         let mut ids = self.settings.telegram.admin_ids.clone();
-        if let Ok(more) = db::admins::telegram_ids(&self.pool).await {
+        if let Ok(more) = users::admin_telegram_ids(&self.pool).await {
             ids.extend(more);
         }
         ids.sort_unstable();

@@ -83,7 +83,7 @@ impl JobHandler for SendJob {
         for (i, msg) in batch.messages.iter().enumerate().skip(batch.sent) {
             match send(&self.bot, msg).await {
                 Ok(()) => {
-                    if let Err(e) = crate::db::jobs::set_progress(&self.pool, job.id, "sent", i + 1).await {
+                    if let Err(e) = crate::services::queue::set_progress(&self.pool, job.id, "sent", i + 1).await {
                         return Outcome::Retry(format!("could not record progress: {e}"));
                     }
                 }

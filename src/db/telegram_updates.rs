@@ -15,43 +15,50 @@ pub struct StoredUpdate {
 /// Channel notified when updates arrive.
 pub const WAKE_CHANNEL: &str = "vpnshop_updates";
 
-/// Inserts many updates in one statement; repeated update ids are ignored. Returns how many were new.
+/// Inserts many updates (their JSON text) in one statement; repeated update ids are ignored. Returns how many
+/// were new.
 pub async fn insert_many(
     db: impl PgExecutor<'_>,
     ids: &[i64],
     chats: &[i64],
-    payloads: &[serde_json::Value],
+    payloads: &[String],
 ) -> sqlx::Result<u64> {
-    let inserted = sqlx::query_scalar!(
+    let row = sqlx::query!(
         r#"WITH ins AS (
                INSERT INTO telegram_updates (update_id, chat_id, payload)
-               SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::jsonb[])
+               SELECT u.id, u.chat, u.payload::json FROM UNNEST($1::int8[], $2::int8[], $3::text[]) AS u(id, chat, payload)
                ON CONFLICT (update_id) DO NOTHING
-               RETURNING 1)
-           SELECT count(*) AS "n!" FROM ins, LATERAL (SELECT pg_notify('vpnshop_updates', '')) AS wake"#,
+               RETURNING 1),
+           -- one wake-up per statement, and only when something new arrived
+           wake AS (SELECT pg_notify('vpnshop_updates', '') WHERE EXISTS (SELECT 1 FROM ins))
+           SELECT (SELECT count(*) FROM ins) AS "n!", (SELECT count(*) FROM wake) AS "woke!""#,
         ids,
         chats,
         payloads
     )
     .fetch_one(db)
     .await?;
-    Ok(inserted as u64)
+    Ok(row.n as u64)
 }
 
-/// Claims the oldest unhandled update of up to `limit` chats that have no update in progress, for `lease_secs`.
+/// Claims the oldest unhandled update of up to `limit` chats that have no update in progress, for `lease_secs`,
+/// looking at the oldest `window` unhandled updates only (all of them when `None`).
 pub async fn claim(
     db: impl PgExecutor<'_>,
     worker: &str,
     lease_secs: f64,
     limit: i64,
+    window: Option<i64>,
 ) -> sqlx::Result<Vec<StoredUpdate>> {
     sqlx::query_as!(
         StoredUpdate,
-        r#"WITH heads AS (
-               SELECT DISTINCT ON (chat_id) update_id, locked_until
-                 FROM telegram_updates
+        r#"WITH window_ AS (
+               -- a chat's oldest pending update is always its first row in any prefix of this order
+               SELECT update_id, chat_id, locked_until FROM telegram_updates
                 WHERE handled_at IS NULL
-                ORDER BY chat_id, update_id),
+                ORDER BY update_id LIMIT $4),
+           heads AS (
+               SELECT DISTINCT ON (chat_id) update_id, locked_until FROM window_ ORDER BY chat_id, update_id),
            due AS (
                SELECT update_id FROM heads WHERE locked_until IS NULL OR locked_until < now()
                 ORDER BY update_id LIMIT $3)
@@ -63,7 +70,8 @@ pub async fn claim(
         RETURNING u.update_id, u.chat_id, u.payload, u.attempts"#,
         worker,
         lease_secs,
-        limit
+        limit,
+        window
     )
     .fetch_all(db)
     .await
@@ -108,4 +116,12 @@ pub async fn retry_later(
 /// Unhandled updates (for readiness and metrics).
 pub async fn backlog(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM telegram_updates WHERE handled_at IS NULL"#).fetch_one(db).await
+}
+
+/// Deletes updates handled more than `days` ago.
+pub async fn delete_handled_before(db: impl PgExecutor<'_>, days: i32) -> sqlx::Result<u64> {
+    let done = sqlx::query!("DELETE FROM telegram_updates WHERE handled_at < now() - make_interval(days => $1)", days)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
 }

@@ -23,10 +23,12 @@ pub use error::Problem;
 /// The whole public router with its middleware.
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
+    // Telegram's deliveries are the hot path: metrics only, no per-request span, id or timer (each update gets
+    // its own span when it is handled; the intake bounds its own waiting).
+    let hot = telegram::router().with_state(state.clone()).layer(axum::middleware::from_fn(crate::metrics::track_http));
     Router::new()
         .merge(health::router())
         .merge(sub::router())
-        .merge(telegram::router())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not Found", "no such route") })
         .with_state(state)
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
@@ -46,4 +48,5 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout)),
         )
+        .merge(hot)
 }

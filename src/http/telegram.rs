@@ -34,17 +34,12 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         metrics::counter!("vpnshop_telegram_webhook_rejected_total", "reason" => "secret").increment(1);
         return Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", "wrong or missing secret token").into_response();
     }
-    let payload: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => {
-            metrics::counter!("vpnshop_telegram_webhook_rejected_total", "reason" => "malformed").increment(1);
-            return Problem::new(StatusCode::BAD_REQUEST, "Bad Request", "the body is not JSON").into_response();
-        }
-    };
-    match tg.intake.accept(payload).await {
+    match tg.intake.accept_raw(&body).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(IntakeError::Invalid) => {
-            Problem::new(StatusCode::BAD_REQUEST, "Bad Request", "not a Telegram update (no update_id)").into_response()
+            metrics::counter!("vpnshop_telegram_webhook_rejected_total", "reason" => "malformed").increment(1);
+            Problem::new(StatusCode::BAD_REQUEST, "Bad Request", "not a Telegram update (JSON with an update_id)")
+                .into_response()
         }
         Err(e @ (IntakeError::Busy | IntakeError::Store)) => {
             let mut r =

@@ -35,12 +35,15 @@ pub struct CleanupJob {
 #[async_trait::async_trait]
 impl JobHandler for CleanupJob {
     async fn run(&self, _job: &ClaimedJob) -> Outcome {
-        match queue::delete_old_done(&self.pool, &self.settings).await {
-            Ok(n) => {
-                tracing::info!(deleted = n, "old finished jobs deleted");
+        let days = i32::try_from(self.settings.keep_done_days).unwrap_or(i32::MAX);
+        let jobs = queue::delete_old_done(&self.pool, &self.settings).await;
+        let updates = crate::services::inbox::prune(&self.pool, days.max(7)).await;
+        match (jobs, updates) {
+            (Ok(jobs), Ok(updates)) => {
+                tracing::info!(jobs, updates, "old finished jobs and handled Telegram updates deleted");
                 Outcome::Done
             }
-            Err(e) => Outcome::Retry(e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Outcome::Retry(e.to_string()),
         }
     }
 }

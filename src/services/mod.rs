@@ -3,6 +3,7 @@
 pub mod access;
 pub mod catalog;
 pub mod health;
+pub mod inbox;
 pub mod nodes;
 pub mod notify;
 pub mod orders;

@@ -78,6 +78,11 @@ pub async fn claim(
     jobs::claim(db, worker, settings.lease_secs as f64, limit).await
 }
 
+/// Records progress inside a running job's payload, so a retry can skip what is done.
+pub async fn set_progress(db: impl PgExecutor<'_>, id: i64, field: &str, value: usize) -> sqlx::Result<()> {
+    jobs::set_progress(db, id, field, value).await
+}
+
 /// Deletes done jobs older than the configured retention; returns how many.
 pub async fn delete_old_done(db: impl PgExecutor<'_>, settings: &JobSettings) -> sqlx::Result<u64> {
     jobs::delete_done_before(db, i32::try_from(settings.keep_done_days).unwrap_or(i32::MAX)).await

@@ -29,3 +29,12 @@ pub async fn set_language(pool: &PgPool, user_id: i64, language: Language) -> Ap
 pub async fn take_ban_notice(pool: &PgPool, user_id: i64) -> AppResult<bool> {
     Ok(db::users::take_ban_notice(pool, user_id).await?)
 }
+
+pub async fn find(pool: &PgPool, user_id: i64) -> AppResult<Option<UserRow>> {
+    Ok(db::users::find(pool, user_id).await?)
+}
+
+/// Telegram ids of active admins (from the `admins` table).
+pub async fn admin_telegram_ids(pool: &PgPool) -> AppResult<Vec<i64>> {
+    Ok(db::admins::telegram_ids(pool).await?)
+}

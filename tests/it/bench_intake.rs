@@ -780,9 +780,8 @@ async fn bench_intake_insert_size(_: PgPoolOptions, connect: PgConnectOptions) {
                     })
                     .collect();
                 bytes = texts.iter().map(String::len).sum();
-                let payloads: Vec<serde_json::Value> = texts.iter().map(|t| serde_json::from_str(t).unwrap()).collect();
                 let started = Instant::now();
-                let stored = vpnshop::db::telegram_updates::insert_many(&pool, &ids, &chats, &payloads).await.unwrap();
+                let stored = vpnshop::services::inbox::store(&pool, &ids, &chats, &texts).await.unwrap();
                 took.push(started.elapsed());
                 assert_eq!(stored, rows as u64, "every row is new and stored");
             }

@@ -7,6 +7,16 @@ use super::{BotShop, SECRET, bot_settings, bot_shop, next_id};
 use crate::helpers::spawn_app_with;
 use crate::support::{FakeTelegram, TgUser, callback_update, command_update};
 
+/// A webhook delivery with the right secret and `body` as it is.
+fn delivery(shop: &BotShop, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+    shop.app
+        .http
+        .post(shop.app.url("/telegram/webhook"))
+        .header("x-telegram-bot-api-secret-token", SECRET)
+        .header("content-type", "application/json")
+        .body(body)
+}
+
 async fn stored(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM telegram_updates").fetch_one(pool).await.unwrap()
 }
@@ -57,19 +67,9 @@ async fn a_wrong_or_missing_secret_is_refused_and_nothing_is_stored(pool: PgPool
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
 async fn malformed_bodies_are_refused_without_storing_anything(pool: PgPool) {
     let shop = bot_shop(pool).await;
-    let url = shop.app.url("/telegram/webhook");
     for body in ["{not json", "[1,2,3]", r#"{"message": {}}"#, r#"{"update_id": "seven"}"#, r#"{"update_id": -4}"#, ""]
     {
-        let res = shop
-            .app
-            .http
-            .post(&url)
-            .header("x-telegram-bot-api-secret-token", SECRET)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let res = delivery(&shop, body).send().await.unwrap();
         assert_eq!(res.status(), 400, "{body:?}");
     }
     assert_eq!(stored(&shop.app.state.pool).await, 0);
@@ -131,4 +131,45 @@ async fn without_a_public_url_the_bot_long_polls(pool: PgPool) {
     assert!(!tg.calls_of("deleteWebhook").is_empty(), "polling needs the webhook removed");
     assert!(tg.calls_of("setWebhook").is_empty());
     assert_eq!(stored(&pool).await, 1, "polled updates go through the same durable inbox");
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn an_update_the_database_refuses_fails_alone(pool: PgPool) {
+    let shop = bot_shop(pool).await;
+    let post = |body: String| delivery(&shop, body).send();
+    // a lone surrogate escape: serde skips it, PostgreSQL's json refuses it
+    let poison = format!(r#"{{"update_id": {}, "message": {{"text": "\ud800"}}}}"#, next_id());
+    let good: Vec<String> =
+        (0..20).map(|_| command_update(next_id(), &TgUser::new(26, "Neighbour"), "/start").to_string()).collect();
+    let mut requests = vec![post(poison)];
+    requests.extend(good.iter().cloned().map(post));
+    let statuses: Vec<u16> =
+        futures::future::join_all(requests).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    assert_eq!(statuses[0], 400, "the poison update is refused");
+    assert!(statuses[1..].iter().all(|s| *s == 200), "its neighbours are stored: {statuses:?}");
+    assert_eq!(stored(&shop.app.state.pool).await, 20);
+    for body in ["[1]", "[]", "  [ {\"update_id\": 1} ]"] {
+        assert_eq!(post(body.to_owned()).await.unwrap().status(), 400, "{body}");
+    }
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_chat_with_a_long_backlog_does_not_hold_up_the_others(pool: PgPool) {
+    use vpnshop::services::inbox;
+    // chat 1 has 2,500 updates waiting (more than a claim looks at first), chat 2 one newer update
+    let ids: Vec<i64> = (1..=2501).collect();
+    let chats: Vec<i64> = ids.iter().map(|id| if *id <= 2500 { 1 } else { 2 }).collect();
+    let payloads: Vec<String> = ids.iter().map(|id| format!(r#"{{"update_id": {id}}}"#)).collect();
+    assert_eq!(inbox::store(&pool, &ids, &chats, &payloads).await.unwrap(), 2501);
+
+    let first = inbox::claim(&pool, "w", 60.0, 16).await.unwrap();
+    let mut got: Vec<(i64, i64)> = first.iter().map(|u| (u.chat_id, u.update_id)).collect();
+    got.sort();
+    assert_eq!(got, vec![(1, 1), (2, 2501)], "one update per chat, the oldest of each");
+
+    // while chat 1's update is in progress, nothing more of chat 1 is handed out
+    assert!(inbox::claim(&pool, "w", 60.0, 16).await.unwrap().is_empty());
+    assert!(inbox::finish(&pool, 1, "w", None).await.unwrap());
+    let next = inbox::claim(&pool, "w", 60.0, 16).await.unwrap();
+    assert_eq!(next.iter().map(|u| u.update_id).collect::<Vec<_>>(), vec![2], "then chat 1's next one");
 }

@@ -1,0 +1,48 @@
+//! The Telegram inbox as the bot uses it: store updates (durably, duplicates ignored), claim the next
+//! update of each chat under a lease, record how handling went, and prune what is long handled.
+
+use sqlx::PgPool;
+
+use crate::db::telegram_updates;
+pub use crate::db::telegram_updates::{StoredUpdate, WAKE_CHANNEL};
+
+/// Stores a batch; returns how many were new (the rest were repeats).
+pub async fn store(pool: &PgPool, ids: &[i64], chats: &[i64], payloads: &[String]) -> sqlx::Result<u64> {
+    telegram_updates::insert_many(pool, ids, chats, payloads).await
+}
+
+/// How many of the oldest pending updates a claim looks at first, so that a long backlog is not walked on every
+/// claim.
+const WINDOW: i64 = 2000;
+
+/// Claims the next update of up to `limit` chats that have none in progress. The oldest updates are looked at
+/// first; when they do not fill `limit` (few chats waiting, or one chat with a long backlog in front) the whole
+/// backlog is searched for more, so no chat waits behind another's backlog.
+pub async fn claim(pool: &PgPool, worker: &str, lease_secs: f64, limit: i64) -> sqlx::Result<Vec<StoredUpdate>> {
+    let mut claimed = telegram_updates::claim(pool, worker, lease_secs, limit, Some(WINDOW)).await?;
+    let missing = limit - claimed.len() as i64;
+    if missing > 0 {
+        claimed.extend(telegram_updates::claim(pool, worker, lease_secs, missing, None).await?);
+    }
+    Ok(claimed)
+}
+
+pub async fn finish(pool: &PgPool, update_id: i64, worker: &str, error: Option<&str>) -> sqlx::Result<bool> {
+    telegram_updates::finish(pool, update_id, worker, error).await
+}
+
+pub async fn retry_later(
+    pool: &PgPool,
+    update_id: i64,
+    worker: &str,
+    error: &str,
+    delay_secs: f64,
+) -> sqlx::Result<()> {
+    telegram_updates::retry_later(pool, update_id, worker, error, delay_secs).await
+}
+
+/// Deletes updates handled more than `days` ago (Telegram redelivers for at most a day, so a week of ids
+/// still catches every repeat).
+pub async fn prune(pool: &PgPool, days: i32) -> sqlx::Result<u64> {
+    telegram_updates::delete_handled_before(pool, days).await
+}
