@@ -4,6 +4,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 ENV SQLX_OFFLINE=true
 COPY Cargo.toml Cargo.lock build.rs ./
+COPY vendor vendor
 COPY .sqlx .sqlx
 COPY migrations migrations
 COPY locales locales

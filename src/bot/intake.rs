@@ -1,7 +1,7 @@
 //! Durable intake: an update is in Postgres before Telegram gets its 200. Handlers hand raw updates to a
 //! bounded queue; a free writer takes everything waiting (up to 64: what arrived while the writers were busy
-//! storing the previous batches) and stores it with multi-row `INSERT … ON CONFLICT DO NOTHING`s of at most
-//! 8 KiB of JSON each (run at once), then answers every waiting request once its INSERT committed. A full queue
+//! storing the previous batches) and stores it with a multi-row `INSERT … ON CONFLICT DO NOTHING` (several, run
+//! at once, when the batch has more than 256 KiB of JSON), then answers every waiting request once its INSERT committed. A full queue
 //! answers "busy" (503) at once so Telegram retries later, instead of memory growing without bound.
 
 use std::sync::Arc;
@@ -13,11 +13,10 @@ use tokio_util::sync::CancellationToken;
 use crate::services::inbox;
 
 const BATCH: usize = 64;
-/// The most JSON one INSERT carries; a bigger batch is stored by several INSERTs at once. sqlx 0.9.0 does not
-/// set TCP_NODELAY (transact-rs/sqlx#4335): a statement bigger than a fresh socket's send buffer (16 KiB on
-/// Linux) goes out in two writes, and the second waits ~40 ms for the server's delayed ACK. Measured
-/// (`bench_intake_insert_size`): one INSERT of 64 `/start` updates (16 KiB of JSON) takes ~44 ms, of 56 ~1 ms.
-const CHUNK_BYTES: usize = 8 * 1024;
+/// The most JSON one INSERT carries; a bigger batch is stored by several INSERTs at once. Only big updates
+/// (long texts, many entities) reach it: 64 `/start` updates are ~16 KiB. (With sqlx-core 0.9.0 as released, a
+/// statement over ~16 KiB stalled ~40 ms on Nagle's algorithm and this had to be 8 KiB; vendor/README.md.)
+const CHUNK_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IntakeError {
@@ -310,9 +309,9 @@ mod tests {
     }
 
     #[test]
-    fn batches_are_split_into_inserts_of_at_most_8_kib_of_json() {
-        let one = item(0, 1000).payload.len();
-        let batch: Vec<Item> = (0..64).map(|i| item(i, 1000)).collect();
+    fn batches_are_split_into_inserts_of_at_most_256_kib_of_json() {
+        let one = item(0, 10_000).payload.len();
+        let batch: Vec<Item> = (0..64).map(|i| item(i, 10_000)).collect();
         let chunks = chunks(batch);
         assert!(
             chunks.iter().all(|c| c.len() * one <= CHUNK_BYTES),
@@ -323,9 +322,9 @@ mod tests {
         let ids: Vec<i64> = chunks.iter().flatten().map(|i| i.update_id).collect();
         assert_eq!(ids, (0..64).collect::<Vec<_>>(), "every update once, in order");
         // an update bigger than the limit goes alone; small batches stay one INSERT
-        let sizes: Vec<usize> = chunks_of(vec![item(1, 10), item(2, 20_000), item(3, 10)]);
+        let sizes: Vec<usize> = chunks_of(vec![item(1, 10), item(2, 300_000), item(3, 10)]);
         assert_eq!(sizes, vec![1, 1, 1]);
-        assert_eq!(chunks_of((0..64).map(|i| item(i, 10)).collect()), vec![64]);
+        assert_eq!(chunks_of((0..64).map(|i| item(i, 300)).collect()), vec![64]);
     }
 
     fn chunks_of(batch: Vec<Item>) -> Vec<usize> {

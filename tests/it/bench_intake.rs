@@ -19,7 +19,7 @@
 //!   durable intake — the disk or the CPU.
 //!
 //! `bench_intake_insert_size` times one `insert_many` by rows per statement, sequentially: the statement-size
-//! cliff behind `CHUNK_BYTES` in src/bot/intake.rs (sqlx 0.9.0 sends without TCP_NODELAY).
+//! cliff that sqlx-core 0.9.0 as released has without TCP_NODELAY, gone with vendor/sqlx-core (vendor/README.md).
 //!
 //! Two load generators: `bench_intake_webhook` uses a small Rust one (raw HTTP/1.1 on 100 tokio TCP
 //! connections, each sending its next request when the previous answer is in; a fixed warm-up then a fixed
