@@ -274,7 +274,7 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
     match state.telegram.clone() {
         None => tracing::warn!("Telegram bot disabled: TELEGRAM_BOT_TOKEN is not set (the shop runs without its bot)"),
         Some(tg) => {
-            for _ in 0..2 {
+            for _ in 0..crate::bot::intake::WRITERS {
                 tasks.spawn(infallible(tg.intake.clone().write(state.pool.clone(), cancel.clone())));
             }
             tasks.spawn(infallible(crate::bot::inbox::run(state.clone(), tg.clone(), cancel.clone())));

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::services::inbox;
 
 const BATCH: usize = 64;
+/// How many writers `app::run` starts: each runs one INSERT at a time.
+pub const WRITERS: usize = 2;
 /// The most JSON one INSERT carries; a bigger batch is stored by several INSERTs at once. Only big updates
 /// (long texts, many entities) reach it: 64 `/start` updates are ~16 KiB. (With sqlx-core 0.9.0 as released, a
 /// statement over ~16 KiB stalled ~40 ms on Nagle's algorithm and this had to be 8 KiB; vendor/README.md.)

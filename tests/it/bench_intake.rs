@@ -45,6 +45,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use vpnshop::app::{self, AppState};
+// the intake-only target starts as many intake writers as `app::run` does
+use vpnshop::bot::intake::WRITERS;
 
 use crate::bot::{SECRET, bot_settings};
 use crate::helpers::{TestApp, spawn_app_with, test_settings, tools_required};
@@ -57,8 +59,6 @@ const FIRST_USER: u64 = 1_000_000;
 /// Markers in the update template, replaced per request (the update id is also the message id).
 const ID_MARK: u32 = 4_000_000_001;
 const USER_MARK: i64 = 8_888_888_888_888;
-/// The app starts this many intake writers (`app::run`); the intake-only target does the same.
-const WRITERS: usize = 2;
 
 // ---------------------------------------------------------------------------------------------- harness
 
