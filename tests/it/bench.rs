@@ -33,7 +33,7 @@ use vpnshop::provision::render::{self, ClientInbound};
 use vpnshop::provision::ssh::{KeySource, SshOptions};
 use vpnshop::provision::sshnode::SshNodes;
 use vpnshop::provision::{NodeTarget, NodeUser};
-use vpnshop::services::servers::{self, Actor, ServerInput};
+use vpnshop::services::servers::{self, Actor};
 
 use crate::helpers::spawn_app_with;
 use crate::provisioning::{Shop, browses, links_of, status_of, subscribe, wait_node_synced};
@@ -90,25 +90,7 @@ async fn bench_shop(pool: PgPool) -> Shop {
         s.jobs.poll_interval_ms = env_usize("VPNSHOP_BENCH_POLL_MS", 500) as u64;
     })
     .await;
-    let target = node.target();
-    let input = ServerInput {
-        name: "de-bench".into(),
-        location: "de".into(),
-        public_host: "127.0.0.1".into(),
-        public_port: node.proxy_port,
-        ssh_host: Some("127.0.0.1".into()),
-        ssh_port: node.ssh_port,
-        ssh_user: target.ssh_user.clone(),
-        host_key: Some(node.host_fingerprint.clone()),
-        core: target.core,
-        protocol: target.protocol,
-        inbound_tag: target.inbound_tag.clone(),
-        api_port: node.api_port,
-        config_path: Some(target.config_path.clone()),
-        capacity: 10_000,
-        restart_command: Some(node.restart_command()),
-        base_config: None,
-    };
+    let input = crate::provisioning::node_input(&node, "de-bench", 10_000);
     let server = servers::add(&app.state.pool, &input, Actor::CLI).await.expect("register the bench node");
     Shop { app, node, server_id: server.id, origin: Origin::start().await }
 }
@@ -222,17 +204,7 @@ fn table_row(what: &str, samples: &[Duration]) -> String {
 
 /// Prints a result block and appends it to `$VPNSHOP_BENCH_OUT/provisioning.md` (scripts/bench sets it).
 fn report(block: &str) {
-    println!("\n{block}\n");
-    if let Ok(dir) = std::env::var("VPNSHOP_BENCH_OUT") {
-        use std::io::Write;
-        std::fs::create_dir_all(&dir).expect("bench output dir");
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(std::path::Path::new(&dir).join("provisioning.md"))
-            .expect("bench output file");
-        writeln!(file, "{block}\n").expect("write bench output");
-    }
+    crate::helpers::bench_report("provisioning.md", block);
 }
 
 // ------------------------------------------------------------------------ payment accepted → client works

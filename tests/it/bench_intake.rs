@@ -449,17 +449,7 @@ fn table(title: &str, rows: &[(Kind, Row, Option<f64>)]) -> String {
 
 /// Prints a result block and appends it to `$VPNSHOP_BENCH_OUT/intake.md` (scripts/bench sets it).
 fn report(block: &str) {
-    println!("\n{block}\n");
-    if let Ok(dir) = std::env::var("VPNSHOP_BENCH_OUT") {
-        use std::io::Write;
-        std::fs::create_dir_all(&dir).expect("bench output dir");
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(std::path::Path::new(&dir).join("intake.md"))
-            .expect("bench output file");
-        writeln!(file, "{block}\n").expect("write bench output");
-    }
+    crate::helpers::bench_report("intake.md", block);
 }
 
 /// The targets of round `i` (those named in VPNSHOP_BENCH_INTAKE_TARGETS, a comma list of `teloxide`,

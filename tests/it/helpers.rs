@@ -147,3 +147,19 @@ pub fn server_input(name: &str, location: &str) -> vpnshop::services::servers::S
         base_config: None,
     }
 }
+
+/// Prints a benchmark's result block and appends it to `$VPNSHOP_BENCH_OUT/{file}` when that is set
+/// (scripts/bench sets it).
+pub fn bench_report(file: &str, block: &str) {
+    println!("\n{block}\n");
+    if let Ok(dir) = std::env::var("VPNSHOP_BENCH_OUT") {
+        use std::io::Write;
+        std::fs::create_dir_all(&dir).expect("bench output dir");
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::path::Path::new(&dir).join(file))
+            .expect("bench output file");
+        writeln!(out, "{block}\n").expect("write bench output");
+    }
+}

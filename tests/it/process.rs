@@ -11,7 +11,8 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn vpnshop(db: &str) -> Command {
+/// The real binary on the test's database, with nothing of this environment but `PATH`.
+pub fn vpnshop(db: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vpnshop"));
     cmd.current_dir(manifest_dir())
         .env_clear()

@@ -6,19 +6,13 @@ use std::process::{Command, Output};
 
 use sqlx::PgPool;
 
-use crate::helpers::{database_url, manifest_dir};
+use crate::helpers::database_url;
 use crate::support::{TestNode, node_tools_present};
 
 /// The real binary on the test's database, logging in to nodes with `key`.
 pub fn vpnshop(db: &str, key: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vpnshop"));
-    cmd.current_dir(manifest_dir())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("VPNSHOP_ENV", "test")
-        .env("DATABASE_URL", db)
-        .env("RUST_LOG", "warn")
-        .env("VPNSHOP__PROVISION__SSH_KEY_PATH", key);
+    let mut cmd = crate::process::vpnshop(db);
+    cmd.env("RUST_LOG", "warn").env("VPNSHOP__PROVISION__SSH_KEY_PATH", key);
     cmd
 }
 

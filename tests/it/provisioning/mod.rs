@@ -50,9 +50,14 @@ pub async fn shop(pool: PgPool) -> Shop {
 
 /// Registers a test node as server `de-test` in location `de`; returns its id.
 pub async fn register_node(pool: &PgPool, node: &TestNode) -> i64 {
+    servers::add(pool, &node_input(node, "de-test", 100), Actor::CLI).await.expect("register the test node").id
+}
+
+/// A test node as the server `name` in location `de`, reached on loopback with its host key pinned.
+pub fn node_input(node: &TestNode, name: &str, capacity: u32) -> ServerInput {
     let target = node.target();
-    let input = ServerInput {
-        name: "de-test".into(),
+    ServerInput {
+        name: name.into(),
         location: "de".into(),
         public_host: "127.0.0.1".into(),
         public_port: node.proxy_port,
@@ -65,11 +70,10 @@ pub async fn register_node(pool: &PgPool, node: &TestNode) -> i64 {
         inbound_tag: target.inbound_tag.clone(),
         api_port: node.api_port,
         config_path: Some(target.config_path.clone()),
-        capacity: 100,
+        capacity,
         restart_command: Some(node.restart_command()),
         base_config: None,
-    };
-    servers::add(pool, &input, Actor::CLI).await.expect("register the test node").id
+    }
 }
 
 /// A customer with a paid order for `plan_code`, and the pending subscription it bought.
