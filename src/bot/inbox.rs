@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::join_all;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -17,64 +17,83 @@ use crate::app::AppState;
 use crate::services::inbox::{self as telegram_updates, StoredUpdate, WAKE_CHANNEL};
 
 const LEASE_SECS: f64 = 60.0;
+/// The longest one update may take; then its handler is stopped and the update retried. Well inside the lease,
+/// so no other worker takes the update while it is still being handled.
+const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_ATTEMPTS: i32 = 5;
 
-/// Handles updates until cancelled.
+/// Handles updates until cancelled: up to `telegram.handlers` at once, claiming more as soon as one is done
+/// (a slow update holds up only its own chat).
 pub async fn run(app: AppState, tg: Telegram, cancel: CancellationToken) {
     let wake = Arc::new(Notify::new());
     let listener = tokio::spawn(listen(app.clone(), wake.clone(), cancel.clone()));
-    let worker = format!("{}/inbox", app.instance);
-    let limit = i64::try_from(app.settings.telegram.handlers).unwrap_or(16);
+    let worker: Arc<str> = format!("{}/inbox", app.instance).into();
+    let limit = app.settings.telegram.handlers.max(1);
+    let mut running = JoinSet::new();
     while !cancel.is_cancelled() {
-        let claimed = match telegram_updates::claim(&app.pool, &worker, LEASE_SECS, limit).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the Telegram inbox");
-                Vec::new()
+        let free = limit.saturating_sub(running.len());
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            match telegram_updates::claim(&app.pool, &worker, LEASE_SECS, free as i64).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the Telegram inbox");
+                    Vec::new()
+                }
             }
         };
-        if claimed.is_empty() {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        if !claimed.is_empty() {
+            for stored in claimed {
+                running.spawn(handle_one(app.clone(), tg.clone(), worker.clone(), stored));
             }
             continue;
         }
-        join_all(claimed.into_iter().map(|u| handle_one(&app, &tg, &worker, u))).await;
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = wake.notified() => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
     }
+    // finish what is in hand; anything else waits in the inbox for the next start
+    while running.join_next().await.is_some() {}
     listener.abort();
 }
 
-async fn handle_one(app: &AppState, tg: &Telegram, worker: &str, stored: StoredUpdate) {
+async fn handle_one(app: AppState, tg: Telegram, worker: Arc<str>, stored: StoredUpdate) {
     let span = tracing::info_span!("update", update.id = stored.update_id, chat.id = stored.chat_id);
     async {
         let started = std::time::Instant::now();
-        let result = handlers::handle(app, &tg.bot, &stored.payload).await;
+        let result = match tokio::time::timeout(HANDLER_TIMEOUT, handlers::handle(&app, &tg.bot, &stored.payload)).await
+        {
+            Ok(done) => done.map_err(|e| format!("{e:#}")),
+            Err(_) => Err(format!("not handled within {} s", HANDLER_TIMEOUT.as_secs())),
+        };
         metrics::histogram!("vpnshop_telegram_update_duration_seconds").record(started.elapsed().as_secs_f64());
         let recorded = match result {
             Ok(()) => {
                 metrics::counter!("vpnshop_telegram_handled_total", "result" => "ok").increment(1);
-                telegram_updates::finish(&app.pool, stored.update_id, worker, None).await.map(|_| ())
+                telegram_updates::finish(&app.pool, stored.update_id, &worker, None).await
             }
             Err(e) if stored.attempts >= MAX_ATTEMPTS => {
-                tracing::error!(error = format!("{e:#}"), "giving up on a Telegram update");
+                tracing::error!(error = %e, "giving up on a Telegram update");
                 metrics::counter!("vpnshop_telegram_handled_total", "result" => "failed").increment(1);
-                telegram_updates::finish(&app.pool, stored.update_id, worker, Some(&format!("{e:#}"))).await.map(|_| ())
+                telegram_updates::finish(&app.pool, stored.update_id, &worker, Some(&e)).await
             }
             Err(e) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    attempt = stored.attempts,
-                    "Telegram update failed; will retry"
-                );
+                tracing::warn!(error = %e, attempt = stored.attempts, "Telegram update failed; will retry");
                 metrics::counter!("vpnshop_telegram_handled_total", "result" => "retry").increment(1);
                 let delay = f64::from(2_u32.pow(stored.attempts.clamp(0, 6) as u32));
-                telegram_updates::retry_later(&app.pool, stored.update_id, worker, &format!("{e:#}"), delay).await
+                telegram_updates::retry_later(&app.pool, stored.update_id, &worker, &e, delay).await
             }
         };
-        if let Err(e) = recorded {
-            tracing::warn!(error = %e, "could not record how a Telegram update went; it will be handled again");
+        match recorded {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the update's lease had passed to another worker; it may be handled twice"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record how a Telegram update went; it will be handled again")
+            }
         }
     }
     .instrument(span)

@@ -48,28 +48,6 @@ pub struct Intake {
     rx: Arc<Mutex<mpsc::Receiver<Item>>>,
 }
 
-/// The chat an update belongs to (its order key); updates without one stand alone.
-pub fn chat_of(update: &serde_json::Value, update_id: i64) -> i64 {
-    let obj = match update.as_object() {
-        Some(o) => o,
-        None => return -update_id,
-    };
-    for (key, body) in obj {
-        if key == "update_id" {
-            continue;
-        }
-        let chat = body
-            .pointer("/chat/id")
-            .or_else(|| body.pointer("/message/chat/id"))
-            .or_else(|| body.pointer("/from/id"))
-            .and_then(|v| v.as_i64());
-        if let Some(chat) = chat {
-            return chat;
-        }
-    }
-    -update_id
-}
-
 /// Just what the intake needs of an update: its id and the chat that orders it. Everything else is skipped
 /// while parsing (much cheaper than building a full JSON tree on the hot path).
 #[derive(serde::Deserialize)]
@@ -90,7 +68,7 @@ struct UpdateHead {
     #[serde(default)]
     chat_join_request: Option<InChat>,
     #[serde(default)]
-    callback_query: Option<FromUser>,
+    callback_query: Option<Callback>,
     #[serde(default)]
     inline_query: Option<FromUser>,
     #[serde(default)]
@@ -114,14 +92,24 @@ struct FromUser {
     from: Id,
 }
 
+/// A button press belongs to the chat of the message it is on (a group's, too); else to the user.
+#[derive(serde::Deserialize)]
+struct Callback {
+    from: Id,
+    #[serde(default)]
+    message: Option<InChat>,
+}
+
 impl UpdateHead {
+    /// The chat the update belongs to (its order key); `None` for updates of no chat, which stand alone.
     fn chat(&self) -> Option<i64> {
         [&self.message, &self.edited_message, &self.channel_post, &self.edited_channel_post, &self.my_chat_member]
             .into_iter()
             .chain([&self.chat_member, &self.chat_join_request])
             .find_map(|m| m.as_ref().map(|m| m.chat.id))
+            .or_else(|| self.callback_query.as_ref().map(|q| q.message.as_ref().map_or(q.from.id, |m| m.chat.id)))
             .or_else(|| {
-                [&self.callback_query, &self.inline_query, &self.pre_checkout_query, &self.shipping_query]
+                [&self.inline_query, &self.pre_checkout_query, &self.shipping_query]
                     .into_iter()
                     .find_map(|q| q.as_ref().map(|q| q.from.id))
             })
@@ -136,8 +124,7 @@ impl Intake {
 
     /// Stores one update (waiting for the commit). A repeated `update_id` is accepted and ignored.
     pub async fn accept(&self, update: serde_json::Value) -> Result<(), IntakeError> {
-        let text = update.to_string();
-        self.enqueue(&update, text).await
+        self.accept_raw(update.to_string().as_bytes()).await
     }
 
     /// Stores a webhook body as received (checked to be a JSON update first; not re-serialized).
@@ -153,26 +140,35 @@ impl Intake {
         self.push(update_id, chat_id, text).await
     }
 
-    async fn enqueue(&self, update: &serde_json::Value, payload: String) -> Result<(), IntakeError> {
-        let update_id =
-            update.get("update_id").and_then(|v| v.as_i64()).filter(|v| *v >= 0).ok_or(IntakeError::Invalid)?;
-        self.push(update_id, chat_of(update, update_id), payload).await
+    /// How many updates wait for a writer.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     async fn push(&self, update_id: i64, chat_id: i64, payload: String) -> Result<(), IntakeError> {
         let (done, wait) = oneshot::channel();
         self.tx.try_send(Item { update_id, chat_id, payload, done }).map_err(|_| IntakeError::Busy)?;
-        metrics::gauge!("vpnshop_telegram_intake_queue").set((self.tx.max_capacity() - self.tx.capacity()) as f64);
+        metrics::gauge!("vpnshop_telegram_intake_queue").set(self.queued() as f64);
         wait.await.unwrap_or(Err(IntakeError::Store))
     }
 
-    /// A writer: runs until cancelled, storing batches.
+    /// A writer: runs until cancelled, storing batches. When cancelled it closes the queue (later requests get
+    /// "busy") and stores what is already in it, so no request waits for an answer that never comes.
     pub async fn write(self, pool: PgPool, cancel: CancellationToken) {
         loop {
             let batch = {
                 let mut rx = self.rx.lock().await;
                 let first = tokio::select! {
-                    _ = cancel.cancelled() => return,
+                    _ = cancel.cancelled() => {
+                        rx.close();
+                        let mut left = Vec::new();
+                        while let Ok(item) = rx.try_recv() {
+                            left.push(item);
+                        }
+                        drop(rx);
+                        futures::future::join_all(chunks(left).into_iter().map(|chunk| store(&pool, chunk))).await;
+                        return;
+                    }
                     item = rx.recv() => match item { Some(i) => i, None => return },
                 };
                 // whatever else is waiting: updates pile up while the writers' INSERTs run, so batches grow
@@ -274,31 +270,26 @@ fn is_bad_data(e: &sqlx::Error) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn updates_are_ordered_by_their_chat() {
-        let msg =
-            serde_json::json!({"update_id": 5, "message": {"message_id": 1, "chat": {"id": 42}, "from": {"id": 42}}});
-        assert_eq!(chat_of(&msg, 5), 42);
-        let cb = serde_json::json!({"update_id": 6, "callback_query": {"id": "x", "from": {"id": 7},
-            "message": {"message_id": 3, "chat": {"id": 7}}}});
-        assert_eq!(chat_of(&cb, 6), 7);
-        let inline = serde_json::json!({"update_id": 8, "inline_query": {"id": "q", "from": {"id": 9}}});
-        assert_eq!(chat_of(&inline, 8), 9);
-        assert_eq!(chat_of(&serde_json::json!({"update_id": 10}), 10), -10);
+    fn chat(update: serde_json::Value) -> Option<i64> {
+        serde_json::from_str::<UpdateHead>(&update.to_string()).unwrap().chat()
     }
 
     #[test]
-    fn the_webhook_parse_finds_the_same_chat_as_the_full_one() {
-        for update in [
-            serde_json::json!({"update_id": 5, "message": {"message_id": 1, "chat": {"id": 42, "type": "private"}, "from": {"id": 42}, "text": "hi"}}),
-            serde_json::json!({"update_id": 6, "callback_query": {"id": "x", "from": {"id": 7}, "message": {"message_id": 3, "chat": {"id": 7}}}}),
-            serde_json::json!({"update_id": 8, "inline_query": {"id": "q", "from": {"id": 9}, "query": ""}}),
-            serde_json::json!({"update_id": 10, "poll": {"id": "p"}}),
-        ] {
-            let id = update["update_id"].as_i64().unwrap();
-            let head: UpdateHead = serde_json::from_str(&update.to_string()).unwrap();
-            assert_eq!(head.chat().unwrap_or(-id), chat_of(&update, id), "{update}");
-        }
+    fn updates_are_ordered_by_their_chat() {
+        let msg = serde_json::json!({"update_id": 5, "message": {"message_id": 1, "chat": {"id": 42, "type": "private"},
+            "from": {"id": 42}, "text": "hi"}});
+        assert_eq!(chat(msg), Some(42));
+        let private = serde_json::json!({"update_id": 6, "callback_query": {"id": "x", "from": {"id": 7},
+            "message": {"message_id": 3, "chat": {"id": 7}}}});
+        assert_eq!(chat(private), Some(7));
+        let group = serde_json::json!({"update_id": 7, "callback_query": {"id": "x", "from": {"id": 7},
+            "message": {"message_id": 3, "chat": {"id": -100123}}}});
+        assert_eq!(chat(group), Some(-100123), "a press in a group is ordered with the group's messages");
+        let old = serde_json::json!({"update_id": 8, "callback_query": {"id": "x", "from": {"id": 9}, "inline_message_id": "i"}});
+        assert_eq!(chat(old), Some(9));
+        let inline = serde_json::json!({"update_id": 9, "inline_query": {"id": "q", "from": {"id": 11}, "query": ""}});
+        assert_eq!(chat(inline), Some(11));
+        assert_eq!(chat(serde_json::json!({"update_id": 10, "poll": {"id": "p"}})), None);
         for junk in ["{}", r#"{"update_id": "7"}"#, r#"{"update_id": 1} trailing"#] {
             assert!(serde_json::from_str::<UpdateHead>(junk).is_err(), "{junk}");
         }

@@ -8,7 +8,8 @@ use sqlx::PgExecutor;
 pub struct StoredUpdate {
     pub update_id: i64,
     pub chat_id: i64,
-    pub payload: serde_json::Value,
+    /// The update's JSON text as stored (parsed by the handler, so an update we cannot read fails alone).
+    pub payload: String,
     pub attempts: i32,
 }
 
@@ -42,7 +43,8 @@ pub async fn insert_many(
 }
 
 /// Claims the oldest unhandled update of up to `limit` chats that have no update in progress, for `lease_secs`,
-/// looking at the oldest `window` unhandled updates only (all of them when `None`).
+/// looking at the oldest `window` unhandled updates only (all of them when `None`). A chat is in progress when
+/// any of its updates in the window is leased (also a newer one: an older update can commit late).
 pub async fn claim(
     db: impl PgExecutor<'_>,
     worker: &str,
@@ -57,23 +59,36 @@ pub async fn claim(
                SELECT update_id, chat_id, locked_until FROM telegram_updates
                 WHERE handled_at IS NULL
                 ORDER BY update_id LIMIT $4),
+           busy AS (
+               SELECT DISTINCT chat_id FROM window_ WHERE locked_until >= now()),
            heads AS (
-               SELECT DISTINCT ON (chat_id) update_id, locked_until FROM window_ ORDER BY chat_id, update_id),
+               SELECT DISTINCT ON (chat_id) update_id, chat_id FROM window_ ORDER BY chat_id, update_id),
            due AS (
-               SELECT update_id FROM heads WHERE locked_until IS NULL OR locked_until < now()
+               SELECT update_id FROM heads WHERE chat_id NOT IN (SELECT chat_id FROM busy)
                 ORDER BY update_id LIMIT $3)
            UPDATE telegram_updates u
               SET locked_by = $1, locked_until = now() + make_interval(secs => $2), attempts = u.attempts + 1
              FROM due
             WHERE u.update_id = due.update_id AND u.handled_at IS NULL
               AND (u.locked_until IS NULL OR u.locked_until < now())
-        RETURNING u.update_id, u.chat_id, u.payload, u.attempts"#,
+        RETURNING u.update_id, u.chat_id, u.payload::text AS "payload!", u.attempts"#,
         worker,
         lease_secs,
         limit,
         window
     )
     .fetch_all(db)
+    .await
+}
+
+/// Whether more than `window` updates are unhandled (a claim over the oldest `window` did not see them all).
+pub async fn pending_beyond(db: impl PgExecutor<'_>, window: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM telegram_updates WHERE handled_at IS NULL ORDER BY update_id OFFSET $1)
+               AS "beyond!""#,
+        window
+    )
+    .fetch_one(db)
     .await
 }
 
@@ -98,8 +113,8 @@ pub async fn retry_later(
     worker: &str,
     error: &str,
     delay_secs: f64,
-) -> sqlx::Result<()> {
-    sqlx::query!(
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
         r#"UPDATE telegram_updates SET last_error = $3, locked_by = NULL,
                   locked_until = now() + make_interval(secs => $4)
             WHERE update_id = $1 AND locked_by = $2"#,
@@ -110,7 +125,7 @@ pub async fn retry_later(
     )
     .execute(db)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Unhandled updates (for readiness and metrics).

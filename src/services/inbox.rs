@@ -16,28 +16,41 @@ pub async fn store(pool: &PgPool, ids: &[i64], chats: &[i64], payloads: &[String
 const WINDOW: i64 = 2000;
 
 /// Claims the next update of up to `limit` chats that have none in progress. The oldest updates are looked at
-/// first; when they do not fill `limit` (few chats waiting, or one chat with a long backlog in front) the whole
-/// backlog is searched for more, so no chat waits behind another's backlog.
+/// first; when they do not fill `limit` and more are waiting beyond them (one chat with a long backlog in front)
+/// the whole backlog is searched, so no chat waits behind another's backlog.
 pub async fn claim(pool: &PgPool, worker: &str, lease_secs: f64, limit: i64) -> sqlx::Result<Vec<StoredUpdate>> {
     let mut claimed = telegram_updates::claim(pool, worker, lease_secs, limit, Some(WINDOW)).await?;
     let missing = limit - claimed.len() as i64;
     if missing > 0 {
-        claimed.extend(telegram_updates::claim(pool, worker, lease_secs, missing, None).await?);
+        // what is already claimed is leased: it is handed out even if looking further fails
+        let further = async {
+            if !telegram_updates::pending_beyond(pool, WINDOW).await? {
+                return Ok(Vec::new());
+            }
+            telegram_updates::claim(pool, worker, lease_secs, missing, None).await
+        };
+        match further.await {
+            Ok(more) => claimed.extend(more),
+            Err(e) if claimed.is_empty() => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "could not look beyond the oldest Telegram updates this time"),
+        }
     }
     Ok(claimed)
 }
 
+/// Marks an update handled; false when its lease had passed to another worker.
 pub async fn finish(pool: &PgPool, update_id: i64, worker: &str, error: Option<&str>) -> sqlx::Result<bool> {
     telegram_updates::finish(pool, update_id, worker, error).await
 }
 
+/// Puts an update back for `delay_secs` (its chat waits meanwhile); false when its lease had passed on.
 pub async fn retry_later(
     pool: &PgPool,
     update_id: i64,
     worker: &str,
     error: &str,
     delay_secs: f64,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<bool> {
     telegram_updates::retry_later(pool, update_id, worker, error, delay_secs).await
 }
 

@@ -28,9 +28,8 @@ pub enum HandlerError {
 pub type HandlerResult = Result<(), HandlerError>;
 
 /// Handles one stored update.
-pub async fn handle(app: &AppState, bot: &TgBot, payload: &serde_json::Value) -> HandlerResult {
-    // teloxide's `Update` only deserializes from text, not from a `serde_json::Value`
-    let update: Update = match serde_json::from_str(&payload.to_string()) {
+pub async fn handle(app: &AppState, bot: &TgBot, payload: &str) -> HandlerResult {
+    let update: Update = match serde_json::from_str(payload) {
         Ok(u) => u,
         Err(e) => {
             tracing::warn!(error = %e, "an update we cannot read; skipping it");

@@ -76,6 +76,13 @@ async fn malformed_bodies_are_refused_without_storing_anything(pool: PgPool) {
     // an update we cannot interpret is stored (it is a real update) and skipped, not retried forever
     let odd = serde_json::json!({"update_id": next_id(), "poll": {"id": "1"}});
     shop.deliver(&odd).await;
+    let (attempts, error): (i32, Option<String>) =
+        sqlx::query_as("SELECT attempts, last_error FROM telegram_updates WHERE update_id = $1")
+            .bind(odd["update_id"].as_i64())
+            .fetch_one(&shop.app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!((attempts, error), (1, None), "skipped once, not retried");
 }
 
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
@@ -135,22 +142,101 @@ async fn without_a_public_url_the_bot_long_polls(pool: PgPool) {
 
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
 async fn an_update_the_database_refuses_fails_alone(pool: PgPool) {
-    let shop = bot_shop(pool).await;
-    let post = |body: String| delivery(&shop, body).send();
-    // a lone surrogate escape: serde skips it, PostgreSQL's json refuses it
-    let poison = format!(r#"{{"update_id": {}, "message": {{"text": "\ud800"}}}}"#, next_id());
-    let good: Vec<String> =
-        (0..20).map(|_| command_update(next_id(), &TgUser::new(26, "Neighbour"), "/start").to_string()).collect();
-    let mut requests = vec![post(poison)];
-    requests.extend(good.iter().cloned().map(post));
-    let statuses: Vec<u16> =
-        futures::future::join_all(requests).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
-    assert_eq!(statuses[0], 400, "the poison update is refused");
-    assert!(statuses[1..].iter().all(|s| *s == 200), "its neighbours are stored: {statuses:?}");
-    assert_eq!(stored(&shop.app.state.pool).await, 20);
-    for body in ["[1]", "[]", "  [ {\"update_id\": 1} ]"] {
-        assert_eq!(post(body.to_owned()).await.unwrap().status(), 400, "{body}");
+    use vpnshop::bot::intake::{Intake, IntakeError};
+    let intake = Intake::new(64);
+    // With a UTF-8 database the `json` column takes every update serde accepts; a database in another encoding
+    // refuses characters it cannot hold (SQLSTATE 22P05), for example. This test makes one update refusable
+    // with a constraint of its own (on its throwaway database) and sends it with 20 good ones in one batch.
+    sqlx::query(
+        "ALTER TABLE telegram_updates ADD CONSTRAINT test_refuses CHECK (payload::text NOT LIKE '%refuse me%')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let poison = command_update(next_id(), &TgUser::new(27, "Poison"), "refuse me").to_string();
+    let mut bodies = vec![poison];
+    bodies.extend((0..20).map(|_| command_update(next_id(), &TgUser::new(26, "Neighbour"), "/start").to_string()));
+    let requests: Vec<_> = bodies
+        .into_iter()
+        .map(|body| {
+            let intake = intake.clone();
+            tokio::spawn(async move { intake.accept_raw(body.as_bytes()).await })
+        })
+        .collect();
+    // all 21 wait in the queue before a writer starts, so they reach the database as one batch
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while intake.queued() < 21 {
+        assert!(std::time::Instant::now() < deadline, "only {} of 21 requests reached the queue", intake.queued());
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let writer = tokio::spawn(intake.clone().write(pool.clone(), cancel.clone()));
+    let mut results = Vec::new();
+    for r in requests {
+        results.push(r.await.unwrap());
+    }
+    assert_eq!(results[0], Err(IntakeError::Invalid), "the poison update is refused");
+    assert!(results[1..].iter().all(Result::is_ok), "its neighbours are stored: {results:?}");
+    assert_eq!(stored(&pool).await, 20);
+    cancel.cancel();
+    writer.await.unwrap();
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn non_objects_are_refused(pool: PgPool) {
+    let shop = bot_shop(pool).await;
+    for body in ["[1]", "[]", "  [ {\"update_id\": 1} ]"] {
+        assert_eq!(delivery(&shop, body).send().await.unwrap().status(), 400, "{body}");
+    }
+    assert_eq!(stored(&shop.app.state.pool).await, 0);
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_stored_update_we_cannot_read_is_set_aside_and_blocks_no_one(pool: PgPool) {
+    use vpnshop::services::inbox;
+    let shop = bot_shop(pool).await;
+    let db = &shop.app.state.pool;
+    // valid JSON that serde will not read: a number out of range, and nesting deeper than its limit
+    let (huge, deep) = (i64::from(next_id()), i64::from(next_id()));
+    let payloads = vec![
+        format!(r#"{{"update_id": {huge}, "x": 1e400}}"#),
+        format!(r#"{{"update_id": {deep}, "x": {}1{}}}"#, "[".repeat(300), "]".repeat(300)),
+    ];
+    assert_eq!(inbox::store(db, &[huge, deep], &[31, 32], &payloads).await.unwrap(), 2);
+    // a customer's /start behind them is answered
+    let user = TgUser::new(33, "Behind");
+    shop.deliver(&command_update(next_id(), &user, "/start")).await;
+    assert!(shop.tg.calls_of("sendMessage").iter().any(|c| c.params["chat_id"] == 33), "the customer is answered");
+    for id in [huge, deep] {
+        let (handled, attempts): (bool, i32) =
+            sqlx::query_as("SELECT handled_at IS NOT NULL, attempts FROM telegram_updates WHERE update_id = $1")
+                .bind(id)
+                .fetch_one(db)
+                .await
+                .unwrap();
+        assert!(handled, "update {id} is set aside");
+        assert_eq!(attempts, 1, "update {id} is not retried");
+    }
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn an_older_update_that_commits_late_waits_for_its_chat(pool: PgPool) {
+    use vpnshop::services::inbox;
+    let store = |id: i64, chat: i64| {
+        let pool = pool.clone();
+        async move { inbox::store(&pool, &[id], &[chat], &[format!(r#"{{"update_id": {id}}}"#)]).await.unwrap() }
+    };
+    store(101, 5).await;
+    let first = inbox::claim(&pool, "w", 60.0, 16).await.unwrap();
+    assert_eq!(first.iter().map(|u| u.update_id).collect::<Vec<_>>(), vec![101]);
+    // 100 of the same chat arrives while 101 is being handled: it must not run alongside
+    store(100, 5).await;
+    store(200, 6).await;
+    let next = inbox::claim(&pool, "w", 60.0, 16).await.unwrap();
+    assert_eq!(next.iter().map(|u| u.update_id).collect::<Vec<_>>(), vec![200], "only the other chat's update");
+    assert!(inbox::finish(&pool, 101, "w", None).await.unwrap());
+    let last = inbox::claim(&pool, "w", 60.0, 16).await.unwrap();
+    assert_eq!(last.iter().map(|u| u.update_id).collect::<Vec<_>>(), vec![100]);
 }
 
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
