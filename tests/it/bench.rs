@@ -15,7 +15,6 @@
 //! The shop runs like production: a multi-threaded runtime, a 20-connection pool, 4 job workers polling
 //! every 500 ms besides the LISTEN/NOTIFY wake-up; the scheduler (meter/reconcile sweeps) is off.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -35,7 +34,7 @@ use vpnshop::provision::sshnode::SshNodes;
 use vpnshop::provision::{NodeTarget, NodeUser};
 use vpnshop::services::servers::{self, Actor};
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{multi_thread, spawn_app_with};
 use crate::provisioning::{Shop, browses, links_of, status_of, subscribe, wait_node_synced};
 use crate::support::{GREETING, Origin, TestNode, TestV2rayClient, node_tools_present};
 
@@ -52,20 +51,6 @@ const TRY_TIMEOUT: Duration = Duration::from_millis(1000);
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Runs a benchmark on its own multi-threaded runtime (the binary runs on one; `#[sqlx::test]` gives a
-/// current-thread one).
-fn multi_thread<F>(bench: F) -> F::Output
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("bench runtime").block_on(bench)
-    })
-    .join()
-    .expect("benchmark panicked")
 }
 
 /// The app's pool as configured in production (`database.max_connections = 20`), on the test's database.

@@ -30,7 +30,6 @@
 //! Knobs: VPNSHOP_BENCH_INTAKE_SECS (10), VPNSHOP_BENCH_INTAKE_WARMUP_SECS (2), VPNSHOP_BENCH_INTAKE_ROUNDS
 //! (3), VPNSHOP_BENCH_INTAKE_CONNECTIONS (100), VPNSHOP_BENCH_INTAKE_TARGETS (`teloxide,intake,nosync,app`).
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +48,7 @@ use vpnshop::app::{self, AppState};
 use vpnshop::bot::intake::WRITERS;
 
 use crate::bot::{SECRET, bot_settings};
-use crate::helpers::{TestApp, spawn_app_with, test_settings, tools_required};
+use crate::helpers::{TestApp, multi_thread, spawn_app_with, test_settings, tools_required};
 use crate::support::{FakeTelegram, TgUser, command_update};
 
 const PATH: &str = "/telegram/webhook";
@@ -82,20 +81,6 @@ impl Config {
             rounds: env_u64("VPNSHOP_BENCH_INTAKE_ROUNDS", 3).max(1) as usize,
         }
     }
-}
-
-/// Runs a benchmark on its own multi-threaded runtime (as the binary runs; `#[sqlx::test]` gives a
-/// current-thread one). The servers under test live on this runtime; the load generator gets its own.
-fn multi_thread<F>(bench: F) -> F::Output
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("bench runtime").block_on(bench)
-    })
-    .join()
-    .expect("benchmark panicked")
 }
 
 /// The app's pool as configured in production (`database.max_connections = 20`), on the test's database.

@@ -163,3 +163,17 @@ pub fn bench_report(file: &str, block: &str) {
         writeln!(out, "{block}\n").expect("write bench output");
     }
 }
+
+/// Runs a benchmark on its own multi-threaded runtime (the binary runs on one; `#[sqlx::test]` gives a
+/// current-thread one). The servers under test live on this runtime.
+pub fn multi_thread<F>(bench: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("bench runtime").block_on(bench)
+    })
+    .join()
+    .expect("benchmark panicked")
+}
