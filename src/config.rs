@@ -246,6 +246,34 @@ pub struct ProvisionSettings {
     pub shop_name: String,
     /// How often subscription apps should refresh the feed.
     pub feed_update_hours: u32,
+    /// Private destinations customers may reach through nodes anyway (`127.0.0.1:8080`, `10.1.0.0/16`): for
+    /// tests and labs only. Everything private is blocked by default (see `provision::isolation`).
+    #[serde(default, deserialize_with = "destination_list")]
+    pub allow_private_destinations: Vec<crate::provision::isolation::AllowedDestination>,
+}
+
+/// Accepts a TOML list or `a,b` (an environment variable) of destinations.
+fn destination_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<crate::provision::isolation::AllowedDestination>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Raw::deserialize(d)? {
+        Raw::List(items) => items,
+        Raw::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    items
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|e: String| serde::de::Error::custom(format!("provision.allow_private_destinations: {e}")))
+        })
+        .collect()
 }
 
 /// Secrets that may come from `VPNSHOP__SECTION__KEY_FILE`.

@@ -135,7 +135,10 @@ KEY_TYPES='ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha
 # ----------------------------------------------------------------------------------- generated files
 
 # The shop's `default_base` (src/provision/render.rs) for these parameters: API + stats + per-user stats
-# policy, the API inbound on 127.0.0.1 only, an empty client inbound, freedom out, api -> api routing.
+# policy, the API inbound on 127.0.0.1 only, an empty client inbound, freedom out, api -> api routing, and
+# isolation (src/provision/isolation.rs): customers' traffic to this node itself (its core API, sshd), to
+# private, link-local (cloud metadata), CGNAT and multicast networks goes to a blackhole; domains are resolved
+# before matching, so `localhost` is caught too.
 # A test compares this with the shop's own output, so the shop's first sync finds nothing to rewrite.
 base_config() {
   local settings='"clients": []'
@@ -164,9 +167,25 @@ base_config() {
       "settings": { $settings }
     }
   ],
-  "outbounds": [ { "tag": "direct", "protocol": "freedom", "settings": {} } ],
+  "outbounds": [
+    { "tag": "direct", "protocol": "freedom", "settings": {} },
+    { "tag": "block", "protocol": "blackhole", "settings": {} }
+  ],
   "routing": {
-    "rules": [ { "type": "field", "inboundTag": ["api"], "outboundTag": "api" } ]
+    "domainStrategy": "IPIfNonMatch",
+    "rules": [
+      { "type": "field", "inboundTag": ["api"], "outboundTag": "api" },
+      { "type": "field", "domain": ["domain:localhost"], "outboundTag": "block" },
+      {
+        "type": "field",
+        "ip": [
+          "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+          "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+          "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8"
+        ],
+        "outboundTag": "block"
+      }
+    ]
   }
 }
 JSON
@@ -422,6 +441,10 @@ if [ -f "$CONFIG" ] && cmp -s "$CONFIG" <(base_config); then
   : # exactly our base config
 elif [ -f "$CONFIG" ] && [ "$RESET_CONFIG" -eq 0 ] && looks_ours; then
   say "keeping $CONFIG (it has the API on port $API_PORT and inbound $INBOUND_TAG; --reset-config replaces it)"
+  if [[ $(tr -d ' \t\r\n' <"$CONFIG") != *'"blackhole"'* ]]; then
+    warn "$CONFIG does not block customers from this node itself (its API, sshd) and private networks;"
+    warn "the shop's next sync of this node rewrites it with the blocking rules (one core restart)"
+  fi
 else
   if [ -f "$CONFIG" ]; then
     # e.g. the sample config Debian's package installs: no API, so the shop could not manage its users

@@ -5,9 +5,11 @@
 //! - `ssh` + `grpc` + `sshnode`: the real implementation — one long-lived SSH session per node, the core's gRPC
 //!   API reached through an SSH `direct-tcpip` channel, config files written atomically over SSH.
 //! - `render`: the node's config file from its base template and its active clients.
+//! - `isolation`: the routing that keeps customers out of the node itself and its networks.
 //! - `links` + `qr`: share links (`vmess://`, `vless://`), the subscription feed body, QR codes.
 
 pub mod grpc;
+pub mod isolation;
 pub mod links;
 pub mod node;
 pub mod qr;

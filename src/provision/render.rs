@@ -81,8 +81,9 @@ pub fn validate_email(email: &str) -> Result<(), RenderError> {
 
 /// The base config of a node with no clients: API + stats + per-user stats policy, the API's
 /// dokodemo-door inbound on `127.0.0.1:<api_port>`, the client inbound on `<client_port>` (VMess AEAD with
-/// `alterId: 0`, or VLESS with `decryption: none`), a freedom outbound, the api→api routing rule and
-/// warning-level logging.
+/// `alterId: 0`, or VLESS with `decryption: none`), a freedom outbound, the api→api routing rule,
+/// warning-level logging, and isolation (a blackhole for the node's own and private networks, see
+/// [`super::isolation`]).
 pub fn default_base(params: &NodeParams) -> Result<Value, RenderError> {
     let tag = &params.inbound.tag;
     if !is_safe_tag(tag) || tag == API_TAG {
@@ -100,7 +101,7 @@ pub fn default_base(params: &NodeParams) -> Result<Value, RenderError> {
         Protocol::Vmess => json!({ "clients": [] }),
         Protocol::Vless => json!({ "clients": [], "decryption": "none" }),
     };
-    Ok(json!({
+    let mut base = json!({
         "log": { "loglevel": "warning" },
         "api": { "tag": API_TAG, "services": ["HandlerService", "StatsService"] },
         "stats": {},
@@ -127,7 +128,9 @@ pub fn default_base(params: &NodeParams) -> Result<Value, RenderError> {
         "routing": {
             "rules": [ { "type": "field", "inboundTag": [API_TAG], "outboundTag": API_TAG } ]
         }
-    }))
+    });
+    super::isolation::isolate(&mut base, &[])?;
+    Ok(base)
 }
 
 /// The node's config file: `base` with `clients` (sorted by email) as the users of the inbound tagged

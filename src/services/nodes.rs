@@ -13,6 +13,7 @@ use crate::config::{JobSettings, ProvisionSettings};
 use crate::db::{self, servers::NodeRow};
 use crate::domain::server::{Core, Health};
 use crate::error::AppError;
+use crate::provision::isolation::{self, AllowedDestination};
 use crate::provision::render::{self, ClientInbound, NodeParams, RenderError};
 use crate::provision::{NodeApi, NodeError, NodeTarget, NodeUser};
 use crate::services::notify;
@@ -95,16 +96,19 @@ pub fn target(row: &NodeRow) -> NodeTarget {
     }
 }
 
-/// The node's base config: the operator's template, or the built-in default for its parameters.
-pub fn base_config(row: &NodeRow) -> Result<serde_json::Value, RenderError> {
-    match &row.base_config {
-        Some(base) => Ok(base.clone()),
+/// The node's base config: the operator's template, or the built-in default for its parameters, always
+/// isolated (customers never reach the node itself or private networks, but for `allowed` destinations).
+pub fn base_config(row: &NodeRow, allowed: &[AllowedDestination]) -> Result<serde_json::Value, RenderError> {
+    let mut base = match &row.base_config {
+        Some(base) => base.clone(),
         None => render::default_base(&NodeParams {
             inbound: ClientInbound::from(&target(row)),
             api_port: u16::try_from(row.api_port).unwrap_or(10085),
             client_port: u16::try_from(row.public_port).unwrap_or(443),
-        }),
-    }
+        })?,
+    };
+    isolation::isolate(&mut base, allowed)?;
+    Ok(base)
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -234,7 +238,7 @@ impl Nodes {
     /// Rewrites the node's file when the desired config differs from the last one written (or `force`).
     /// Restarts the core only when the base (everything but the users) changed. Returns (written, restarted).
     async fn write_config(&self, row: &NodeRow, node: &NodeTarget, force: bool) -> Result<(bool, bool), SyncError> {
-        let base = base_config(row)?;
+        let base = base_config(row, &self.settings.allow_private_destinations)?;
         let users: Vec<NodeUser> = db::clients::desired_on(&self.pool, row.id)
             .await?
             .into_iter()

@@ -2,11 +2,13 @@
 //!
 //! Order: can we reach its sshd → is its host key the pinned one (before we ever log in) → does our key log
 //! in → is the config file readable and ours → does the core's API answer through the tunnel → are stats
-//! on. A failed step skips the steps that depend on it, so the first failure is the one to fix.
+//! on → does the config keep customers out of the node itself. A failed step skips the steps that depend on
+//! it, so the first failure is the one to fix; the isolation verdict is shown whenever the file was read.
 
 use super::{Nodes, base_config, target};
 use crate::db;
 use crate::error::AppError;
+use crate::provision::isolation::{self, AllowedDestination};
 use crate::provision::render;
 use crate::provision::{NodeError, NodeTarget};
 
@@ -47,8 +49,9 @@ const LOGIN: &str = "ssh login";
 const CONFIG: &str = "config file";
 const CORE_API: &str = "core API";
 const STATS: &str = "traffic stats";
+const ISOLATION: &str = "isolation";
 /// Every check, in the order they run.
-pub const CHECKS: [&str; 6] = [REACH, HOST_KEY, LOGIN, CONFIG, CORE_API, STATS];
+pub const CHECKS: [&str; 7] = [REACH, HOST_KEY, LOGIN, CONFIG, CORE_API, STATS, ISOLATION];
 
 /// The failure in plain words, with what to look at; `node` gives names and ports to the advice.
 fn explain(e: &NodeError, node: &NodeTarget) -> String {
@@ -96,7 +99,28 @@ fn explain_api(e: &NodeError, node: &NodeTarget) -> String {
     }
 }
 
-fn config_check(text: &str, row: &db::servers::NodeRow, node: &NodeTarget) -> Check {
+/// Whether the node's config (its file now) keeps customers out of the node and private networks.
+fn isolation_check(text: Option<&str>, node: &NodeTarget, allowed: &[AllowedDestination]) -> Check {
+    let path = &node.config_path;
+    let Some(text) = text else {
+        return Check::ok(ISOLATION, format!("{path} does not exist yet; the first sync writes an isolated config"));
+    };
+    let gap = match render::parse_config(text) {
+        Ok(config) => isolation::isolation_gap(&config, allowed),
+        Err(e) => Some(format!("it cannot be read ({e})")),
+    };
+    match gap {
+        None => Check::ok(ISOLATION, "customers cannot reach the node itself or private networks through it"),
+        Some(gap) => Check::failed(
+            ISOLATION,
+            format!(
+                "{path} lets customers reach the node itself (its core API, sshd) and private networks through                  their tunnel: {gap}. The next sync rewrites it with the blocking rules (one core restart);                  until then any customer can add users or reset counters through the API"
+            ),
+        ),
+    }
+}
+
+fn config_check(text: &str, row: &db::servers::NodeRow, node: &NodeTarget, allowed: &[AllowedDestination]) -> Check {
     let path = &node.config_path;
     let users = match render::clients_in(text, &row.inbound_tag) {
         Ok(users) if users.len() == 1 => "1 user".to_owned(),
@@ -111,7 +135,7 @@ fn config_check(text: &str, row: &db::servers::NodeRow, node: &NodeTarget) -> Ch
             );
         }
     };
-    let ours = base_config(row).map(|b| render::base_hash(&b)).ok();
+    let ours = base_config(row, allowed).map(|b| render::base_hash(&b)).ok();
     let theirs = render::parse_config(text).ok().map(|v| render::base_hash(&v));
     if ours.is_some() && ours == theirs {
         Check::ok(CONFIG, format!("{path} holds {users} and our base config"))
@@ -133,15 +157,30 @@ impl Nodes {
         let row = db::servers::node(&self.pool, server.id).await?.ok_or(AppError::NotFound("server"))?;
         let node = target(&row);
         let mut checks = Vec::new();
-        self.run_checks(&row, &node, &mut checks).await;
+        let mut isolation = None;
+        self.run_checks(&row, &node, &mut checks, &mut isolation).await;
         for name in CHECKS.iter().skip(checks.len()) {
-            checks.push(Check { name, outcome: Outcome::Skipped, detail: "not run: an earlier check failed".into() });
+            match isolation.take().filter(|_| *name == ISOLATION) {
+                Some(check) => checks.push(check),
+                None => checks.push(Check {
+                    name,
+                    outcome: Outcome::Skipped,
+                    detail: "not run: an earlier check failed".into(),
+                }),
+            }
         }
         Ok(checks)
     }
 
-    /// Pushes checks until one fails.
-    async fn run_checks(&self, row: &db::servers::NodeRow, node: &NodeTarget, checks: &mut Vec<Check>) {
+    /// Pushes checks until one fails; the isolation verdict is kept aside as soon as the file was read.
+    async fn run_checks(
+        &self,
+        row: &db::servers::NodeRow,
+        node: &NodeTarget,
+        checks: &mut Vec<Check>,
+        isolation: &mut Option<Check>,
+    ) {
+        let allowed = &self.settings.allow_private_destinations;
         let (host, port) = (&node.ssh_host, node.ssh_port);
         // reading the host key needs no login: a node with a changed key never sees our key or a command
         let presented = match self.api.fetch_host_key(host, port).await {
@@ -166,7 +205,8 @@ impl Nodes {
         match self.api.read_config(node).await {
             Ok(Some(text)) => {
                 checks.push(Check::ok(LOGIN, login));
-                let config = config_check(&text, row, node);
+                *isolation = Some(isolation_check(Some(&text), node, allowed));
+                let config = config_check(&text, row, node, allowed);
                 let failed = !config.is_ok();
                 checks.push(config);
                 if failed {
@@ -175,6 +215,7 @@ impl Nodes {
             }
             Ok(None) => {
                 checks.push(Check::ok(LOGIN, login));
+                *isolation = Some(isolation_check(None, node, allowed));
                 checks.push(Check::ok(
                     CONFIG,
                     format!("{} does not exist yet (the first sync writes it)", node.config_path),
@@ -201,10 +242,15 @@ impl Nodes {
         }
         match self.api.user_counters(node).await {
             Ok(c) => checks.push(Check::ok(STATS, format!("stats are on ({} user counters so far)", c.len()))),
-            Err(e) => checks.push(Check::failed(
-                STATS,
-                format!("{}; the config needs \"stats\" and the StatsService in \"api\"", explain_api(&e, node)),
-            )),
+            Err(e) => {
+                return checks.push(Check::failed(
+                    STATS,
+                    format!("{}; the config needs \"stats\" and the StatsService in \"api\"", explain_api(&e, node)),
+                ));
+            }
+        }
+        if let Some(check) = isolation.take() {
+            checks.push(check);
         }
     }
 }

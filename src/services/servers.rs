@@ -99,7 +99,10 @@ pub async fn add(pool: &PgPool, input: &ServerInput, actor: Actor<'_>) -> AppRes
     if let Some(base) = &input.base_config {
         // the template must hold our inbound with the right protocol, or every sync would fail later
         let inbound = ClientInbound { tag: input.inbound_tag.clone(), protocol: input.protocol, core: input.core };
-        render::render(base, &inbound, &[]).map_err(|e| AppError::invalid(format!("base config: {e}")))?;
+        let mut isolated = base.clone();
+        crate::provision::isolation::isolate(&mut isolated, &[])
+            .and_then(|()| render::render(&isolated, &inbound, &[]))
+            .map_err(|e| AppError::invalid(format!("base config: {e}")))?;
     }
     let location = db::locations::find(pool, &input.location).await?;
     if location.is_none() {

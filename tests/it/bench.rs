@@ -67,7 +67,9 @@ async fn app_pool(connect: PgConnectOptions) -> PgPool {
 async fn bench_shop(pool: PgPool) -> Shop {
     let node = TestNode::start().await;
     let key = node.key_path();
-    let app = spawn_app_with(pool, move |s| {
+    let origin = Origin::start().await;
+    let app = spawn_app_with(pool, |s| {
+        origin.allow_through_nodes(s);
         s.provision.ssh_key_path = Some(key);
         s.provision.connect_timeout_secs = 3;
         s.provision.op_timeout_secs = 30;
@@ -77,7 +79,7 @@ async fn bench_shop(pool: PgPool) -> Shop {
     .await;
     let input = crate::provisioning::node_input(&node, "de-bench", 10_000);
     let server = servers::add(&app.state.pool, &input, Actor::CLI).await.expect("register the bench node");
-    Shop { app, node, server_id: server.id, origin: Origin::start().await }
+    Shop { app, node, server_id: server.id, origin }
 }
 
 /// Stops the app and closes the pool, so `#[sqlx::test]` can drop the database.

@@ -21,14 +21,15 @@ async fn from_start_to_a_working_config_through_the_bot(pool: PgPool) {
     let node = TestNode::start().await;
     let tg = FakeTelegram::start().await;
     let key = node.key_path();
+    let origin = Origin::start().await;
     let app = spawn_app_with(pool, |s| {
         bot_settings(s, &tg);
+        origin.allow_through_nodes(s);
         s.provision.ssh_key_path = Some(key);
     })
     .await;
     register_node(&app.state.pool, &node).await;
     let shop = BotShop { app, tg };
-    let origin = Origin::start().await;
     let u = TgUser { language_code: Some("en".into()), ..TgUser::new(77, "Max") };
 
     shop.deliver(&command_update(next_id(), &u, "/start")).await;

@@ -2,6 +2,7 @@
 //! loopback), checked with real v2ray clients browsing through it.
 
 mod flow;
+mod isolation;
 mod lifecycle;
 mod resilience;
 
@@ -34,7 +35,9 @@ impl Shop {
 pub async fn shop(pool: PgPool) -> Shop {
     let node = TestNode::start().await;
     let key = node.key_path();
-    let app = spawn_app_with(pool, move |s| {
+    let origin = Origin::start().await;
+    let app = spawn_app_with(pool, |s| {
+        origin.allow_through_nodes(s);
         s.provision.ssh_key_path = Some(key);
         s.provision.connect_timeout_secs = 3;
         s.provision.op_timeout_secs = 15;
@@ -45,7 +48,7 @@ pub async fn shop(pool: PgPool) -> Shop {
     })
     .await;
     let server_id = register_node(&app.state.pool, &node).await;
-    Shop { app, node, server_id, origin: Origin::start().await }
+    Shop { app, node, server_id, origin }
 }
 
 /// Registers a test node as server `de-test` in location `de`; returns its id.

@@ -124,6 +124,48 @@ impl TestV2rayClient {
         if status.is_success() { Ok(body) } else { Err(format!("HTTP {status}: {body}")) }
     }
 
+    /// Opens a tunnel through the node to `host:port` (an HTTP `CONNECT` to the client's proxy) and returns
+    /// the stream, as a customer's app would reach any destination. Whether the node then connects there
+    /// shows in what (if anything) comes back.
+    pub async fn connect_through(&self, host: &str, port: u16) -> Result<tokio::net::TcpStream, String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut socket =
+            tokio::net::TcpStream::connect(("127.0.0.1", self.http_port)).await.map_err(|e| e.to_string())?;
+        let target = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+        socket.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+        // the proxy's answer head, byte by byte so nothing of the tunnelled stream is consumed
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut byte)).await {
+                Ok(Ok(1)) => head.push(byte[0]),
+                Ok(_) => return Err(format!("the proxy closed: {}", String::from_utf8_lossy(&head))),
+                Err(_) => return Err("the proxy did not answer CONNECT".into()),
+            }
+        }
+        let head = String::from_utf8_lossy(&head);
+        if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+            return Err(format!("CONNECT refused: {head}"));
+        }
+        Ok(socket)
+    }
+
+    /// What `host:port` says first through the tunnel (up to `limit` bytes within `wait`): empty when the
+    /// node never connected there.
+    pub async fn first_words_through(&self, host: &str, port: u16, wait: Duration) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let Ok(mut stream) = self.connect_through(host, port).await else { return Vec::new() };
+        let mut got = vec![0u8; 256];
+        match tokio::time::timeout(wait, stream.read(&mut got)).await {
+            Ok(Ok(n)) => {
+                got.truncate(n);
+                got
+            }
+            _ => Vec::new(),
+        }
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("client.log")).unwrap_or_default()
     }

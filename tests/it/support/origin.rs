@@ -35,6 +35,13 @@ impl Origin {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// Lets customers' tunnels reach this loopback origin (nodes block loopback by default; tests browse to
+    /// it). Only its own port: the node's API and sshd stay blocked.
+    pub fn allow_through_nodes(&self, settings: &mut vpnshop::config::Settings) {
+        let allowed = format!("127.0.0.1:{}", self.addr.port()).parse().expect("origin address");
+        settings.provision.allow_private_destinations.push(allowed);
+    }
 }
 
 async fn slow(Path((chunks, ms)): Path<(usize, u64)>) -> axum::body::Body {

@@ -1,0 +1,138 @@
+use serde_json::json;
+
+use super::*;
+use crate::domain::server::{Core, Protocol};
+use crate::provision::render::tests::assert_v2ray_accepts;
+use crate::provision::render::{ClientInbound, NodeParams, default_base, render};
+
+fn base() -> Value {
+    default_base(&NodeParams {
+        inbound: ClientInbound { tag: "proxy".into(), protocol: Protocol::Vmess, core: Core::V2ray },
+        api_port: 10085,
+        client_port: 443,
+    })
+    .unwrap()
+}
+
+fn allowed(raw: &str) -> AllowedDestination {
+    raw.parse().unwrap()
+}
+
+#[test]
+fn allowed_destinations_parse_with_and_without_ports() {
+    assert_eq!(allowed("127.0.0.1:8080"), AllowedDestination { network: "127.0.0.1".into(), port: Some(8080) });
+    assert_eq!(allowed("[::1]:443"), AllowedDestination { network: "::1".into(), port: Some(443) });
+    assert_eq!(allowed("fd00::/8"), AllowedDestination { network: "fd00::/8".into(), port: None });
+    assert_eq!(allowed(" 10.1.0.0/16 "), AllowedDestination { network: "10.1.0.0/16".into(), port: None });
+    assert_eq!(allowed("[fd00::2]").port, None);
+    for bad in
+        ["", "localhost:80", "127.0.0.1:0", "127.0.0.1:99999", "10.0.0.0/33", "::1/129", "[::1", "[::1]x", "1.2.3.4:"]
+    {
+        assert!(bad.parse::<AllowedDestination>().is_err(), "{bad:?} must be refused");
+    }
+    for text in ["127.0.0.1:8080", "[::1]:443", "10.1.0.0/16", "fd00::2"] {
+        assert_eq!(allowed(text).to_string(), text, "round trip");
+    }
+}
+
+#[test]
+fn the_default_base_blocks_the_node_and_private_networks_behind_the_api_rule() {
+    let base = base();
+    assert_eq!(isolation_gap(&base, &[]), None);
+    let rules = base["routing"]["rules"].as_array().unwrap();
+    assert_eq!(rules[0]["outboundTag"], "api", "the API's own rule comes first: it reaches 127.0.0.1");
+    assert_eq!(rules[1], json!({"type": "field", "domain": ["domain:localhost"], "outboundTag": "block"}));
+    assert_eq!(rules[2]["ip"], json!(BLOCKED_NETWORKS));
+    for must in ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"] {
+        assert!(BLOCKED_NETWORKS.contains(&must), "{must}");
+    }
+    for must in ["::1/128", "fc00::/7", "fe80::/10", "ff00::/8", "224.0.0.0/4", "0.0.0.0/8"] {
+        assert!(BLOCKED_NETWORKS.contains(&must), "{must}");
+    }
+    assert_eq!(base["routing"]["domainStrategy"], "IPIfNonMatch");
+    let outbounds = base["outbounds"].as_array().unwrap();
+    assert_eq!(outbounds[0]["protocol"], "freedom", "the default route stays the freedom outbound");
+    assert_eq!(outbounds.last().unwrap(), &json!({"tag": "block", "protocol": "blackhole", "settings": {}}));
+    assert_v2ray_accepts(
+        &render(&base, &ClientInbound { tag: "proxy".into(), protocol: Protocol::Vmess, core: Core::V2ray }, &[])
+            .unwrap(),
+    );
+}
+
+#[test]
+fn isolating_twice_changes_nothing_and_allowed_destinations_go_first() {
+    let mut twice = base();
+    isolate(&mut twice, &[]).unwrap();
+    assert_eq!(twice, base(), "idempotent");
+    let allow = [allowed("127.0.0.1:8080"), allowed("[::1]:9090")];
+    let mut with = base();
+    isolate(&mut with, &allow).unwrap();
+    let again = with.clone();
+    isolate(&mut with, &allow).unwrap();
+    assert_eq!(with, again, "idempotent with allowed destinations too");
+    let rules = with["routing"]["rules"].as_array().unwrap();
+    assert_eq!(rules[1], json!({"type": "field", "ip": ["127.0.0.1"], "port": "8080", "outboundTag": "direct"}));
+    assert_eq!(rules[2], json!({"type": "field", "ip": ["::1"], "port": "9090", "outboundTag": "direct"}));
+    assert_eq!(rules[3]["outboundTag"], "block");
+    assert_eq!(isolation_gap(&with, &allow), None, "configured exceptions are known");
+    assert!(isolation_gap(&with, &[]).is_some_and(|g| g.contains("routes around")), "unknown ones are reported");
+    assert_v2ray_accepts(&with.to_string());
+}
+
+#[test]
+fn an_operators_base_gets_isolation_added() {
+    let mut custom = json!({
+        "api": {"tag": "ctl", "services": ["HandlerService", "StatsService"]},
+        "inbounds": [{"tag": "proxy", "port": 443, "protocol": "vless", "settings": {"clients": [], "decryption": "none"}}],
+        "outbounds": [{"tag": "out", "protocol": "freedom"}],
+        "routing": {"domainStrategy": "AsIs", "rules": [
+            {"type": "field", "inboundTag": ["ctl"], "outboundTag": "ctl"},
+            {"type": "field", "protocol": ["bittorrent"], "outboundTag": "out"}
+        ]}
+    });
+    assert!(isolation_gap(&custom, &[]).is_some_and(|g| g.contains("no blackhole")));
+    isolate(&mut custom, &[allowed("10.9.0.0/16")]).unwrap();
+    let rules = custom["routing"]["rules"].as_array().unwrap();
+    assert_eq!(rules[0]["outboundTag"], "ctl");
+    assert_eq!(rules[1], json!({"type": "field", "ip": ["10.9.0.0/16"], "outboundTag": "out"}));
+    assert_eq!(rules[3]["ip"], json!(BLOCKED_NETWORKS));
+    assert_eq!(rules[4]["protocol"], json!(["bittorrent"]), "the operator's own rules follow");
+    assert_eq!(custom["routing"]["domainStrategy"], "IPIfNonMatch");
+    assert_eq!(isolation_gap(&custom, &[allowed("10.9.0.0/16")]), None);
+
+    let mut clash =
+        json!({"outbounds": [{"tag": "out", "protocol": "freedom"}, {"tag": "block", "protocol": "freedom"}]});
+    assert!(matches!(isolate(&mut clash, &[]), Err(RenderError::InvalidParams(_))));
+    let mut empty = json!({});
+    isolate(&mut empty, &[]).unwrap();
+    assert_eq!(empty["outbounds"][0]["protocol"], "freedom", "never make the blackhole the default route");
+    assert_eq!(isolation_gap(&empty, &[]), None);
+}
+
+#[test]
+fn gaps_in_a_nodes_config_are_named() {
+    let unblocked = json!({
+        "outbounds": [{"tag": "direct", "protocol": "freedom"}],
+        "routing": {"rules": [{"type": "field", "inboundTag": ["api"], "outboundTag": "api"}]}
+    });
+    assert!(isolation_gap(&unblocked, &[]).unwrap().contains("no blackhole"));
+
+    let mut partial = base();
+    partial["routing"]["rules"][2]["ip"] = json!(["127.0.0.0/8"]);
+    assert!(isolation_gap(&partial, &[]).unwrap().contains("no routing rule sends"));
+
+    let mut narrowed = base();
+    narrowed["routing"]["rules"][2]["inboundTag"] = json!(["other"]);
+    assert!(isolation_gap(&narrowed, &[]).is_some(), "a block for another inbound only does not count");
+
+    let mut bypass = base();
+    bypass["routing"]["rules"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, json!({"type": "field", "port": "22", "outboundTag": "direct"}));
+    assert!(isolation_gap(&bypass, &[]).unwrap().contains("routes around"));
+
+    let mut as_is = base();
+    as_is["routing"]["domainStrategy"] = json!("AsIs");
+    assert!(isolation_gap(&as_is, &[]).unwrap().contains("domainStrategy"));
+}
