@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bot::Telegram;
 use crate::bot::notifier::TelegramNotifier;
 use crate::config::Settings;
+use crate::db::locks::Locks;
 use crate::jobs::Registry;
 use crate::jobs::maintenance::{CLEANUP_KIND, CleanupJob, CleanupSweep};
 use crate::jobs::scheduler::{self, Sweep};
@@ -37,8 +38,11 @@ pub struct AppState(Arc<App>);
 pub struct App {
     pub settings: Settings,
     pub pool: PgPool,
+    /// Connections that hold advisory locks while node syncs and sweeps run (never the main pool's).
+    pub locks: Locks,
     pub redis: Option<redis::aio::ConnectionManager>,
-    /// Unique per process: names this instance's job workers.
+    /// Unique among running instances and stable across restarts (`instance.name`): names this instance's
+    /// job workers (`<instance>/<n>`), so a restart takes over what its previous run left running.
     pub instance: String,
     /// The node provisioner (SSH + the cores' APIs).
     pub nodes: Nodes,
@@ -89,14 +93,14 @@ impl AppState {
                 Some(redis::aio::ConnectionManager::new_lazy_with_config(client, config).context("redis client")?)
             }
         };
-        let instance = format!(
-            "{}-{}-{}",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "vpnshop".into()),
-            std::process::id(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
+        let instance = instance_name(&settings);
+        // every job worker may hold a node lock, the scheduler a sweep lock, the CLI one more
+        let lock_connections = u32::try_from(settings.jobs.workers).unwrap_or(u32::MAX).saturating_add(4);
+        let locks =
+            Locks::for_pool(&pool, lock_connections, Duration::from_secs(settings.database.acquire_timeout_secs));
         let nodes = Nodes {
             pool: pool.clone(),
+            locks: locks.clone(),
             api: node_api,
             settings: settings.provision.clone(),
             jobs: settings.jobs.clone(),
@@ -107,7 +111,25 @@ impl AppState {
             Some(_) => Arc::new(TelegramNotifier { pool: pool.clone(), settings: settings.clone() }),
             None => Arc::new(LogNotifier),
         });
-        Ok(AppState(Arc::new(App { settings, pool, redis, instance, nodes, notifier, limiter, telegram })))
+        Ok(AppState(Arc::new(App { settings, pool, locks, redis, instance, nodes, notifier, limiter, telegram })))
+    }
+}
+
+/// `instance.name`, else `<hostname>:<http port>` (two instances on one host cannot share a port); with port 0
+/// (tests) a name unique to this process.
+fn instance_name(settings: &Settings) -> String {
+    if let Some(name) = &settings.instance.name {
+        return name.clone();
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .unwrap_or_else(|| "vpnshop".into());
+    match settings.http.addr.port() {
+        0 => format!("{host}-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        port => format!("{host}:{port}"),
     }
 }
 
@@ -252,6 +274,14 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
         });
     }
 
+    // this instance is starting: whatever its previous run was still running is not running any more
+    match crate::services::queue::release_instance(&state.pool, &state.instance).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::warn!(jobs = n, instance = %state.instance, "took back jobs left running by this instance's previous run")
+        }
+        Err(e) => tracing::warn!(error = %e, "could not look for jobs left running by this instance's previous run"),
+    }
     let registry = Arc::new(job_registry(&state));
     let wake = Arc::new(tokio::sync::Notify::new());
     tasks.spawn(infallible(listen_for_jobs(state.pool.clone(), wake.clone(), cancel.clone())));
@@ -263,7 +293,7 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
     }
 
     let mut cron = if settings.scheduler.enabled {
-        Some(scheduler::start(state.pool.clone(), sweeps(&state), &settings.scheduler.sweeps).await?)
+        Some(scheduler::start(state.locks.clone(), sweeps(&state), &settings.scheduler.sweeps).await?)
     } else {
         None
     };
@@ -311,6 +341,7 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
     if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {
         tracing::warn!("some tasks did not stop within 30 s; exiting anyway");
     }
+    state.locks.close().await;
     state.pool.close().await;
     result
 }

@@ -60,6 +60,17 @@ pub struct Settings {
     pub shop: ShopSettings,
     pub trial: TrialSettings,
     pub payments: PaymentSettings,
+    #[serde(default)]
+    pub instance: InstanceSettings,
+}
+
+/// Who this process is among several instances on one database.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InstanceSettings {
+    /// A name that stays the same across restarts of this instance and differs from every other running
+    /// instance; default `<hostname>:<http port>`. A restarted instance takes over the work its previous run
+    /// left half-done at once.
+    pub name: Option<String>,
 }
 
 fn default_env() -> Environment {
@@ -87,6 +98,10 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
     pub migrate_on_start: bool,
+    /// Postgres `statement_timeout` of every connection (0 = none).
+    pub statement_timeout_ms: u64,
+    /// Postgres `idle_in_transaction_session_timeout` of every connection (0 = none).
+    pub idle_in_transaction_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,12 +185,18 @@ pub struct SecuritySettings {
 pub struct JobSettings {
     pub workers: usize,
     pub poll_interval_ms: u64,
+    /// A running job's claim; its worker renews it every third of this while the job runs, so the job of a
+    /// dead instance is taken over within this long.
     pub lease_secs: u64,
+    /// The longest one attempt may run; then it is stopped and retried.
+    pub timeout_secs: u64,
     pub max_attempts: i32,
     pub backoff_base_secs: u64,
     pub backoff_max_secs: u64,
     /// Finished jobs older than this are deleted by the clean-up sweep.
     pub keep_done_days: u32,
+    /// Once-only job keys (a notice per event) are kept this long: a repeat within it is ignored.
+    pub keep_keys_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -242,6 +263,11 @@ pub struct ProvisionSettings {
     pub hard_cut_min_interval_secs: u64,
     /// Traffic counted within this long after removal is in-flight data, not a live session.
     pub removal_grace_secs: u64,
+    /// From this share of its cap on, a subscription's node is metered at least every `near_cap_meter_ms`.
+    pub near_cap_percent: u8,
+    pub near_cap_meter_ms: u64,
+    /// The shortest gap between two metering passes of one node (a fast client near its cap).
+    pub meter_min_interval_ms: u64,
     /// Shown as the profile title in subscription apps.
     pub shop_name: String,
     /// How often subscription apps should refresh the feed.
@@ -250,6 +276,17 @@ pub struct ProvisionSettings {
     /// tests and labs only. Everything private is blocked by default (see `provision::isolation`).
     #[serde(default, deserialize_with = "destination_list")]
     pub allow_private_destinations: Vec<crate::provision::isolation::AllowedDestination>,
+}
+
+impl ProvisionSettings {
+    /// How closely metering watches subscriptions near their cap.
+    pub fn meter_near_cap(&self) -> crate::domain::traffic::NearCap {
+        crate::domain::traffic::NearCap {
+            percent: self.near_cap_percent,
+            interval: std::time::Duration::from_millis(self.near_cap_meter_ms),
+            min_interval: std::time::Duration::from_millis(self.meter_min_interval_ms),
+        }
+    }
 }
 
 /// Accepts a TOML list or `a,b` (an environment variable) of destinations.
@@ -394,14 +431,33 @@ impl Settings {
         if self.jobs.workers == 0 {
             problems.push("`jobs.workers` must be at least 1".to_owned());
         }
+        if let Some(name) = &self.instance.name
+            && (name.is_empty() || name.len() > 100 || name.contains('/'))
+        {
+            problems.push("`instance.name` must be 1-100 characters without '/'".to_owned());
+        }
         if self.jobs.max_attempts < 1 {
             problems.push("`jobs.max_attempts` must be at least 1".to_owned());
         }
-        if self.jobs.lease_secs == 0 || self.jobs.poll_interval_ms == 0 {
-            problems.push("`jobs.lease_secs` and `jobs.poll_interval_ms` must be positive".to_owned());
+        if self.jobs.lease_secs < 3 || self.jobs.poll_interval_ms == 0 || self.jobs.timeout_secs == 0 {
+            problems.push(
+                "`jobs.lease_secs` must be at least 3, and `jobs.poll_interval_ms` and `jobs.timeout_secs` positive"
+                    .to_owned(),
+            );
         }
         if self.provision.ssh_key.is_some() && self.provision.ssh_key_path.is_some() {
             problems.push("set only one of `provision.ssh_key` and `provision.ssh_key_path`".to_owned());
+        }
+        if !(1..=100).contains(&self.provision.near_cap_percent) {
+            problems.push("`provision.near_cap_percent` must be between 1 and 100".to_owned());
+        }
+        if self.provision.meter_min_interval_ms < 100
+            || self.provision.near_cap_meter_ms < self.provision.meter_min_interval_ms
+        {
+            problems.push(
+                "`provision.meter_min_interval_ms` must be at least 100 and `provision.near_cap_meter_ms` at least that"
+                    .to_owned(),
+            );
         }
         if self.provision.connect_timeout_secs == 0 || self.provision.op_timeout_secs == 0 {
             problems

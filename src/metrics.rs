@@ -42,7 +42,10 @@ fn describe() {
         Unit::Seconds,
         "HTTP request latency by matched route"
     );
-    describe_counter!("vpnshop_jobs_total", "Job attempts by kind and outcome (done, retry, dead)");
+    describe_counter!(
+        "vpnshop_jobs_total",
+        "Job attempts by kind and outcome (done, deferred, retry, dead, lost: its lease passed to another worker)"
+    );
     describe_histogram!("vpnshop_job_duration_seconds", Unit::Seconds, "Job attempt duration by kind");
     describe_counter!("vpnshop_sweep_runs_total", "Scheduler sweep runs by sweep");
     describe_counter!("vpnshop_sweep_enqueued_total", "Jobs enqueued by scheduler sweeps, by sweep");

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use crate::domain::status::Presence;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientRow {
     pub id: i64,
@@ -12,8 +14,8 @@ pub struct ClientRow {
     pub server_id: i64,
     pub uuid: Uuid,
     pub email: String,
-    pub desired: String,
-    pub node_state: String,
+    pub desired: Presence,
+    pub node_state: Presence,
     pub removed_from_node_at: Option<DateTime<Utc>>,
 }
 
@@ -23,9 +25,9 @@ pub struct MeteredClient {
     pub id: i64,
     pub subscription_id: i64,
     pub email: String,
-    pub desired: String,
-    pub node_state: String,
-    pub removed_from_node_at: Option<DateTime<Utc>>,
+    pub desired: Presence,
+    /// Off the node for longer than the grace the caller gave (database clock): traffic now is a live session.
+    pub removed_before_grace: bool,
     pub last_raw_up: i64,
     pub last_raw_down: i64,
 }
@@ -58,7 +60,8 @@ macro_rules! select_client {
     ($tail:literal $(, $arg:expr)*) => {
         sqlx::query_as!(
             ClientRow,
-            r#"SELECT id, subscription_id, seat, server_id, uuid, email, desired, node_state, removed_from_node_at
+            r#"SELECT id, subscription_id, seat, server_id, uuid, email, desired AS "desired: Presence",
+                      node_state AS "node_state: Presence", removed_from_node_at
                  FROM clients "# + $tail
             $(, $arg)*
         )
@@ -157,18 +160,36 @@ pub async fn lock_candidates(conn: &mut PgConnection, location: &str) -> sqlx::R
     Ok(rows.into_iter().map(|r| (r.id, r.capacity, r.load)).collect())
 }
 
-/// Every client of a node with its counters, for metering.
-pub async fn metered_on(db: impl PgExecutor<'_>, server_id: i64) -> sqlx::Result<Vec<MeteredClient>> {
+/// Every client of a node with its counters, for metering; `grace_secs` after its removal from the node a
+/// client's traffic counts as a live session.
+pub async fn metered_on(db: impl PgExecutor<'_>, server_id: i64, grace_secs: f64) -> sqlx::Result<Vec<MeteredClient>> {
     sqlx::query_as!(
         MeteredClient,
-        r#"SELECT c.id, c.subscription_id, c.email, c.desired, c.node_state, c.removed_from_node_at,
+        r#"SELECT c.id, c.subscription_id, c.email, c.desired AS "desired: Presence",
+                  COALESCE(c.node_state = 'absent' AND c.removed_from_node_at < now() - make_interval(secs => $2),
+                           false) AS "removed_before_grace!",
                   t.last_raw_up, t.last_raw_down
              FROM clients c JOIN traffic t ON t.client_id = c.id
             WHERE c.server_id = $1"#,
-        server_id
+        server_id,
+        grace_secs
     )
     .fetch_all(db)
     .await
+}
+
+/// The core of a node restarted from zero (we restarted it, after folding its counters): every client's last
+/// raw counters are zero now.
+pub async fn zero_raw_counters(db: impl PgExecutor<'_>, server_id: i64) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE traffic t SET last_raw_up = 0, last_raw_down = 0, updated_at = now()
+             FROM clients c WHERE c.id = t.client_id AND c.server_id = $1
+              AND (t.last_raw_up <> 0 OR t.last_raw_down <> 0)"#,
+        server_id
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Stores new raw counters and adds the deltas, for many clients at once.

@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-/// A job to enqueue. With an idempotency key, enqueuing the same key twice keeps the first job only; with a
-/// coalescing key, at most one job per key waits in the queue at a time.
+/// A job to enqueue. With an idempotency key, enqueuing the same key twice keeps the first job only (for as
+/// long as the key is kept, `jobs.keep_keys_days`); with a coalescing key, at most one job per key waits in
+/// the queue at a time. A job has one or the other, not both.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
     pub kind: &'a str,
@@ -13,6 +14,8 @@ pub struct NewJob<'a> {
     pub idempotency_key: Option<&'a str>,
     pub coalesce_key: Option<&'a str>,
     pub run_at: Option<DateTime<Utc>>,
+    /// Without `run_at`: due this many seconds from now by the database's clock.
+    pub delay_secs: f64,
     pub max_attempts: i32,
 }
 
@@ -30,25 +33,69 @@ pub struct ClaimedJob {
     pub max_attempts: i32,
 }
 
-/// Inserts a job and wakes idle workers (on commit); returns its id, or `None` when the idempotency key was
-/// used before or a job with the same coalescing key is already queued.
+/// Inserts a job and wakes idle workers (on commit); returns its id, or `None` when nothing was inserted.
+/// - With an idempotency key: the key is recorded in `job_keys` (kept longer than the jobs), and a key used
+///   before means no job.
+/// - With a coalescing key: at most one job per key waits in the queue; enqueuing again while one waits only
+///   moves its run time earlier (if the new one is due sooner; then its id is returned).
 pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar!(
-        r#"WITH ins AS (
-               INSERT INTO jobs (kind, payload, idempotency_key, coalesce_key, run_at, max_attempts)
-               VALUES ($1, $2, $3, $4, COALESCE($5, now()), $6)
-               ON CONFLICT DO NOTHING
-               RETURNING id)
-           SELECT ins.id AS "id!" FROM ins, LATERAL (SELECT pg_notify('vpnshop_jobs', '')) AS wake"#,
-        job.kind,
-        job.payload,
-        job.idempotency_key,
-        job.coalesce_key,
-        job.run_at,
-        job.max_attempts,
-    )
-    .fetch_optional(db)
-    .await
+    match (job.idempotency_key, job.coalesce_key) {
+        (Some(key), _) => {
+            sqlx::query_scalar!(
+                r#"WITH key AS (
+                       INSERT INTO job_keys (key) VALUES ($3) ON CONFLICT DO NOTHING RETURNING key),
+                   ins AS (
+                       INSERT INTO jobs (kind, payload, idempotency_key, run_at, max_attempts)
+                       SELECT $1, $2, key.key, COALESCE($4, now() + make_interval(secs => $6)), $5 FROM key
+                       ON CONFLICT DO NOTHING
+                       RETURNING id)
+                   SELECT ins.id AS "id!" FROM ins, LATERAL (SELECT pg_notify('vpnshop_jobs', '')) AS wake"#,
+                job.kind,
+                job.payload,
+                key,
+                job.run_at,
+                job.max_attempts,
+                job.delay_secs,
+            )
+            .fetch_optional(db)
+            .await
+        }
+        (None, Some(coalesce)) => {
+            sqlx::query_scalar!(
+                r#"WITH ins AS (
+                       INSERT INTO jobs (kind, payload, coalesce_key, run_at, max_attempts)
+                       VALUES ($1, $2, $3, COALESCE($4, now() + make_interval(secs => $6)), $5)
+                       ON CONFLICT (coalesce_key) WHERE status = 'queued'
+                       DO UPDATE SET run_at = EXCLUDED.run_at, updated_at = now() WHERE EXCLUDED.run_at < jobs.run_at
+                       RETURNING id)
+                   SELECT ins.id AS "id!" FROM ins, LATERAL (SELECT pg_notify('vpnshop_jobs', '')) AS wake"#,
+                job.kind,
+                job.payload,
+                coalesce,
+                job.run_at,
+                job.max_attempts,
+                job.delay_secs,
+            )
+            .fetch_optional(db)
+            .await
+        }
+        (None, None) => {
+            sqlx::query_scalar!(
+                r#"WITH ins AS (
+                       INSERT INTO jobs (kind, payload, run_at, max_attempts)
+                       VALUES ($1, $2, COALESCE($3, now() + make_interval(secs => $5)), $4)
+                       RETURNING id)
+                   SELECT ins.id AS "id!" FROM ins, LATERAL (SELECT pg_notify('vpnshop_jobs', '')) AS wake"#,
+                job.kind,
+                job.payload,
+                job.run_at,
+                job.max_attempts,
+                job.delay_secs,
+            )
+            .fetch_optional(db)
+            .await
+        }
+    }
 }
 
 /// Claims up to `limit` due jobs for `worker` for `lease_secs`: queued jobs whose time has come, and running
@@ -77,6 +124,43 @@ pub async fn claim(
     )
     .fetch_all(db)
     .await
+}
+
+/// Extends the lease of a job `worker` runs; false when it no longer holds it.
+pub async fn renew(db: impl PgExecutor<'_>, id: i64, worker: &str, lease_secs: f64) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE jobs SET locked_until = now() + make_interval(secs => $3)
+            WHERE id = $1 AND locked_by = $2 AND status = 'running'"#,
+        id,
+        worker,
+        lease_secs,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Returns the running jobs of every worker whose name starts with `prefix` to the queue, due now (their
+/// attempt counts). One whose coalescing key has a queued successor is done instead: the successor covers it.
+pub async fn release_prefix(db: impl PgExecutor<'_>, prefix: &str) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        r#"UPDATE jobs
+              SET status = CASE WHEN coalesce_key IS NOT NULL AND EXISTS
+                                    (SELECT 1 FROM jobs q WHERE q.coalesce_key = jobs.coalesce_key
+                                        AND q.status = 'queued' AND q.id <> jobs.id)
+                                THEN 'done' ELSE 'queued' END,
+                  finished_at = CASE WHEN coalesce_key IS NOT NULL AND EXISTS
+                                    (SELECT 1 FROM jobs q WHERE q.coalesce_key = jobs.coalesce_key
+                                        AND q.status = 'queued' AND q.id <> jobs.id)
+                                THEN now() END,
+                  run_at = now(), locked_by = NULL, locked_until = NULL, updated_at = now(),
+                  last_error = 'its instance restarted while it ran'
+            WHERE status = 'running' AND starts_with(locked_by, $1)"#,
+        prefix,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Marks a job done, if `worker` still holds it.
@@ -142,6 +226,14 @@ pub async fn fail(
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Deletes once-only keys older than `days` (a repeat of such a key could enqueue its job again).
+pub async fn delete_keys_before(db: impl PgExecutor<'_>, days: i32) -> sqlx::Result<u64> {
+    let done = sqlx::query!("DELETE FROM job_keys WHERE created_at < now() - make_interval(days => $1)", days)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// Deletes finished (done) jobs older than `days`; dead jobs stay for an operator to look at.

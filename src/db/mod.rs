@@ -6,7 +6,9 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::Settings;
 
@@ -15,6 +17,7 @@ pub mod audit;
 pub mod clients;
 pub mod jobs;
 pub mod locations;
+pub mod locks;
 pub mod orders;
 pub mod plans;
 pub mod servers;
@@ -26,18 +29,38 @@ pub mod users;
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Opens the pool. Connections are made lazily so a process can start (and report not-ready) while the
-/// database is still down.
+/// database is still down. Every connection gets `database.statement_timeout_ms` and
+/// `database.idle_in_transaction_timeout_ms`, so no runaway statement or forgotten transaction holds locks
+/// for long.
 pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
+    Ok(PgPoolOptions::new()
         .max_connections(settings.database.max_connections)
         .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout_secs))
-        .connect_lazy(settings.database_url())
-        .context("invalid database.url")
+        .connect_lazy_with(connect_options(settings)?))
+}
+
+/// The connection options of `database.url` with the session limits of the settings.
+pub fn connect_options(settings: &Settings) -> anyhow::Result<PgConnectOptions> {
+    let options = PgConnectOptions::from_str(settings.database_url()).context("invalid database.url")?;
+    let db = &settings.database;
+    Ok(options.options([
+        ("statement_timeout", db.statement_timeout_ms.to_string()),
+        ("idle_in_transaction_session_timeout", db.idle_in_transaction_timeout_ms.to_string()),
+    ]))
 }
 
 /// Applies pending migrations; safe to run from several instances at once (sqlx takes an advisory lock).
+/// Runs on a connection of its own without the statement timeout: building an index may take a while.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR.run(pool).await.context("applying database migrations")
+    let options = (*pool.connect_options()).clone().options([("statement_timeout", "0")]);
+    let migrations = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .context("connecting to apply migrations")?;
+    let result = MIGRATOR.run(&migrations).await.context("applying database migrations");
+    migrations.close().await;
+    result
 }
 
 /// A stable 64-bit key for a Postgres advisory lock on `name` (same in every process and version).
@@ -49,24 +72,10 @@ pub fn advisory_key(name: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
-/// Takes a transaction-scoped advisory lock if free; the lock ends with the transaction.
-pub async fn try_lock(conn: &mut sqlx::PgConnection, key: i64) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, key).fetch_one(conn).await
-}
-
-/// Waits up to `limit` for a transaction-scoped advisory lock; false if it stayed taken.
-pub async fn lock_within(conn: &mut sqlx::PgConnection, key: i64, limit: std::time::Duration) -> sqlx::Result<bool> {
-    let ms = format!("{}ms", limit.as_millis().clamp(1, 600_000));
-    sqlx::query!("SELECT set_config('lock_timeout', $1, true)", ms).fetch_one(&mut *conn).await?;
-    match sqlx::query!("SELECT pg_advisory_xact_lock($1)", key).execute(&mut *conn).await {
-        Ok(_) => {
-            sqlx::query!("SELECT set_config('lock_timeout', '0', true)").fetch_one(&mut *conn).await?;
-            Ok(true)
-        }
-        // 55P03: lock_not_available (the timeout passed)
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => Ok(false),
-        Err(e) => Err(e),
-    }
+/// The database's clock: every time the shop compares against a stored timestamp comes from here, so the
+/// app's clock (which may drift) never meets the database's in one comparison.
+pub async fn now(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<chrono::DateTime<chrono::Utc>> {
+    sqlx::query_scalar!(r#"SELECT now() AS "now!""#).fetch_one(db).await
 }
 
 /// Whether every migration this binary knows is applied.

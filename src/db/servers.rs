@@ -226,6 +226,46 @@ pub async fn record_users_synced(db: impl PgExecutor<'_>, id: i64) -> sqlx::Resu
     Ok(())
 }
 
+/// When the core whose counters we last stored started (`None`: not known — never read, or restarted by us).
+pub async fn core_started_at(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    sqlx::query_scalar!("SELECT core_started_at FROM servers WHERE id = $1", id).fetch_one(db).await
+}
+
+pub async fn set_core_started_at(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    started: Option<chrono::DateTime<chrono::Utc>>,
+) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE servers SET core_started_at = $2 WHERE id = $1", id, started).execute(db).await?;
+    Ok(())
+}
+
+/// Stamps a metering pass; returns how long ago the previous one was (database clock), if there was one.
+pub async fn record_metered(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<f64>> {
+    sqlx::query_scalar!(
+        r#"UPDATE servers s SET metered_at = now()
+             FROM (SELECT metered_at AS prev FROM servers WHERE id = $1) p
+            WHERE s.id = $1
+        RETURNING EXTRACT(EPOCH FROM (now() - p.prev))::float8 AS "since""#,
+        id
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Whether the last restart we caused was at least `min_gap_secs` ago (or there was none), by the database
+/// clock that stamped it.
+pub async fn restart_allowed(db: impl PgExecutor<'_>, id: i64, min_gap_secs: f64) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT (last_restart_at IS NULL OR last_restart_at <= now() - make_interval(secs => $2)) AS "allowed!"
+             FROM servers WHERE id = $1"#,
+        id,
+        min_gap_secs
+    )
+    .fetch_one(db)
+    .await
+}
+
 pub async fn record_restart(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()> {
     sqlx::query!("UPDATE servers SET last_restart_at = now() WHERE id = $1", id).execute(db).await?;
     Ok(())

@@ -210,6 +210,33 @@ pub async fn take_data_reminder(conn: &mut PgConnection, id: i64) -> sqlx::Resul
     Ok(done.rows_affected() == 1)
 }
 
+/// An active subscription with a data cap on a node, and what it used so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CappedUsage {
+    pub id: i64,
+    pub user_id: i64,
+    pub cap: i64,
+    pub used: i64,
+}
+
+/// The active subscriptions with a data cap placed on a node, with their usage over all their clients.
+pub async fn capped_on(db: impl PgExecutor<'_>, server_id: i64) -> sqlx::Result<Vec<CappedUsage>> {
+    sqlx::query_as!(
+        CappedUsage,
+        r#"SELECT s.id, s.user_id, s.data_cap_bytes AS "cap!",
+                  COALESCE(sum(t.up_bytes + t.down_bytes), 0)::int8 AS "used!"
+             FROM subscriptions s
+             JOIN clients c ON c.subscription_id = s.id
+             JOIN traffic t ON t.client_id = c.id
+            WHERE s.server_id = $1 AND s.status = 'active' AND s.data_cap_bytes IS NOT NULL
+            GROUP BY s.id
+            ORDER BY s.id"#,
+        server_id
+    )
+    .fetch_all(db)
+    .await
+}
+
 /// Pending subscriptions not placed on a node yet.
 pub async fn unplaced(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar!("SELECT id FROM subscriptions WHERE status = 'pending' AND server_id IS NULL ORDER BY id")

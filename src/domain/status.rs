@@ -44,6 +44,15 @@ crate::text_enum! {
     }
 }
 
+crate::text_enum! {
+    /// Whether a client (seat) is on its node: wanted there (`clients.desired`) or seen there
+    /// (`clients.node_state`).
+    pub enum Presence {
+        Present => "present",
+        Absent => "absent",
+    }
+}
+
 /// A transition the state machine does not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{entity} cannot go from {from} to {to}")]

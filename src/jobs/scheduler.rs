@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sqlx::PgPool;
 use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::db::locks::Locks;
 
 /// Finds due work and enqueues it; returns how many jobs it enqueued.
 #[async_trait::async_trait]
@@ -20,13 +21,14 @@ pub fn lock_key(name: &str) -> i64 {
 }
 
 /// Runs one sweep now unless another process (or an earlier tick) is running it. Returns `None` when skipped.
-pub async fn run_sweep(pool: &PgPool, name: &str, sweep: &dyn Sweep) -> anyhow::Result<Option<u64>> {
-    let mut tx = pool.begin().await.context("starting sweep transaction")?;
-    if !crate::db::try_lock(&mut tx, lock_key(name)).await.context("taking sweep lock")? {
+/// The sweep's lock lives on a lock connection, not in a transaction of the main pool.
+pub async fn run_sweep(locks: &Locks, name: &str, sweep: &dyn Sweep) -> anyhow::Result<Option<u64>> {
+    let Some(lock) = locks.try_lock(lock_key(name)).await.context("taking sweep lock")? else {
         return Ok(None);
-    }
-    let enqueued = sweep.run().await?;
-    tx.commit().await.context("releasing sweep lock")?;
+    };
+    let enqueued = sweep.run().await;
+    lock.release().await;
+    let enqueued = enqueued?;
     metrics::counter!("vpnshop_sweep_runs_total", "sweep" => name.to_owned()).increment(1);
     metrics::counter!("vpnshop_sweep_enqueued_total", "sweep" => name.to_owned()).increment(enqueued);
     Ok(Some(enqueued))
@@ -35,7 +37,7 @@ pub async fn run_sweep(pool: &PgPool, name: &str, sweep: &dyn Sweep) -> anyhow::
 /// Starts the cron scheduler with every sweep that has a schedule. A schedule naming no known sweep, or an
 /// invalid cron expression, is an error that names it.
 pub async fn start(
-    pool: PgPool,
+    locks: Locks,
     sweeps: HashMap<String, Arc<dyn Sweep>>,
     schedules: &HashMap<String, String>,
 ) -> anyhow::Result<JobScheduler> {
@@ -43,11 +45,11 @@ pub async fn start(
     for (name, cron) in schedules {
         let sweep =
             sweeps.get(name).cloned().with_context(|| format!("`scheduler.sweeps.{name}` names no known sweep"))?;
-        let (pool, name_owned) = (pool.clone(), name.clone());
+        let (locks, name_owned) = (locks.clone(), name.clone());
         let job = Job::new_async(cron.as_str(), move |_, _| {
-            let (pool, name, sweep) = (pool.clone(), name_owned.clone(), sweep.clone());
+            let (locks, name, sweep) = (locks.clone(), name_owned.clone(), sweep.clone());
             Box::pin(async move {
-                match run_sweep(&pool, &name, sweep.as_ref()).await {
+                match run_sweep(&locks, &name, sweep.as_ref()).await {
                     Ok(Some(n)) => tracing::debug!(sweep = %name, enqueued = n, "sweep ran"),
                     Ok(None) => tracing::debug!(sweep = %name, "sweep skipped: running elsewhere"),
                     Err(e) => {

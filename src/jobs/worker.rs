@@ -60,7 +60,12 @@ impl Worker {
         };
         let span = tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, job.attempt = job.attempts);
         let started = Instant::now();
-        let outcome = self.execute(&job).instrument(span.clone()).await;
+        let Some(outcome) = self.execute(&job).instrument(span.clone()).await else {
+            // another worker owns the job now: it records the outcome, not us
+            span.in_scope(|| tracing::warn!("job lease was lost while it ran; stopped it, another worker owns it now"));
+            metrics::counter!("vpnshop_jobs_total", "kind" => job.kind.clone(), "outcome" => "lost").increment(1);
+            return Ok(true);
+        };
         let label = match &outcome {
             Outcome::Done => "done",
             Outcome::Defer(_) => "deferred",
@@ -96,21 +101,41 @@ impl Worker {
         Ok(true)
     }
 
-    async fn execute(&self, job: &ClaimedJob) -> Outcome {
+    /// Runs the job's handler, renewing the job's lease every third of `jobs.lease_secs` while it runs, and
+    /// stopping it after `jobs.timeout_secs`. `None` when the lease was lost (the handler is stopped: another
+    /// worker took the job over, so it must not run twice at once).
+    async fn execute(&self, job: &ClaimedJob) -> Option<Outcome> {
         let Some(handler) = self.registry.get(&job.kind) else {
-            return Outcome::Permanent(format!("no handler for job kind {:?}", job.kind));
+            return Some(Outcome::Permanent(format!("no handler for job kind {:?}", job.kind)));
         };
-        // A handler that outlives its lease would let a second worker start the same job.
-        let limit = Duration::from_secs(self.settings.lease_secs.saturating_sub(5).max(1));
+        let limit = Duration::from_secs(self.settings.timeout_secs);
+        let beat =
+            Duration::from_millis(self.settings.lease_secs.saturating_mul(1000) / 3).max(Duration::from_millis(100));
         let handler = handler.clone();
         let job_copy = job.clone();
         let mut run = tokio::spawn(async move { handler.run(&job_copy).await }.in_current_span());
-        match tokio::time::timeout(limit, &mut run).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(join)) => Outcome::Retry(format!("job handler panicked: {join}")),
-            Err(_) => {
-                run.abort();
-                Outcome::Retry(format!("job handler took longer than {} s", limit.as_secs()))
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            tokio::select! {
+                done = &mut run => {
+                    return Some(match done {
+                        Ok(outcome) => outcome,
+                        Err(join) => Outcome::Retry(format!("job handler panicked: {join}")),
+                    });
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    run.abort();
+                    return Some(Outcome::Retry(format!("job handler took longer than {} s", limit.as_secs())));
+                }
+                _ = tokio::time::sleep(beat) => match queue::renew(&self.pool, job.id, &self.name, &self.settings).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        run.abort();
+                        return None;
+                    }
+                    // the lease may well still be ours: try again at the next beat
+                    Err(e) => tracing::warn!(error = %e, "could not renew a job's lease"),
+                },
             }
         }
     }

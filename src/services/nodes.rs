@@ -1,17 +1,20 @@
 //! Converging nodes to the database: add/remove users through the core's API, keep the config file equal to
 //! the desired state, repair drift after restarts, meter traffic, enforce data caps and hard cuts. One
-//! operation per node at a time (a Postgres advisory lock), across all instances.
+//! operation per node at a time (a Postgres advisory lock held on a lock connection, `db::locks`), across all
+//! instances.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Utc;
 use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 
 use crate::config::{JobSettings, ProvisionSettings};
+use crate::db::locks::{HeldLock, Locks};
 use crate::db::{self, servers::NodeRow};
 use crate::domain::server::{Core, Health};
+use crate::domain::status::Presence;
 use crate::error::AppError;
 use crate::provision::isolation::{self, AllowedDestination};
 use crate::provision::render::{self, ClientInbound, NodeParams, RenderError};
@@ -68,6 +71,8 @@ pub struct MeterReport {
 #[derive(Clone)]
 pub struct Nodes {
     pub pool: PgPool,
+    /// Where node locks are held (connections of their own).
+    pub locks: Locks,
     pub api: Arc<dyn NodeApi>,
     pub settings: ProvisionSettings,
     pub jobs: JobSettings,
@@ -115,29 +120,21 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
+/// The advisory-lock key of a node: one operation per node at a time, across all instances.
+fn lock_key(server_id: i64) -> i64 {
+    db::advisory_key(&format!("node.{server_id}"))
+}
+
 impl Nodes {
-    /// Takes the node's lock for the life of the returned transaction (no data is written through it).
-    async fn lock(&self, server_id: i64) -> Result<Transaction<'static, Postgres>, SyncError> {
-        let mut tx = self.pool.begin().await?;
-        if !db::try_lock(&mut tx, db::advisory_key(&format!("node.{server_id}"))).await? {
-            return Err(SyncError::Busy);
-        }
-        Ok(tx)
+    /// Takes the node's lock if it is free (on a lock connection: no pool connection waits on the node).
+    async fn lock(&self, server_id: i64) -> Result<HeldLock, SyncError> {
+        self.locks.try_lock(lock_key(server_id)).await?.ok_or(SyncError::Busy)
     }
 
     /// Waits (up to `limit`) for the node's lock: a customer's sync should follow the one in progress at once
     /// rather than come back later.
-    async fn lock_waiting(
-        &self,
-        server_id: i64,
-        limit: std::time::Duration,
-    ) -> Result<Transaction<'static, Postgres>, SyncError> {
-        let mut tx = self.pool.begin().await?;
-        let key = db::advisory_key(&format!("node.{server_id}"));
-        if !db::lock_within(&mut tx, key, limit).await? {
-            return Err(SyncError::Busy);
-        }
-        Ok(tx)
+    async fn lock_waiting(&self, server_id: i64, limit: std::time::Duration) -> Result<HeldLock, SyncError> {
+        self.locks.lock_within(lock_key(server_id), limit).await?.ok_or(SyncError::Busy)
     }
 
     async fn load(&self, server_id: i64) -> Result<NodeRow, SyncError> {
@@ -190,18 +187,23 @@ impl Nodes {
     /// their counters first), activates subscriptions whose clients are all on the node, and rewrites the
     /// config file when it differs.
     pub async fn apply(&self, server_id: i64) -> Result<SyncReport, SyncError> {
-        let _lock = self.lock_waiting(server_id, std::time::Duration::from_secs(10)).await?;
-        let row = self.load(server_id).await?;
-        let report = self.apply_locked(&row, false).await?;
-        self.record(&row, &Ok(())).await;
-        Ok(report)
+        let lock = self.lock_waiting(server_id, std::time::Duration::from_secs(10)).await?;
+        let result = async {
+            let row = self.load(server_id).await?;
+            let report = self.apply_locked(&row, false).await?;
+            self.record(&row, &Ok(())).await;
+            Ok(report)
+        }
+        .await;
+        lock.release().await;
+        result
     }
 
     async fn apply_locked(&self, row: &NodeRow, force_write: bool) -> Result<SyncReport, SyncError> {
         let node = target(row);
         let mut report = SyncReport::default();
         let pending = db::clients::out_of_sync_on(&self.pool, row.id).await?;
-        let (adds, removes): (Vec<_>, Vec<_>) = pending.into_iter().partition(|c| c.desired == "present");
+        let (adds, removes): (Vec<_>, Vec<_>) = pending.into_iter().partition(|c| c.desired == Presence::Present);
         for c in &adds {
             let user = NodeUser { uuid: c.uuid, email: c.email.clone() };
             self.checked(row, "add_user", self.api.add_user(&node, &user).await).await?;
@@ -215,8 +217,8 @@ impl Nodes {
                 self.checked(row, "remove_user", self.api.remove_user(&node, &c.email).await).await?;
             }
             // what they used up to now is theirs; anything after this is a session that outlived removal
-            let counters = self.checked(row, "user_counters", self.api.user_counters(&node).await).await?;
-            self.fold(row, &counters).await?;
+            let reading = self.read_counters(row, &node).await?;
+            self.fold(row, &reading).await?;
             let ids: Vec<i64> = removes.iter().map(|c| c.id).collect();
             db::clients::mark_on_node(&self.pool, &ids, false).await?;
             report.removed = removes.len();
@@ -271,12 +273,17 @@ impl Nodes {
     async fn restart(&self, row: &NodeRow, node: &NodeTarget, reason: &'static str) -> Result<(), SyncError> {
         tracing::warn!(node = %row.name, reason, "restarting the core");
         // a restart zeroes the counters: take what they hold first
-        let counters = self.checked(row, "user_counters", self.api.user_counters(node).await).await?;
-        self.fold(row, &counters).await?;
+        let reading = self.read_counters(row, node).await?;
+        self.fold(row, &reading).await?;
         self.checked(row, "restart", self.api.restart_core(node).await).await?;
-        db::servers::record_restart(&self.pool, row.id).await?;
+        // the new run counts everyone from zero, neighbours of a cut-off client too
+        let mut tx = self.pool.begin().await?;
+        db::clients::zero_raw_counters(&mut *tx, row.id).await?;
+        db::servers::set_core_started_at(&mut *tx, row.id, None).await?;
+        db::servers::record_restart(&mut *tx, row.id).await?;
         // it started from the file we keep equal to the desired state
-        db::servers::record_users_synced(&self.pool, row.id).await?;
+        db::servers::record_users_synced(&mut *tx, row.id).await?;
+        tx.commit().await?;
         metrics::counter!("vpnshop_node_restarts_total", "node" => row.name.clone(), "reason" => reason).increment(1);
         Ok(())
     }
@@ -285,11 +292,18 @@ impl Nodes {
     /// (in its file or its counters) that should not be there are removed, and a file edited behind our back
     /// is rewritten.
     pub async fn reconcile(&self, server_id: i64) -> Result<SyncReport, SyncError> {
-        let _lock = self.lock(server_id).await?;
+        let lock = self.lock(server_id).await?;
+        let result = self.reconcile_locked(server_id).await;
+        lock.release().await;
+        result
+    }
+
+    async fn reconcile_locked(&self, server_id: i64) -> Result<SyncReport, SyncError> {
         let row = self.load(server_id).await?;
         let node = target(&row);
         let uptime = self.checked(&row, "uptime", self.api.core_uptime(&node).await).await?;
-        let started = Utc::now() - chrono::Duration::from_std(uptime).unwrap_or_default();
+        // the database's clock: `users_synced_at` was stamped by it
+        let started = db::now(&self.pool).await? - chrono::Duration::from_std(uptime).unwrap_or_default();
         let restarted = row.users_synced_at.is_none_or(|synced| started > synced);
         if restarted {
             // the core only has what its file had: push every wanted user again (adding is idempotent)

@@ -31,20 +31,23 @@ pub struct JobSpec {
     pub idempotency_key: Option<String>,
     pub coalesce_key: Option<String>,
     pub run_at: Option<DateTime<Utc>>,
+    pub delay: Option<Duration>,
 }
 
 impl JobSpec {
     pub fn new(kind: &'static str, payload: serde_json::Value) -> JobSpec {
-        JobSpec { kind, payload, idempotency_key: None, coalesce_key: None, run_at: None }
+        JobSpec { kind, payload, idempotency_key: None, coalesce_key: None, run_at: None, delay: None }
     }
 
-    /// Enqueue at most once ever for this key (e.g. one activation per subscription).
+    /// Enqueue at most once for this key (e.g. one activation per subscription): a repeat within
+    /// `jobs.keep_keys_days` (a year by default) is ignored, however long ago the first job finished.
     pub fn once(mut self, key: impl Into<String>) -> JobSpec {
         self.idempotency_key = Some(key.into());
         self
     }
 
-    /// At most one queued job for this key at a time (e.g. one pending sync per node).
+    /// At most one queued job for this key at a time (e.g. one pending sync per node); enqueuing again while
+    /// one waits moves it earlier if the new one is due sooner.
     pub fn coalesce(mut self, key: impl Into<String>) -> JobSpec {
         self.coalesce_key = Some(key.into());
         self
@@ -55,14 +58,22 @@ impl JobSpec {
         self
     }
 
-    /// Enqueues in the caller's transaction. Returns `None` when the key suppressed it.
+    /// Due this long from now, by the database's clock (the one workers compare run times with).
+    pub fn after(mut self, delay: Duration) -> JobSpec {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// Enqueues in the caller's transaction. Returns `None` when a key suppressed it.
     pub async fn enqueue(&self, db: impl PgExecutor<'_>, settings: &JobSettings) -> sqlx::Result<Option<i64>> {
+        debug_assert!(self.idempotency_key.is_none() || self.coalesce_key.is_none(), "one key per job");
         let job = NewJob {
             kind: self.kind,
             payload: self.payload.clone(),
             idempotency_key: self.idempotency_key.as_deref(),
             coalesce_key: self.coalesce_key.as_deref(),
             run_at: self.run_at,
+            delay_secs: self.delay.map_or(0.0, |d| d.as_secs_f64()),
             max_attempts: settings.max_attempts,
         };
         jobs::enqueue(db, &job).await
@@ -78,13 +89,25 @@ pub async fn claim(
     jobs::claim(db, worker, settings.lease_secs as f64, limit).await
 }
 
+/// Extends a running job's lease; false when the worker no longer holds it (another one took it over).
+pub async fn renew(db: impl PgExecutor<'_>, id: i64, worker: &str, settings: &JobSettings) -> sqlx::Result<bool> {
+    jobs::renew(db, id, worker, settings.lease_secs as f64).await
+}
+
+/// Puts back the jobs that workers of `instance` (`<instance>/<n>`) were running: the instance is starting
+/// again, so they are not running any more. Returns how many.
+pub async fn release_instance(db: impl PgExecutor<'_>, instance: &str) -> sqlx::Result<u64> {
+    jobs::release_prefix(db, &format!("{instance}/")).await
+}
+
 /// Records progress inside a running job's payload, so a retry can skip what is done.
 pub async fn set_progress(db: impl PgExecutor<'_>, id: i64, field: &str, value: usize) -> sqlx::Result<()> {
     jobs::set_progress(db, id, field, value).await
 }
 
-/// Deletes done jobs older than the configured retention; returns how many.
-pub async fn delete_old_done(db: impl PgExecutor<'_>, settings: &JobSettings) -> sqlx::Result<u64> {
+/// Deletes done jobs and once-only keys older than their configured retention; returns how many jobs.
+pub async fn delete_old_done(db: &sqlx::PgPool, settings: &JobSettings) -> sqlx::Result<u64> {
+    jobs::delete_keys_before(db, i32::try_from(settings.keep_keys_days).unwrap_or(i32::MAX)).await?;
     jobs::delete_done_before(db, i32::try_from(settings.keep_done_days).unwrap_or(i32::MAX)).await
 }
 
@@ -130,10 +153,12 @@ mod tests {
             workers: 1,
             poll_interval_ms: 10,
             lease_secs: 60,
+            timeout_secs: 300,
             max_attempts: 5,
             backoff_base_secs: 5,
             backoff_max_secs: 60,
             keep_done_days: 1,
+            keep_keys_days: 365,
         }
     }
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::config::JobSettings;
 use crate::db::{self, clients::ClientRow, subscriptions::SubscriptionRow};
-use crate::domain::status::SubscriptionStatus;
+use crate::domain::status::{Presence, SubscriptionStatus};
 use crate::error::{AppError, AppResult};
 use crate::services::notify::{self, Notice, UserNotice};
 use crate::services::queue::JobSpec;
@@ -119,7 +119,7 @@ pub async fn activate_if_on_node(pool: &PgPool, id: i64, jobs: &JobSettings) -> 
         return Ok(false);
     }
     let clients = db::clients::live_of_subscription(&mut *tx, id).await?;
-    if clients.len() != sub.seats as usize || clients.iter().any(|c| c.node_state != "present") {
+    if clients.len() != sub.seats as usize || clients.iter().any(|c| c.node_state != Presence::Present) {
         return Ok(false);
     }
     if !db::subscriptions::mark_active(&mut tx, id).await? {
@@ -132,8 +132,8 @@ pub async fn activate_if_on_node(pool: &PgPool, id: i64, jobs: &JobSettings) -> 
     Ok(true)
 }
 
-/// Ends an active (or limited) subscription: `limited` at the data cap, `expired` at the end of its time,
-/// `revoked` by an admin or a refund. Its clients leave their node and the customer is told. Returns false
+/// Ends a subscription: `limited` at the data cap, `expired` at the end of its time, `revoked` by an admin or
+/// a refund (also before it started). Its clients leave their node and the customer is told. Returns false
 /// (and changes nothing) when it is not in a state that can make this move — whoever lost the race.
 pub async fn end(pool: &PgPool, id: i64, to: SubscriptionStatus, reason: &str, jobs: &JobSettings) -> AppResult<bool> {
     let mut tx = pool.begin().await?;
@@ -152,7 +152,9 @@ pub async fn end(pool: &PgPool, id: i64, to: SubscriptionStatus, reason: &str, j
         SubscriptionStatus::Expired => Notice::SubscriptionExpired,
         _ => Notice::SubscriptionRevoked,
     };
-    let occurrence = sub.expires_at.map(|t| t.timestamp().to_string()).unwrap_or_default();
+    // each transition is its own event (a second cap after a top-up is told too); the transition itself
+    // happens once, so this is still one notice per event
+    let occurrence = db::now(&mut *tx).await?.timestamp_micros().to_string();
     notify::enqueue_user(
         &mut *tx,
         &UserNotice { user_id: sub.user_id, subscription_id: id, notice },

@@ -68,8 +68,9 @@ async fn bench_shop(pool: PgPool) -> Shop {
     let node = TestNode::start().await;
     let key = node.key_path();
     let origin = Origin::start().await;
-    let app = spawn_app_with(pool, |s| {
-        origin.allow_through_nodes(s);
+    let allow = origin.allowance();
+    let app = spawn_app_with(pool, move |s| {
+        s.provision.allow_private_destinations.push(allow);
         s.provision.ssh_key_path = Some(key);
         s.provision.connect_timeout_secs = 3;
         s.provision.op_timeout_secs = 30;

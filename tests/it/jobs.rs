@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use sqlx::PgPool;
 use vpnshop::config::JobSettings;
 use vpnshop::db::jobs::ClaimedJob;
+use vpnshop::db::locks::Locks;
 use vpnshop::jobs::maintenance::{CLEANUP_KIND, CleanupJob, CleanupSweep};
 use vpnshop::jobs::scheduler::run_sweep;
 use vpnshop::jobs::worker::Worker;
@@ -216,8 +218,9 @@ async fn a_job_of_unknown_kind_is_dead_at_once(pool: PgPool) {
 async fn the_cleanup_sweep_enqueues_once_per_hour_and_its_job_deletes_old_done_jobs(pool: PgPool) {
     let settings = job_settings();
     let sweep = CleanupSweep { pool: pool.clone(), settings: settings.clone() };
-    assert_eq!(run_sweep(&pool, "jobs_cleanup", &sweep).await.unwrap(), Some(1));
-    assert_eq!(run_sweep(&pool, "jobs_cleanup", &sweep).await.unwrap(), Some(0), "same hour: nothing new");
+    let locks = Locks::for_pool(&pool, 2, Duration::from_secs(5));
+    assert_eq!(run_sweep(&locks, "jobs_cleanup", &sweep).await.unwrap(), Some(1));
+    assert_eq!(run_sweep(&locks, "jobs_cleanup", &sweep).await.unwrap(), Some(0), "same hour: nothing new");
 
     // an old done job, a fresh done job and an old dead job
     for (status, age) in [("done", 30), ("done", 0), ("dead", 30)] {
@@ -246,13 +249,15 @@ async fn the_cleanup_sweep_enqueues_once_per_hour_and_its_job_deletes_old_done_j
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
 async fn a_sweep_running_elsewhere_is_skipped(pool: PgPool) {
     let sweep = CleanupSweep { pool: pool.clone(), settings: job_settings() };
+    let locks = Locks::for_pool(&pool, 2, Duration::from_secs(5));
     // another instance holds the sweep's lock in an open transaction
     let mut other = pool.begin().await.unwrap();
     let key = vpnshop::jobs::scheduler::lock_key("jobs_cleanup");
     let got: bool =
         sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(key).fetch_one(&mut *other).await.unwrap();
     assert!(got);
-    assert_eq!(run_sweep(&pool, "jobs_cleanup", &sweep).await.unwrap(), None);
+    assert_eq!(run_sweep(&locks, "jobs_cleanup", &sweep).await.unwrap(), None);
     other.rollback().await.unwrap();
-    assert_eq!(run_sweep(&pool, "jobs_cleanup", &sweep).await.unwrap(), Some(1));
+    assert_eq!(run_sweep(&locks, "jobs_cleanup", &sweep).await.unwrap(), Some(1));
+    locks.close().await;
 }

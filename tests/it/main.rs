@@ -8,6 +8,7 @@ mod health;
 mod helpers;
 mod jobs;
 mod node_api;
+mod node_locks;
 mod node_setup;
 mod process;
 mod provisioning;

@@ -24,7 +24,7 @@ async fn from_start_to_a_working_config_through_the_bot(pool: PgPool) {
     let origin = Origin::start().await;
     let app = spawn_app_with(pool, |s| {
         bot_settings(s, &tg);
-        origin.allow_through_nodes(s);
+        s.provision.allow_private_destinations.push(origin.allowance());
         s.provision.ssh_key_path = Some(key);
     })
     .await;

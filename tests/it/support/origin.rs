@@ -36,11 +36,11 @@ impl Origin {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Lets customers' tunnels reach this loopback origin (nodes block loopback by default; tests browse to
-    /// it). Only its own port: the node's API and sshd stay blocked.
-    pub fn allow_through_nodes(&self, settings: &mut vpnshop::config::Settings) {
-        let allowed = format!("127.0.0.1:{}", self.addr.port()).parse().expect("origin address");
-        settings.provision.allow_private_destinations.push(allowed);
+    /// The setting that lets customers' tunnels reach this loopback origin (nodes block loopback by default;
+    /// tests browse to it): only its own port, so the node's API and sshd stay blocked. Push it onto
+    /// `provision.allow_private_destinations`.
+    pub fn allowance(&self) -> vpnshop::provision::isolation::AllowedDestination {
+        format!("127.0.0.1:{}", self.addr.port()).parse().expect("origin address")
     }
 }
 
