@@ -139,12 +139,8 @@ fn node_api(settings: &Settings) -> anyhow::Result<Arc<dyn NodeApi>> {
     let key = match (&p.ssh_key, &p.ssh_key_path) {
         (Some(text), _) => KeySource::Text(text.clone()),
         (None, Some(path)) => KeySource::Path(path.clone()),
-        (None, None) => {
-            tracing::warn!(
-                "provisioning disabled: no SSH key (set provision.ssh_key_path or VPNSHOP__PROVISION__SSH_KEY)"
-            );
-            return Ok(Arc::new(NoSshKey));
-        }
+        // said once, by `run` (commands that never touch a node need not hear it)
+        (None, None) => return Ok(Arc::new(NoSshKey)),
     };
     let options = SshOptions {
         connect_timeout: Duration::from_secs(p.connect_timeout_secs),

@@ -228,6 +228,9 @@ pub struct TrialSettings {
     pub enabled: bool,
     pub duration_days: i32,
     pub data_gb: i64,
+    /// The trial's data in MB instead (for caps under 1 GB); wins over `data_gb` when set.
+    #[serde(default)]
+    pub data_mb: Option<i64>,
     pub devices: i32,
     /// Trial requests one customer may make per window (the trial itself is once per account for life).
     pub user_max: u32,
@@ -235,6 +238,16 @@ pub struct TrialSettings {
     /// Trials granted across all customers per window, so a wave of new accounts cannot drain a node.
     pub global_max: u32,
     pub global_window_secs: u64,
+}
+
+impl TrialSettings {
+    /// The trial's data cap: `data_mb` when set, else `data_gb`.
+    pub fn data_cap(&self) -> Result<crate::domain::DataCap, crate::domain::plan::InvalidDataCap> {
+        match self.data_mb {
+            Some(mb) => crate::domain::DataCap::from_mb(mb),
+            None => crate::domain::DataCap::from_gb(self.data_gb),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -465,6 +478,9 @@ impl Settings {
         }
         if self.trial.duration_days < 1 || self.trial.data_gb < 1 || self.trial.devices < 1 {
             problems.push("`trial.duration_days`, `trial.data_gb` and `trial.devices` must be at least 1".to_owned());
+        }
+        if self.trial.data_mb.is_some() && self.trial.data_cap().is_err() {
+            problems.push("`trial.data_mb` must be a positive number of MB".to_owned());
         }
         if self.trial.user_window_secs == 0 || self.trial.global_window_secs == 0 {
             problems.push("`trial.user_window_secs` and `trial.global_window_secs` must be positive".to_owned());

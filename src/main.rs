@@ -16,7 +16,7 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(vpnshop::cli::execute(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", vpnshop::cli::error_text(&e));
             std::process::ExitCode::FAILURE
         }
     }

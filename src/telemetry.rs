@@ -12,23 +12,47 @@ pub struct TelemetryGuard {
     _sentry: Option<sentry::ClientInitGuard>,
 }
 
+/// What the process is: the service logs everything `log.filter` lets through to stdout; a one-shot command
+/// (`vpnshop server list`) prints its result on stdout, so its log goes to stderr and holds only warnings
+/// and errors (unless `RUST_LOG` asks for more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Service,
+    Command,
+}
+
+/// Events with this target reach Sentry but are not printed (main prints a command's error itself).
+pub const SENTRY_ONLY: &str = "vpnshop::sentry_only";
+
 /// Installs the global subscriber. `RUST_LOG` overrides `log.filter`.
-pub fn init(settings: &Settings) -> TelemetryGuard {
+pub fn init(settings: &Settings, output: Output) -> TelemetryGuard {
+    let default_filter = match output {
+        Output::Service => settings.log.filter.as_str(),
+        Output::Command => "warn",
+    };
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.log.filter))
+        .or_else(|_| EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = if settings.json_logs() {
-        tracing_subscriber::fmt::layer()
+    let printed = tracing_subscriber::filter::filter_fn(|meta| meta.target() != SENTRY_ONLY);
+    let fmt = match (settings.json_logs(), output) {
+        (true, Output::Service) => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .boxed()
-    } else {
-        tracing_subscriber::fmt::layer()
+            .with_filter(printed)
+            .boxed(),
+        (false, Output::Service) => tracing_subscriber::fmt::layer()
             .with_target(false)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .boxed()
+            .with_filter(printed)
+            .boxed(),
+        (_, Output::Command) => tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(printed)
+            .boxed(),
     };
     let sentry_guard = settings.sentry.dsn.as_ref().map(|dsn| {
         sentry::init(

@@ -282,21 +282,3 @@ pub async fn pin_host_key(db: impl PgExecutor<'_>, id: i64, fingerprint: &str) -
     .await?;
     Ok(())
 }
-
-/// Sets the restart command and base config template of a node (operator settings).
-pub async fn set_node_options(
-    db: impl PgExecutor<'_>,
-    id: i64,
-    restart_command: Option<&str>,
-    base_config: Option<&serde_json::Value>,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE servers SET restart_command = $2, base_config = $3, updated_at = now() WHERE id = $1",
-        id,
-        restart_command,
-        base_config
-    )
-    .execute(db)
-    .await?;
-    Ok(())
-}

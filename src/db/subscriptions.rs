@@ -92,6 +92,14 @@ pub async fn for_user(db: impl PgExecutor<'_>, user_id: i64) -> sqlx::Result<Vec
     select_subscription!("WHERE user_id = $1 ORDER BY created_at DESC, id DESC", user_id).fetch_all(db).await
 }
 
+/// Gives the subscription a new feed token (the old feed URL stops working).
+pub async fn set_token(conn: &mut PgConnection, id: i64, token: &str) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE subscriptions SET token = $2, updated_at = now() WHERE id = $1", id, token)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn set_server(conn: &mut PgConnection, id: i64, server_id: i64) -> sqlx::Result<()> {
     sqlx::query!("UPDATE subscriptions SET server_id = $2, updated_at = now() WHERE id = $1", id, server_id)
         .execute(conn)

@@ -6,6 +6,8 @@ use rust_decimal::Decimal;
 
 /// Bytes in one "GB" of a data cap. Like the V2Ray panels, we count binary gigabytes.
 pub const BYTES_PER_GB: i64 = 1024 * 1024 * 1024;
+/// Bytes in one "MB" of a data cap (binary, like GB).
+pub const BYTES_PER_MB: i64 = 1024 * 1024;
 
 /// How much traffic a plan includes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -24,6 +26,11 @@ impl DataCap {
         gb.checked_mul(BYTES_PER_GB).filter(|bytes| *bytes > 0).map(DataCap::Limited).ok_or(InvalidDataCap(gb))
     }
 
+    /// A cap in MB (small trial and plan caps: 500 MB).
+    pub fn from_mb(mb: i64) -> Result<DataCap, InvalidDataCap> {
+        mb.checked_mul(BYTES_PER_MB).filter(|bytes| *bytes > 0).map(DataCap::Limited).ok_or(InvalidDataCap(mb))
+    }
+
     /// The database form: `NULL` means unlimited.
     pub fn from_db(bytes: Option<i64>) -> Result<DataCap, InvalidDataCap> {
         match bytes {
@@ -40,10 +47,18 @@ impl DataCap {
         }
     }
 
-    /// Whole GB when the cap is a whole number of GB (the catalogue's tiers always are).
+    /// Whole GB when the cap is a whole number of GB.
     pub fn whole_gb(self) -> Option<i64> {
         match self {
             DataCap::Limited(b) if b % BYTES_PER_GB == 0 => Some(b / BYTES_PER_GB),
+            _ => None,
+        }
+    }
+
+    /// Whole MB when the cap is a whole number of MB (every cap of the catalogue and the trial is).
+    pub fn whole_mb(self) -> Option<i64> {
+        match self {
+            DataCap::Limited(b) if b % BYTES_PER_MB == 0 => Some(b / BYTES_PER_MB),
             _ => None,
         }
     }
@@ -51,10 +66,11 @@ impl DataCap {
 
 impl fmt::Display for DataCap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self, self.whole_gb()) {
-            (DataCap::Unlimited, _) => f.write_str("unlimited"),
-            (_, Some(gb)) => write!(f, "{gb} GB"),
-            (DataCap::Limited(b), None) => write!(f, "{:.2} GB", *b as f64 / BYTES_PER_GB as f64),
+        match (self, self.whole_gb(), self.whole_mb()) {
+            (DataCap::Unlimited, ..) => f.write_str("unlimited"),
+            (_, Some(gb), _) => write!(f, "{gb} GB"),
+            (_, None, Some(mb)) => write!(f, "{mb} MB"),
+            (DataCap::Limited(b), None, None) => write!(f, "{b} bytes"),
         }
     }
 }
@@ -74,9 +90,10 @@ impl PlanSpec {
     pub fn code(&self) -> String {
         let data = match self.data_cap {
             DataCap::Unlimited => "unl".to_owned(),
-            cap => match cap.whole_gb() {
-                Some(gb) => format!("{gb}gb"),
-                None => format!("{}b", cap.to_db().unwrap_or_default()),
+            cap => match (cap.whole_gb(), cap.whole_mb()) {
+                (Some(gb), _) => format!("{gb}gb"),
+                (None, Some(mb)) => format!("{mb}mb"),
+                (None, None) => format!("{}b", cap.to_db().unwrap_or_default()),
             },
         };
         let trial = if self.is_trial { "trial-" } else { "" };
@@ -121,6 +138,19 @@ mod tests {
         let cap = DataCap::from_gb(100).unwrap();
         assert_eq!(DataCap::from_db(cap.to_db()).unwrap(), cap);
         assert_eq!(cap.to_string(), "100 GB");
+    }
+
+    #[test]
+    fn caps_can_be_set_in_megabytes() {
+        let cap = DataCap::from_mb(500).unwrap();
+        assert_eq!(cap, DataCap::Limited(500 * 1024 * 1024));
+        assert_eq!((cap.whole_gb(), cap.whole_mb()), (None, Some(500)));
+        assert_eq!(cap.to_string(), "500 MB");
+        assert_eq!(DataCap::from_mb(2048).unwrap(), DataCap::from_gb(2).unwrap(), "whole GB stay GB");
+        assert_eq!(DataCap::from_mb(2048).unwrap().to_string(), "2 GB");
+        assert!(DataCap::from_mb(0).is_err() && DataCap::from_mb(-1).is_err() && DataCap::from_mb(i64::MAX).is_err());
+        let spec = PlanSpec { location_code: "nl".into(), duration_days: 1, seats: 1, data_cap: cap, is_trial: true };
+        assert_eq!(spec.code(), "nl-trial-1d-1dev-500mb");
     }
 
     #[test]

@@ -119,11 +119,6 @@ impl SubscriptionStatus {
     pub fn check(self, to: SubscriptionStatus) -> Result<(), IllegalTransition> {
         check("subscription", self, to, self.can_become(to), Self::as_str)
     }
-
-    /// Whether clients of a subscription in this status belong on a node.
-    pub fn wants_clients_on_node(self) -> bool {
-        self == SubscriptionStatus::Active
-    }
 }
 
 fn check<S: Copy>(

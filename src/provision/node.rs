@@ -64,13 +64,6 @@ pub enum NodeError {
     Command(String),
 }
 
-impl NodeError {
-    /// Whether retrying later may help.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, NodeError::Unreachable(_) | NodeError::Api(_) | NodeError::Command(_))
-    }
-}
-
 /// The operations the provisioner needs from a node. Every operation is safe to repeat.
 #[async_trait::async_trait]
 pub trait NodeApi: Send + Sync {

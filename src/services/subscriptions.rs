@@ -11,6 +11,7 @@ use crate::domain::status::{Presence, SubscriptionStatus};
 use crate::error::{AppError, AppResult};
 use crate::services::notify::{self, Notice, UserNotice};
 use crate::services::queue::JobSpec;
+use crate::services::servers::Actor;
 
 pub const PLACE_KIND: &str = "subscription.place";
 pub const END_KIND: &str = "subscription.end";
@@ -234,8 +235,41 @@ async fn resume(conn: &mut PgConnection, sub: &SubscriptionRow, jobs: &JobSettin
     Ok(())
 }
 
+/// Replaces the subscription's feed URL (it leaked, or someone asked): the old `/sub/{token}` answers 404
+/// from now on. Returns the new token. Any subscription that exists may get one.
+pub async fn rotate_feed(pool: &PgPool, id: i64, actor: Actor<'_>) -> AppResult<String> {
+    let mut tx = pool.begin().await?;
+    db::subscriptions::lock(&mut tx, id).await?.ok_or(AppError::NotFound("subscription"))?;
+    let token = new_token();
+    db::subscriptions::set_token(&mut tx, id, &token).await?;
+    audit(&mut tx, actor, "subscription.rotate_feed", id, serde_json::json!({})).await?;
+    tx.commit().await?;
+    Ok(token)
+}
+
+async fn audit(
+    conn: &mut PgConnection,
+    actor: Actor<'_>,
+    action: &str,
+    id: i64,
+    detail: serde_json::Value,
+) -> sqlx::Result<()> {
+    let id = id.to_string();
+    let entry = db::audit::AuditEntry {
+        actor_kind: actor.kind,
+        actor_id: actor.id,
+        action,
+        entity: "subscription",
+        entity_id: Some(&id),
+        detail,
+        source_ip: None,
+    };
+    db::audit::record(conn, &entry).await
+}
+
 /// Gives one seat a new UUID (a leaked link): the old client leaves the node, a new one joins; the other
-/// seats are untouched. Returns the new client.
+/// seats are untouched. The feed URL is replaced too (a leaked link usually leaked with it). Returns the new
+/// client.
 pub async fn reset_seat(pool: &PgPool, id: i64, seat: i32, jobs: &JobSettings) -> AppResult<ClientRow> {
     let mut tx = pool.begin().await?;
     let sub = db::subscriptions::lock(&mut tx, id).await?.ok_or(AppError::NotFound("subscription"))?;
@@ -252,6 +286,7 @@ pub async fn reset_seat(pool: &PgPool, id: i64, seat: i32, jobs: &JobSettings) -
         .ok_or_else(|| AppError::invalid(format!("this subscription has no device {seat}")))?;
     db::clients::retire(&mut tx, old.id).await?;
     let new_id = add_client(&mut tx, &sub, seat, old.server_id).await?;
+    db::subscriptions::set_token(&mut tx, id, &new_token()).await?;
     enqueue_node_apply(&mut tx, old.server_id, jobs).await?;
     tx.commit().await?;
     db::clients::find(pool, new_id).await?.ok_or(AppError::NotFound("client"))

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 
 use crate::config::Settings;
 use crate::db::{self, users::UserRow};
-use crate::domain::{DataCap, PlanSpec};
+use crate::domain::PlanSpec;
 use crate::error::{AppError, AppResult};
 use crate::services::ratelimit::RateLimiter;
 use crate::services::shop;
@@ -58,7 +58,7 @@ pub async fn grant(
     if let Err(limited) = limiter.hit("trial:global", t.global_max, Duration::from_secs(t.global_window_secs)).await {
         return Ok(TrialOutcome::RateLimited { retry_after: limited.retry_after });
     }
-    let data = DataCap::from_gb(t.data_gb).map_err(|e| AppError::Internal(e.into()))?;
+    let data = t.data_cap().map_err(|e| AppError::Internal(e.into()))?;
     let spec = PlanSpec {
         location_code: location.to_owned(),
         duration_days: t.duration_days,

@@ -48,6 +48,7 @@ struct RawSeats {
 #[serde(deny_unknown_fields)]
 struct RawData {
     gb: Option<i64>,
+    mb: Option<i64>,
     factor: Decimal,
 }
 
@@ -159,9 +160,11 @@ impl Catalog {
         }
         let mut data = Vec::new();
         for d in &raw.data {
-            let cap = match d.gb {
-                Some(gb) => DataCap::from_gb(gb).with_context(|| format!("data tier {gb} GB"))?,
-                None => DataCap::Unlimited,
+            let cap = match (d.gb, d.mb) {
+                (Some(gb), None) => DataCap::from_gb(gb).with_context(|| format!("data tier {gb} GB"))?,
+                (None, Some(mb)) => DataCap::from_mb(mb).with_context(|| format!("data tier {mb} MB"))?,
+                (None, None) => DataCap::Unlimited,
+                (Some(gb), Some(mb)) => bail!("data tier: give gb ({gb}) or mb ({mb}), not both"),
             };
             ensure!(d.factor > Decimal::ZERO, "data tier {cap}: factor must be positive");
             ensure!(!data.iter().any(|(c, _)| *c == cap), "data tier {cap} is listed twice");

@@ -78,6 +78,13 @@ fn a_minimal_catalogue_is_one_exact_plan() {
 }
 
 #[test]
+fn a_data_tier_can_be_given_in_megabytes() {
+    let plans = Catalog::parse(&MINIMAL.replace("gb = 10", "mb = 500")).unwrap().plans().unwrap();
+    assert_eq!(plans[0].spec.data_cap, DataCap::from_mb(500).unwrap());
+    assert_eq!(plans[0].spec.code(), "de-30d-1dev-500mb");
+}
+
+#[test]
 fn invalid_catalogues_are_refused_with_a_reason() {
     let cases = [
         (MINIMAL.replace("discount = \"0\"", "discount = \"1\""), "discount"),
@@ -85,6 +92,8 @@ fn invalid_catalogues_are_refused_with_a_reason() {
         (MINIMAL.replace("labels = { en = \"Germany\" }", "labels = { fa = \"x\" }"), "English label"),
         (MINIMAL.replace("devices = 1", "devices = 0"), "devices"),
         (MINIMAL.replace("gb = 10", "gb = -5"), "data tier"),
+        (MINIMAL.replace("gb = 10", "mb = 0"), "data tier 0 MB"),
+        (MINIMAL.replace("gb = 10", "gb = 1\nmb = 500"), "not both"),
         (MINIMAL.replace("base_monthly = \"1\"", "from = \"EUR\""), "EUR"),
         (MINIMAL.replace("flag = \"x\"", "flag = \"x\"\nbogus = 1"), "bogus"),
         (format!("{MINIMAL}\n[pricing.currencies.IRR]\nfrom = \"USD\"\nrounding = {{ step_minor = 1 }}"), "rate"),

@@ -1,61 +1,18 @@
-//! The command line: `serve`, `migrate`, `catalog`, `server`. Each command is parse → service → print.
+//! `vpnshop server add | list | remove | disable | enable | test | pin-key`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use tokio_util::sync::CancellationToken;
 
-use crate::app::{self, AppState, Listeners};
+use super::parse_text;
+use crate::app::AppState;
 use crate::config::Settings;
 use crate::domain::server::{Core, Protocol};
-use crate::domain::{Currency, DataCap, Language, Money};
 use crate::error::AppError;
-use crate::services::catalog::{self, Catalog};
 use crate::services::nodes::probe::Outcome;
 use crate::services::servers::{self, Actor, ServerInput};
-use crate::{db, telemetry};
-
-#[derive(Debug, Parser)]
-#[command(name = "vpnshop", version, about = "A Telegram VPN shop: plans, payments, V2Ray provisioning")]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run everything: HTTP, bot, job workers and scheduler (applies pending migrations first).
-    Serve,
-    /// Apply pending database migrations and exit.
-    Migrate,
-    /// The plan catalogue.
-    #[command(subcommand)]
-    Catalog(CatalogCommand),
-    /// V2Ray/Xray nodes.
-    #[command(subcommand)]
-    Server(ServerCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum CatalogCommand {
-    /// Create or update plans and prices from the catalogue file (idempotent).
-    Seed {
-        /// Catalogue file (default: `catalog.path` setting).
-        #[arg(long)]
-        file: Option<PathBuf>,
-    },
-    /// Print the plans with their prices.
-    List {
-        /// Include retired plans.
-        #[arg(long)]
-        all: bool,
-        /// Only this location.
-        #[arg(long)]
-        location: Option<String>,
-    },
-}
 
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
@@ -132,126 +89,7 @@ pub struct AddServer {
     pub trust_host_key: bool,
 }
 
-fn parse_text<T: std::str::FromStr<Err = crate::domain::UnknownValue>>(raw: &str) -> Result<T, String> {
-    raw.parse().map_err(|e: crate::domain::UnknownValue| e.to_string())
-}
-
-pub async fn execute(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load()?;
-    let _telemetry = telemetry::init(&settings);
-    let result = match cli.command {
-        Command::Serve => serve(settings).await,
-        Command::Migrate => {
-            let state = AppState::build(settings)?;
-            db::migrate(&state.pool).await?;
-            println!("database is up to date");
-            Ok(())
-        }
-        Command::Catalog(cmd) => catalog_command(settings, cmd).await,
-        Command::Server(cmd) => server_command(settings, cmd).await,
-    };
-    if let Err(e) = &result {
-        // An operator's mistake (bad input, a conflict) is only printed by main; anything else is also logged
-        // here, and so reported to Sentry when configured.
-        let operator_error = e.downcast_ref::<crate::error::AppError>().is_some_and(|a| !a.is_internal());
-        if !operator_error {
-            tracing::error!(error = format!("{e:#}"), "command failed");
-        }
-    }
-    result
-}
-
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let listeners = Listeners::bind(&settings).await?;
-    let state = AppState::build(settings)?;
-    app::prepare(&state).await?;
-    let cancel = CancellationToken::new();
-    tokio::spawn(shutdown_on_signal(cancel.clone()));
-    app::run(state, listeners, cancel).await
-}
-
-async fn shutdown_on_signal(cancel: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received"),
-        _ = term => tracing::info!("SIGTERM received"),
-    }
-    cancel.cancel();
-}
-
-async fn catalog_command(settings: Settings, cmd: CatalogCommand) -> anyhow::Result<()> {
-    let state = AppState::build(settings)?;
-    match cmd {
-        CatalogCommand::Seed { file } => {
-            let path = file.unwrap_or_else(|| state.settings.catalog.path.clone());
-            let catalog = Catalog::load(&path)?;
-            let report = catalog::seed(&state.pool, &catalog).await.context("seeding the catalogue")?;
-            if report.changed_anything() {
-                println!(
-                    "catalogue seeded from {}: locations +{} ~{} -{}, plans +{} ~{} -{}, prices +{} ~{} -{}",
-                    path.display(),
-                    report.locations_added,
-                    report.locations_updated,
-                    report.locations_retired,
-                    report.plans_added,
-                    report.plans_updated,
-                    report.plans_retired,
-                    report.prices_added,
-                    report.prices_changed,
-                    report.prices_removed
-                );
-            } else {
-                println!("catalogue is up to date with {} (nothing changed)", path.display());
-            }
-            Ok(())
-        }
-        CatalogCommand::List { all, location } => {
-            let plans = catalog::list(&state.pool, all).await?;
-            let mut table = Table::new();
-            table.load_preset(UTF8_FULL_CONDENSED);
-            table.set_header(["code", "location", "days", "devices", "data", "USD", "EUR", "IRR (Toman)", "active"]);
-            let mut shown = 0;
-            for plan in plans.iter().filter(|p| location.as_ref().is_none_or(|l| &p.location_code == l)) {
-                let price = |c: Currency| {
-                    plan.prices
-                        .iter()
-                        .find(|(pc, _)| *pc == c)
-                        .and_then(|(_, minor)| Money::from_minor(*minor, c).ok())
-                        .map(|m| m.format(Language::En))
-                        .unwrap_or_else(|| "-".into())
-                };
-                let data = DataCap::from_db(plan.data_cap_bytes).map(|d| d.to_string()).unwrap_or_else(|_| "?".into());
-                table.add_row([
-                    plan.code.clone(),
-                    plan.location_code.clone(),
-                    plan.duration_days.to_string(),
-                    plan.seats.to_string(),
-                    data,
-                    price(Currency::Usd),
-                    price(Currency::Eur),
-                    price(Currency::Irr),
-                    if plan.active { "yes".into() } else { "no".into() },
-                ]);
-                shown += 1;
-            }
-            println!("{table}\n{shown} plans");
-            Ok(())
-        }
-    }
-}
-
-async fn server_command(settings: Settings, cmd: ServerCommand) -> anyhow::Result<()> {
+pub(super) async fn run(settings: Settings, cmd: ServerCommand) -> anyhow::Result<()> {
     let state = AppState::build(settings)?;
     let pool = &state.pool;
     match cmd {
