@@ -1,9 +1,11 @@
 -- Hardening before payments (issue 8).
 
--- Metering: the core run the stored raw counters belong to (its start time, from its uptime), so a counter
--- read after a restart is never mistaken for one that kept growing; and when the node was last metered.
+-- Metering: the core run the stored raw counters belong to (its start time and its uptime at that reading),
+-- so a counter read after a restart is never mistaken for one that kept growing; and when the node was last
+-- metered.
 ALTER TABLE servers
     ADD COLUMN core_started_at TIMESTAMPTZ,
+    ADD COLUMN core_uptime_secs BIGINT,
     ADD COLUMN metered_at TIMESTAMPTZ;
 
 -- A subscription may be revoked before it was ever placed or started (a refund of a pending purchase).

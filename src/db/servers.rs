@@ -226,17 +226,32 @@ pub async fn record_users_synced(db: impl PgExecutor<'_>, id: i64) -> sqlx::Resu
     Ok(())
 }
 
-/// When the core whose counters we last stored started (`None`: not known — never read, or restarted by us).
-pub async fn core_started_at(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<chrono::DateTime<chrono::Utc>>> {
-    sqlx::query_scalar!("SELECT core_started_at FROM servers WHERE id = $1", id).fetch_one(db).await
+/// The core run our stored raw counters belong to: when it started and its uptime when we last read it
+/// (`None`: not known — never read, or restarted by us).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreRun {
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub uptime_secs: i64,
 }
 
-pub async fn set_core_started_at(
-    db: impl PgExecutor<'_>,
-    id: i64,
-    started: Option<chrono::DateTime<chrono::Utc>>,
-) -> sqlx::Result<()> {
-    sqlx::query!("UPDATE servers SET core_started_at = $2 WHERE id = $1", id, started).execute(db).await?;
+pub async fn core_run(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<CoreRun>> {
+    let row =
+        sqlx::query!("SELECT core_started_at, core_uptime_secs FROM servers WHERE id = $1", id).fetch_one(db).await?;
+    Ok(row
+        .core_started_at
+        .zip(row.core_uptime_secs)
+        .map(|(started_at, uptime_secs)| CoreRun { started_at, uptime_secs }))
+}
+
+pub async fn set_core_run(db: impl PgExecutor<'_>, id: i64, run: Option<CoreRun>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE servers SET core_started_at = $2, core_uptime_secs = $3 WHERE id = $1",
+        id,
+        run.map(|r| r.started_at),
+        run.map(|r| r.uptime_secs)
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 

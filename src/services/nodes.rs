@@ -279,7 +279,7 @@ impl Nodes {
         // the new run counts everyone from zero, neighbours of a cut-off client too
         let mut tx = self.pool.begin().await?;
         db::clients::zero_raw_counters(&mut *tx, row.id).await?;
-        db::servers::set_core_started_at(&mut *tx, row.id, None).await?;
+        db::servers::set_core_run(&mut *tx, row.id, None).await?;
         db::servers::record_restart(&mut *tx, row.id).await?;
         // it started from the file we keep equal to the desired state
         db::servers::record_users_synced(&mut *tx, row.id).await?;

@@ -11,9 +11,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 use super::{METER_KIND, MeterReport, Nodes, SyncError, target};
+use crate::db::servers::CoreRun;
 use crate::db::{self, servers::NodeRow};
 use crate::domain::status::Presence;
 use crate::domain::status::SubscriptionStatus::Limited;
@@ -23,14 +22,22 @@ use crate::services::notify::{self, Notice, UserNotice};
 use crate::services::queue::JobSpec;
 use crate::services::subscriptions;
 
-/// Two estimates of the core's start closer than this are the same run (its uptime has whole seconds).
-const SAME_RUN_SECS: i64 = 3;
+/// Two estimates of the core's start further apart than this are two runs (its uptime has whole seconds, and
+/// a reading takes a moment).
+const SAME_RUN_MS: i64 = 3000;
 
-/// One reading of a node's counters, with the start time of the core run they belong to.
+/// One reading of a node's counters, with the core run they belong to.
 pub(super) struct Reading {
     pub counters: Vec<(String, UserCounter)>,
-    /// When the core that holds these counters started (database clock, ± a second).
-    pub started: DateTime<Utc>,
+    /// When the core that holds these counters started (database clock, within a second) and its uptime.
+    pub run: CoreRun,
+}
+
+/// Whether `now` is a later reading of the same core run as `stored`: its uptime did not go down (it only
+/// grows while the core runs) and it started at the same time (within the precision of whole seconds).
+fn same_run(stored: CoreRun, now: CoreRun) -> bool {
+    now.uptime_secs >= stored.uptime_secs
+        && (now.started_at - stored.started_at).num_milliseconds().abs() <= SAME_RUN_MS
 }
 
 /// What folding one reading of the counters into the database found.
@@ -57,8 +64,9 @@ impl Nodes {
             let after = self.checked(row, "uptime", self.api.core_uptime(node).await).await?;
             if after >= before {
                 let now = db::now(&self.pool).await?;
-                let started = now - chrono::Duration::from_std(after).unwrap_or_default();
-                return Ok(Reading { counters, started });
+                let started_at = now - chrono::Duration::from_std(after).unwrap_or_default();
+                let uptime_secs = i64::try_from(after.as_secs()).unwrap_or(i64::MAX);
+                return Ok(Reading { counters, run: CoreRun { started_at, uptime_secs } });
             }
         }
         Err(NodeError::Unreachable("the core restarted during each of three readings".into()).into())
@@ -70,11 +78,11 @@ impl Nodes {
         let by_email: HashMap<&str, UserCounter> = reading.counters.iter().map(|(e, c)| (e.as_str(), *c)).collect();
         let grace = self.settings.removal_grace_secs as f64;
         let mut tx = self.pool.begin().await?;
-        let stored = db::servers::core_started_at(&mut *tx, row.id).await?;
+        let stored = db::servers::core_run(&mut *tx, row.id).await?;
         // Some(true): the same run as the stored counters; Some(false): a new run, everything counts; None: not
         // known (never read, or we restarted the core and zeroed the stored counters): a counter below the
         // stored one means a restart
-        let same_run = stored.map(|t| (t - reading.started).num_seconds().abs() <= SAME_RUN_SECS);
+        let same_run = stored.map(|stored| same_run(stored, reading.run));
         let mut folded = Folded::default();
         let (mut ids, mut raw_up, mut raw_down, mut d_up, mut d_down) = (vec![], vec![], vec![], vec![], vec![]);
         let (mut total_up, mut total_down) = (0u64, 0u64);
@@ -91,7 +99,7 @@ impl Nodes {
                 (None, None) => (UserCounter::default(), 0, 0),
                 (_, Some(now)) => (now, counter_delta(last_up, now.uplink), counter_delta(last_down, now.downlink)),
             };
-            if (now_raw.uplink, now_raw.downlink) == (last_up, last_down) {
+            if up + down == 0 && (now_raw.uplink, now_raw.downlink) == (last_up, last_down) {
                 continue;
             }
             if up + down > 0 {
@@ -112,9 +120,12 @@ impl Nodes {
         if !ids.is_empty() {
             db::clients::record_traffic(&mut *tx, &ids, &raw_up, &raw_down, &d_up, &d_down).await?;
         }
-        if same_run != Some(true) {
-            db::servers::set_core_started_at(&mut *tx, row.id, Some(reading.started)).await?;
-        }
+        // the first estimate of a run's start is kept (later ones only differ by rounding); the uptime moves on
+        let run = match (same_run, stored) {
+            (Some(true), Some(stored)) => CoreRun { uptime_secs: reading.run.uptime_secs, ..stored },
+            _ => reading.run,
+        };
+        db::servers::set_core_run(&mut *tx, row.id, Some(run)).await?;
         tx.commit().await?;
         metrics::counter!("vpnshop_traffic_bytes_total", "node" => row.name.clone(), "direction" => "up")
             .increment(total_up);
@@ -213,5 +224,27 @@ impl Nodes {
             .enqueue(&self.pool, &self.jobs)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+
+    use super::*;
+
+    fn run(started_ms: i64, uptime_secs: i64) -> CoreRun {
+        CoreRun { started_at: Utc.timestamp_millis_opt(1_800_000_000_000 + started_ms).unwrap(), uptime_secs }
+    }
+
+    #[test]
+    fn a_reading_belongs_to_the_stored_run_only_if_uptime_grew_and_the_start_matches() {
+        // the same run read a minute later: its start estimate wobbles by rounding
+        assert!(same_run(run(0, 5), run(900, 65)));
+        assert!(same_run(run(0, 5), run(-400, 5)));
+        // uptime went down: a restart, however close the starts look
+        assert!(!same_run(run(0, 2), run(500, 1)));
+        // started long after the stored run: a restart whose new uptime is already larger
+        assert!(!same_run(run(0, 5), run(Duration::seconds(20).num_milliseconds(), 30)));
     }
 }

@@ -4,6 +4,7 @@
 mod flow;
 mod isolation;
 mod lifecycle;
+mod metering;
 mod resilience;
 
 use std::time::{Duration, Instant};
@@ -210,4 +211,28 @@ pub async fn notices(pool: &PgPool, sub: i64, event: &str) -> i64 {
     .fetch_one(pool)
     .await
     .unwrap()
+}
+
+/// Starts a slow download (`chunks` × 16 KiB, one per `ms`) through `client`; resolves to the bytes received
+/// or the error that cut it.
+pub fn slow_download(
+    shop: &Shop,
+    client: &TestV2rayClient,
+    chunks: usize,
+    ms: u64,
+) -> tokio::task::JoinHandle<Result<usize, String>> {
+    let url = shop.origin.url(&format!("/slow/{chunks}/{ms}"));
+    let proxy = format!("http://127.0.0.1:{}", client.http_port);
+    tokio::spawn(async move {
+        let http = reqwest::Client::builder().proxy(reqwest::Proxy::all(proxy).unwrap()).build().unwrap();
+        let mut res = http.get(url).send().await.map_err(|e| e.to_string())?;
+        let mut got = 0;
+        loop {
+            match res.chunk().await {
+                Ok(Some(bytes)) => got += bytes.len(),
+                Ok(None) => return Ok(got),
+                Err(e) => return Err(format!("cut after {got} bytes: {e}")),
+            }
+        }
+    })
 }

@@ -8,35 +8,11 @@ use vpnshop::domain::status::SubscriptionStatus;
 use vpnshop::provision::node::NodeUser;
 use vpnshop::services::subscriptions::{self, Placement};
 
-use super::{Shop, browses, eventually, links_of, shop, status_of, subscribe, wait_node_synced, wait_status};
+use super::{browses, eventually, links_of, shop, slow_download, status_of, subscribe, wait_node_synced, wait_status};
 use crate::support::{TestV2rayClient, node_tools_present};
 
 async fn last_restart(pool: &PgPool, server: i64) -> Option<chrono::DateTime<chrono::Utc>> {
     sqlx::query_scalar("SELECT last_restart_at FROM servers WHERE id = $1").bind(server).fetch_one(pool).await.unwrap()
-}
-
-/// Starts a slow download (`chunks` × 16 KiB, one per `ms`) through `client`; resolves to the bytes received
-/// or the error that cut it.
-fn slow_download(
-    shop: &Shop,
-    client: &TestV2rayClient,
-    chunks: usize,
-    ms: u64,
-) -> tokio::task::JoinHandle<Result<usize, String>> {
-    let url = shop.origin.url(&format!("/slow/{chunks}/{ms}"));
-    let proxy = format!("http://127.0.0.1:{}", client.http_port);
-    tokio::spawn(async move {
-        let http = reqwest::Client::builder().proxy(reqwest::Proxy::all(proxy).unwrap()).build().unwrap();
-        let mut res = http.get(url).send().await.map_err(|e| e.to_string())?;
-        let mut got = 0;
-        loop {
-            match res.chunk().await {
-                Ok(Some(bytes)) => got += bytes.len(),
-                Ok(None) => return Ok(got),
-                Err(e) => return Err(format!("cut after {got} bytes: {e}")),
-            }
-        }
-    })
 }
 
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
