@@ -160,7 +160,7 @@ impl Nodes {
         let mut isolation = None;
         self.run_checks(&row, &node, &mut checks, &mut isolation).await;
         for name in CHECKS.iter().skip(checks.len()) {
-            match isolation.take().filter(|_| *name == ISOLATION) {
+            match isolation.take_if(|_| *name == ISOLATION) {
                 Some(check) => checks.push(check),
                 None => checks.push(Check {
                     name,

@@ -59,6 +59,7 @@ async fn serve_starts_without_a_bot_token_and_stops_cleanly_on_sigterm(pool: PgP
     let log = text(&out);
     assert!(out.status.success(), "exit status {:?}\n{log}", out.status);
     assert!(log.contains("Telegram bot disabled"), "{log}");
+    assert_eq!(log.matches("provisioning disabled").count(), 1, "said once: {log}");
     assert!(log.contains("SIGTERM received") && log.contains("shutting down"), "{log}");
 }
 
@@ -114,6 +115,31 @@ async fn the_server_cli_adds_lists_and_removes(pool: PgPool) {
     assert_eq!(bad.status.code(), Some(2), "clap rejects an unknown core");
     let rm = vpnshop(&db).args(["server", "remove", "nl-1"]).output().unwrap();
     assert!(rm.status.success(), "{}", text(&rm));
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn commands_print_their_result_on_stdout_and_errors_once_on_stderr(pool: PgPool) {
+    let db = database_url(&pool);
+    // as an operator runs them: no RUST_LOG, the default environment
+    let plain = |db: &str, args: &[&str]| {
+        vpnshop(db).env_remove("RUST_LOG").env_remove("VPNSHOP_ENV").args(args).output().unwrap()
+    };
+    for args in [&["catalog", "seed"][..], &["server", "list"], &["catalog", "list", "--location", "nl"]] {
+        let out = plain(&db, args);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{args:?}: {stdout}{stderr}");
+        assert!(!stdout.trim().is_empty(), "{args:?} prints its result on stdout");
+        assert!(stderr.trim().is_empty(), "{args:?} prints nothing else (no log lines): {stderr}");
+    }
+    // (a short name: Postgres cuts names at 63 bytes, and the test database's name is long)
+    let missing = format!("{}/vpnshop_no_such_database", db.rsplit_once('/').unwrap().0);
+    let out = plain(&missing, &["migrate"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{missing}: {stdout}{stderr}");
+    assert!(stdout.trim().is_empty(), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.matches("does not exist").count(), 1, "the cause said once: {stderr}");
 }
 
 /// A local stand-in for Sentry's ingest endpoint: records the paths and bodies it receives.

@@ -95,7 +95,7 @@ async fn server_test_says_ok_for_each_check_on_a_healthy_node(pool: PgPool) {
     assert!(out.status.success(), "{report}");
     let ok = lines(&report, "ok");
     let names: Vec<&str> = ok.iter().map(|l| l[4..].trim_start()).collect();
-    let expected = ["reach sshd", "host key", "ssh login", "config file", "core API", "traffic stats"];
+    let expected = ["reach sshd", "host key", "ssh login", "config file", "core API", "traffic stats", "isolation"];
     assert_eq!(ok.len(), expected.len(), "{report}");
     for (line, name) in names.iter().zip(expected) {
         assert!(line.starts_with(name), "checks in order: {name:?} expected, got {line:?}\n{report}");
@@ -105,6 +105,17 @@ async fn server_test_says_ok_for_each_check_on_a_healthy_node(pool: PgPool) {
     assert!(report.contains(&format!("v2ray answers on 127.0.0.1:{}", node.api_port)), "{report}");
     assert!(report.trim_end().ends_with("server de-1 is ready"), "{report}");
     assert!(lines(&report, "FAIL").is_empty() && lines(&report, "skip").is_empty(), "{report}");
+
+    // as an operator runs it (no RUST_LOG, the default environment): the report on stdout, nothing else
+    let out = run(vpnshop(&db, &node.key_path())
+        .env_remove("RUST_LOG")
+        .env_remove("VPNSHOP_ENV")
+        .args(["server", "test", "de-1"]));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(lines(&stdout, "ok").len(), expected.len(), "{stdout}");
+    assert!(stderr.trim().is_empty(), "no log lines among the report: {stderr}");
+    assert!(!stdout.contains("DEBUG") && !stdout.contains("INFO"), "{stdout}");
 }
 
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
@@ -130,7 +141,7 @@ async fn a_wrong_pinned_key_fails_the_test_in_plain_words_without_logging_in(poo
     assert!(fail[0].contains(&format!("pinned {wrong}")), "{report}");
     assert!(fail[0].contains(&format!("the node presents {}", node.host_fingerprint)), "{report}");
     assert!(fail[0].contains("Not logging in"), "{report}");
-    assert_eq!(lines(&report, "skip").len(), 4, "login, config, API and stats are skipped: {report}");
+    assert_eq!(lines(&report, "skip").len(), 5, "login, config, API, stats and isolation are skipped: {report}");
     assert!(report.contains("server de-1 is not ready (failed check: host key)"), "{report}");
     assert_eq!(node.logins(), 0, "a node with another key never sees a login:\n{}", node.log("sshd.log"));
 
@@ -155,7 +166,7 @@ async fn a_stopped_core_fails_the_test_with_the_core_api_not_answering(pool: PgP
 
     let (out, report) = server_test(&db, &node, "de-1");
     assert_eq!(out.status.code(), Some(1), "{report}");
-    assert_eq!(lines(&report, "ok").len(), 4, "sshd, key, login and config are fine: {report}");
+    assert_eq!(lines(&report, "ok").len(), 5, "sshd, key, login, config and its isolation are fine: {report}");
     let fail = lines(&report, "FAIL");
     assert_eq!(fail.len(), 1, "{report}");
     assert!(fail[0].contains("core API"), "{report}");
@@ -183,5 +194,5 @@ async fn a_stopped_sshd_fails_the_test_saying_the_node_cannot_be_reached(pool: P
     assert!(fail[0].contains(&format!("cannot reach the node over SSH at 127.0.0.1:{}", node.ssh_port)), "{report}");
     assert!(fail[0].contains("sshd running"), "{report}");
     assert!(lines(&report, "ok").is_empty(), "{report}");
-    assert_eq!(lines(&report, "skip").len(), 5, "{report}");
+    assert_eq!(lines(&report, "skip").len(), 6, "{report}");
 }

@@ -106,8 +106,24 @@ async fn resetting_one_seat_leaves_the_others_alone(pool: PgPool) {
     let sub = subscribe(&shop, 503, "de-30d-2dev-50gb").await;
     wait_status(shop.pool(), sub, SubscriptionStatus::Active).await;
     let before = links_of(&shop, sub).await;
+    let token = |pool: &PgPool| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT token FROM subscriptions WHERE id = $1")
+                .bind(sub)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let old_feed = token(shop.pool()).await;
     let jobs = &shop.app.state.settings.jobs;
     let fresh = subscriptions::reset_seat(shop.pool(), sub, 1, jobs).await.unwrap();
+    let new_feed = token(shop.pool()).await;
+    assert_ne!(new_feed, old_feed, "a leaked link usually leaked with its feed URL: it is replaced too");
+    let status = |t: String| shop.app.http.get(shop.app.url(&format!("/sub/{t}"))).send();
+    assert_eq!(status(old_feed).await.unwrap().status(), 404);
+    assert_eq!(status(new_feed).await.unwrap().status(), 200);
     assert_eq!(fresh.seat, 1);
     wait_node_synced(shop.pool(), shop.server_id).await;
     let after = links_of(&shop, sub).await;

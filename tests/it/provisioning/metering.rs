@@ -186,3 +186,53 @@ async fn reaching_the_cap_again_after_a_top_up_is_told_again(pool: PgPool) {
     assert_eq!(meter(&shop).await.limited, 1);
     assert_eq!(notices(shop.pool(), sub, "data_cap_reached").await, 2, "the second cap is told as well");
 }
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn removal_grace_and_restart_spacing_are_judged_on_the_database_clock(pool: PgPool) {
+    // a placed subscription with one client, removed from its node 5 s ago by the database's clock
+    let app = crate::helpers::spawn_app(pool.clone()).await;
+    let server = vpnshop::services::servers::add(
+        &pool,
+        &crate::helpers::server_input("de-1", "de"),
+        vpnshop::services::servers::Actor::CLI,
+    )
+    .await
+    .unwrap()
+    .id;
+    let user: i64 =
+        sqlx::query_scalar("INSERT INTO users (telegram_id) VALUES (650) RETURNING id").fetch_one(&pool).await.unwrap();
+    let plan: i64 =
+        sqlx::query_scalar("SELECT id FROM plans WHERE code = 'de-30d-1dev-50gb'").fetch_one(&pool).await.unwrap();
+    let sub: i64 = sqlx::query_scalar(
+        "INSERT INTO subscriptions (user_id, plan_id, location_code, server_id, is_trial, seats, duration_days, token)
+         VALUES ($1, $2, 'de', $3, true, 1, 30, repeat('t', 43)) RETURNING id",
+    )
+    .bind(user)
+    .bind(plan)
+    .bind(server)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    vpnshop::db::clients::insert(&mut tx, sub, 1, server, uuid::Uuid::new_v4(), "s1-1-aaaa").await.unwrap();
+    tx.commit().await.unwrap();
+    sqlx::query("UPDATE clients SET desired = 'absent', node_state = 'absent', removed_from_node_at = now() - interval '5 seconds'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let removed = |grace: f64| {
+        let pool = pool.clone();
+        async move { vpnshop::db::clients::metered_on(&pool, server, grace).await.unwrap()[0].removed_before_grace }
+    };
+    assert!(!removed(10.0).await, "still within a 10 s grace");
+    assert!(removed(2.0).await, "past a 2 s grace");
+
+    sqlx::query("UPDATE servers SET last_restart_at = now() - interval '30 seconds' WHERE id = $1")
+        .bind(server)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(!vpnshop::db::servers::restart_allowed(&pool, server, 60.0).await.unwrap());
+    assert!(vpnshop::db::servers::restart_allowed(&pool, server, 20.0).await.unwrap());
+    app.stop().await.unwrap();
+}

@@ -118,7 +118,8 @@ impl TestNode {
         ClientParams { protocol: self.protocol, host: "127.0.0.1".into(), port: self.proxy_port, uuid }
     }
 
-    /// The spec's working server config: API + stats + policy, the API inbound, an empty `proxy` inbound.
+    /// The spec's working server config: API + stats + policy, the API inbound, an empty `proxy` inbound, and
+    /// the shop's isolation rules (customers never reach the node itself).
     pub fn base_config(&self) -> String {
         let proxy_settings = match self.protocol {
             Protocol::Vmess => serde_json::json!({"clients": []}),
@@ -141,6 +142,8 @@ impl TestNode {
             "outbounds": [{"tag": "direct", "protocol": "freedom", "settings": {}}],
             "routing": {"rules": [{"type": "field", "inboundTag": ["api"], "outboundTag": "api"}]}
         });
+        let mut config = config;
+        vpnshop::provision::isolation::isolate(&mut config, &[]).expect("isolated test config");
         serde_json::to_string_pretty(&config).expect("config json")
     }
 
