@@ -278,6 +278,12 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
         }
         Err(e) => tracing::warn!(error = %e, "could not look for jobs left running by this instance's previous run"),
     }
+    // every node gets its current base (isolation rules included) at once, not at its next reconcile
+    let nodes =
+        crate::services::sweeps::enqueue_per_node(&state.pool, crate::services::nodes::RECONCILE_KIND, &settings.jobs);
+    if let Err(e) = nodes.await {
+        tracing::warn!(error = %e, "could not enqueue the start-up sync of the nodes");
+    }
     let registry = Arc::new(job_registry(&state));
     let wake = Arc::new(tokio::sync::Notify::new());
     tasks.spawn(infallible(listen_for_jobs(state.pool.clone(), wake.clone(), cancel.clone())));

@@ -54,7 +54,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 /// The app's pool as configured in production (`database.max_connections = 20`), on the test's database.
-async fn app_pool(connect: PgConnectOptions) -> PgPool {
+pub(crate) async fn app_pool(connect: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
         .max_connections(20)
         .acquire_timeout(Duration::from_secs(5))
@@ -84,7 +84,7 @@ async fn bench_shop(pool: PgPool) -> Shop {
 }
 
 /// Stops the app and closes the pool, so `#[sqlx::test]` can drop the database.
-async fn close(shop: Shop, pool: PgPool) {
+pub(crate) async fn close(shop: Shop, pool: PgPool) {
     let Shop { app, node, origin, .. } = shop;
     app.stop().await.expect("app stops");
     drop((node, origin));
