@@ -42,6 +42,7 @@ fn describe() {
         Unit::Seconds,
         "HTTP request latency by matched route"
     );
+    describe_gauge!("vpnshop_http_connections", "Open connections on the public listener");
     describe_counter!("vpnshop_jobs_total", "Job attempts by kind and outcome (done, retry, dead)");
     describe_histogram!("vpnshop_job_duration_seconds", Unit::Seconds, "Job attempt duration by kind");
     describe_counter!("vpnshop_sweep_runs_total", "Scheduler sweep runs by sweep");
