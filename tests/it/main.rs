@@ -6,6 +6,7 @@ mod bot;
 mod catalog;
 mod health;
 mod helpers;
+mod http_limits;
 mod jobs;
 mod node_api;
 mod node_setup;
