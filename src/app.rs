@@ -52,6 +52,9 @@ pub struct App {
     pub limiter: RateLimiter,
     /// The Telegram bot, when a token is configured.
     pub telegram: Option<Telegram>,
+    /// Permits for database work on public routes (`database.public_connections`): however many feed requests
+    /// come, they hold no more of the pool than this (`http::limits::PublicDb`).
+    pub public_db: Arc<tokio::sync::Semaphore>,
 }
 
 impl Deref for AppState {
@@ -111,7 +114,19 @@ impl AppState {
             Some(_) => Arc::new(TelegramNotifier { pool: pool.clone(), settings: settings.clone() }),
             None => Arc::new(LogNotifier),
         });
-        Ok(AppState(Arc::new(App { settings, pool, locks, redis, instance, nodes, notifier, limiter, telegram })))
+        let public_db = Arc::new(tokio::sync::Semaphore::new(settings.database.public_connections as usize));
+        Ok(AppState(Arc::new(App {
+            settings,
+            pool,
+            locks,
+            redis,
+            instance,
+            nodes,
+            notifier,
+            limiter,
+            telegram,
+            public_db,
+        })))
     }
 }
 
@@ -250,12 +265,8 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
     let router = http::router(state.clone());
     let http_cancel = cancel.clone();
     tracing::info!(addr = %listeners.http_addr(), "HTTP server listening");
-    tasks.spawn(async move {
-        axum::serve(listeners.http, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(http_cancel.cancelled_owned())
-            .await
-            .context("HTTP server")
-    });
+    let limits = http::Limits::from_settings(&settings.http);
+    tasks.spawn(async move { http::serve(listeners.http, router, limits, http_cancel).await.context("HTTP server") });
 
     if let Some(listener) = listeners.metrics {
         let handle = metrics::handle();

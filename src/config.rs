@@ -80,7 +80,24 @@ fn default_env() -> Environment {
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpSettings {
     pub addr: SocketAddr,
+    /// A request (headers read to response ready) taking longer is answered 408; the webhook included.
     pub request_timeout_secs: u64,
+    /// The most time a client has to send a request's headers; HTTP/1 keep-alive also ends after this long
+    /// without a new request (hyper's header timer runs while a connection waits for a request).
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in flight for this long is closed (HTTP/2; HTTP/1 when shorter than
+    /// `header_read_timeout_secs`).
+    pub idle_timeout_secs: u64,
+    /// Open connections at most; at the cap no new connection is accepted until one closes.
+    pub max_connections: usize,
+    /// Request body limit of every route but the Telegram webhook (`telegram.max_update_bytes`).
+    pub max_body_bytes: usize,
+    /// Per-client-IP rate limit of the public routes (the feed, unknown paths): sustained rate and burst.
+    pub rate_limit_per_second: f64,
+    pub rate_limit_burst: u32,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For`/`Forwarded` name the client.
+    #[serde(deserialize_with = "net_list")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The base URL customers reach us at (subscription feed links); default: `telegram.public_url`, then
     /// this listener's address.
     pub public_url: Option<Url>,
@@ -102,6 +119,11 @@ pub struct DatabaseSettings {
     pub statement_timeout_ms: u64,
     /// Postgres `idle_in_transaction_session_timeout` of every connection (0 = none).
     pub idle_in_transaction_timeout_ms: u64,
+    /// The share of `max_connections` public routes (the feed) may use at once, so a flood of them cannot
+    /// starve the bot's intake and the job workers.
+    pub public_connections: u32,
+    /// How long a public request waits for that share before it is answered 503.
+    pub public_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +158,8 @@ pub struct TelegramSettings {
     pub max_connections: u8,
     /// Updates waiting to be stored; beyond this the webhook answers 503 and Telegram retries.
     pub intake_queue: usize,
+    /// The largest update body the webhook reads; a bigger one is answered 413.
+    pub max_update_bytes: usize,
     /// How many chats' updates are handled at once.
     pub handlers: usize,
     /// Telegram user ids of the shop's admins (alerts, reviews); a list, or `1,2,3` from the environment.
@@ -160,6 +184,31 @@ fn id_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error>
             .map(|s| s.parse::<i64>().map_err(|_| serde::de::Error::custom(format!("{s:?} is not a Telegram user id"))))
             .collect(),
     }
+}
+
+/// Accepts `["10.0.0.1", "10.1.0.0/16"]` (TOML) or `"10.0.0.1, 10.1.0.0/16"` (an environment variable); a bare
+/// address is a network of one.
+fn net_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Nets {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Nets::deserialize(d)? {
+        Nets::List(items) => items,
+        Nets::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IP address or CIDR network")))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -493,6 +542,12 @@ impl Settings {
         if self.database.max_connections == 0 {
             problems.push("`database.max_connections` must be at least 1".to_owned());
         }
+        if self.database.public_connections == 0 || self.database.public_connections >= self.database.max_connections {
+            problems.push(
+                "`database.public_connections` must be at least 1 and less than `database.max_connections`".to_owned(),
+            );
+        }
+        self.validate_http(&mut problems);
         if !["auto", "json", "pretty"].contains(&self.log.format.as_str()) {
             problems.push(format!("`log.format` must be auto, json or pretty, got {:?}", self.log.format));
         }
@@ -507,6 +562,32 @@ impl Settings {
             }
         }
         if problems.is_empty() { Ok(()) } else { bail!("invalid settings:\n  - {}", problems.join("\n  - ")) }
+    }
+
+    /// The listener's limits (see `HttpSettings`).
+    fn validate_http(&self, problems: &mut Vec<String>) {
+        let h = &self.http;
+        if h.request_timeout_secs == 0 || h.header_read_timeout_secs == 0 || h.idle_timeout_secs == 0 {
+            problems.push(
+                "`http.request_timeout_secs`, `http.header_read_timeout_secs` and `http.idle_timeout_secs` must be \
+                 positive"
+                    .to_owned(),
+            );
+        }
+        if h.max_connections == 0 {
+            problems.push("`http.max_connections` must be at least 1".to_owned());
+        }
+        if h.max_body_bytes == 0 {
+            problems.push("`http.max_body_bytes` must be at least 1".to_owned());
+        }
+        if !(h.rate_limit_per_second.is_finite() && h.rate_limit_per_second > 0.0) || h.rate_limit_burst == 0 {
+            problems.push("`http.rate_limit_per_second` and `http.rate_limit_burst` must be positive".to_owned());
+        }
+        if self.telegram.max_update_bytes < 16 * 1024 {
+            problems.push(
+                "`telegram.max_update_bytes` must be at least 16384 (Telegram's updates reach many KiB)".to_owned(),
+            );
+        }
     }
 
     /// Where customers reach us: `http.public_url`, else `telegram.public_url`, else the listener's address.

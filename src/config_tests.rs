@@ -124,3 +124,42 @@ fn admin_ids_come_as_a_list_or_a_comma_separated_variable() {
     let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP__TELEGRAM__ADMIN_IDS", "11,bob")])).unwrap_err();
     assert!(err.to_string().contains("admin_ids") || err.to_string().contains("bob"), "{err}");
 }
+
+#[test]
+fn trusted_proxies_come_as_addresses_or_networks_from_a_list_or_a_variable() {
+    let s = Settings::load_from(&config_dir(), env(&[])).unwrap();
+    assert!(s.http.trusted_proxies.is_empty(), "no proxy is trusted by default");
+    let s = Settings::load_from(
+        &config_dir(),
+        env(&[("VPNSHOP__HTTP__TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8,2001:db8::/32")]),
+    )
+    .unwrap();
+    let nets: Vec<String> = s.http.trusted_proxies.iter().map(|n| n.to_string()).collect();
+    assert_eq!(nets, ["127.0.0.1/32", "10.0.0.0/8", "2001:db8::/32"]);
+    let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP__HTTP__TRUSTED_PROXIES", "10.0.0.0/8,proxy.lan")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("proxy.lan") && err.contains("trusted_proxies"), "{err}");
+}
+
+#[test]
+fn http_limits_and_the_public_database_share_are_validated_with_their_keys_named() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("VPNSHOP__HTTP__HEADER_READ_TIMEOUT_SECS", "0", "http.header_read_timeout_secs"),
+        ("VPNSHOP__HTTP__IDLE_TIMEOUT_SECS", "0", "http.idle_timeout_secs"),
+        ("VPNSHOP__HTTP__MAX_CONNECTIONS", "0", "http.max_connections"),
+        ("VPNSHOP__HTTP__MAX_BODY_BYTES", "0", "http.max_body_bytes"),
+        ("VPNSHOP__HTTP__RATE_LIMIT_PER_SECOND", "0", "http.rate_limit_per_second"),
+        ("VPNSHOP__HTTP__RATE_LIMIT_BURST", "0", "http.rate_limit_burst"),
+        ("VPNSHOP__TELEGRAM__MAX_UPDATE_BYTES", "100", "telegram.max_update_bytes"),
+        ("VPNSHOP__DATABASE__PUBLIC_CONNECTIONS", "0", "database.public_connections"),
+        ("VPNSHOP__DATABASE__PUBLIC_CONNECTIONS", "20", "database.public_connections"),
+    ];
+    for (var, value, key) in cases {
+        let err = Settings::load_from(&config_dir(), env(&[(var, value)])).unwrap_err().to_string();
+        assert!(err.contains(key), "{var}={value}: {err}");
+    }
+    let s = Settings::load_from(&config_dir(), env(&[("VPNSHOP__HTTP__RATE_LIMIT_PER_SECOND", "0.5")])).unwrap();
+    assert_eq!(s.http.rate_limit_per_second, 0.5);
+    assert!(s.database.public_connections < s.database.max_connections);
+}

@@ -42,6 +42,7 @@ fn describe() {
         Unit::Seconds,
         "HTTP request latency by matched route"
     );
+    describe_gauge!("vpnshop_http_connections", "Open connections on the public listener");
     describe_counter!(
         "vpnshop_jobs_total",
         "Job attempts by kind and outcome (done, deferred, retry, dead, lost: its lease passed to another worker)"

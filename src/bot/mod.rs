@@ -45,9 +45,14 @@ impl Telegram {
     }
 }
 
-/// Our webhook URL under the public base URL.
+/// Our webhook URL, `{telegram.public_url}/telegram/webhook`: any path of the public URL is kept (a shop behind a
+/// reverse proxy under `/vpn` is reached at `/vpn/telegram/webhook`), with or without its trailing slash.
 pub fn webhook_url(settings: &Settings) -> Option<url::Url> {
-    settings.telegram.public_url.as_ref().and_then(|base| base.join("telegram/webhook").ok())
+    let mut url = settings.telegram.public_url.clone()?;
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut().ok()?.pop_if_empty().extend(["telegram", "webhook"]);
+    Some(url)
 }
 
 /// Registers the webhook (webhook mode) or removes it (polling mode, which needs it gone).

@@ -29,6 +29,11 @@ impl Problem {
             retry_after: None,
         }
     }
+
+    /// Adds `Retry-After: secs` to the answer.
+    pub fn retry_after(self, secs: u64) -> Self {
+        Problem { retry_after: Some(secs), ..self }
+    }
 }
 
 impl IntoResponse for Problem {
@@ -54,10 +59,10 @@ impl From<&AppError> for Problem {
             AppError::IllegalTransition(t) => Problem::new(StatusCode::CONFLICT, "Conflict", t.to_string()),
             AppError::Unauthorized => Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", "authentication required"),
             AppError::Forbidden => Problem::new(StatusCode::FORBIDDEN, "Forbidden", "not allowed"),
-            AppError::RateLimited { retry_after_secs } => Problem {
-                retry_after: Some(*retry_after_secs),
-                ..Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", e.to_string())
-            },
+            AppError::RateLimited { retry_after_secs } => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", e.to_string())
+                    .retry_after(*retry_after_secs)
+            }
             AppError::Unavailable(what) => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", format!("{what} is unavailable"))
             }

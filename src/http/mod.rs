@@ -1,5 +1,12 @@
-//! The public HTTP server: health, and (in later modules) the Telegram webhook, payment webhooks, the
-//! subscription feed, the admin API and the dashboard. Errors leave as JSON problems.
+//! The public HTTP server: the router (health probes, the subscription feed, the Telegram webhook, JSON problems
+//! for everything else) with its limits, and `serve`, which runs it on the public listener. Errors leave as
+//! JSON problems.
+//!
+//! Limits, outermost first: the listener's connection cap and time limits (`serve`); a request timeout (408) on
+//! every route; a body limit on every route (`http.max_body_bytes`; the webhook reads at most
+//! `telegram.max_update_bytes`, after checking its secret); a per-client-IP rate limit on the feed and unknown
+//! paths (not on health probes, nor on the webhook, which its secret and bounded intake queue protect); and
+//! the feed's share of the database pool (`PublicDb`).
 
 use std::time::Duration;
 
@@ -7,30 +14,43 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use tower::ServiceBuilder;
+use tower::util::MapResponseLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 
+pub mod client_ip;
 pub mod error;
 mod health;
+mod limits;
+pub mod serve;
 mod sub;
 mod telegram;
 
 pub use error::Problem;
+pub use serve::{Limits, serve};
 
 /// The whole public router with its middleware.
 pub fn router(state: AppState) -> Router {
-    let timeout = Duration::from_secs(state.settings.http.request_timeout_secs);
-    // Telegram's deliveries are the hot path: metrics only, no per-request span, id or timer (each update gets
-    // its own span when it is handled; the intake bounds its own waiting).
-    let hot = telegram::router().with_state(state.clone()).layer(axum::middleware::from_fn(crate::metrics::track_http));
+    let http = &state.settings.http;
+    let timeout = Duration::from_secs(http.request_timeout_secs);
+    // Telegram's deliveries are the hot path: metrics and a timeout only, no per-request span, id or body
+    // wrapper (each update gets its own span when it is handled; the handler limits its own body read).
+    let hot = telegram::router()
+        .with_state(state.clone())
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(MapResponseLayer::new(limits::timeout_problem))
+        .layer(axum::middleware::from_fn(crate::metrics::track_http));
+    let public = Router::new()
+        .merge(sub::router())
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not Found", "no such route") });
     Router::new()
         .merge(health::router())
-        .merge(sub::router())
-        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not Found", "no such route") })
-        .with_state(state)
+        .merge(limits::rate_limited(public, http))
+        .layer(axum::middleware::from_fn_with_state(http.max_body_bytes, limits::limit_body))
+        .with_state(state.clone())
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(
             ServiceBuilder::new()
@@ -46,6 +66,7 @@ pub fn router(state: AppState) -> Router {
                     )
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(MapResponseLayer::new(limits::timeout_problem))
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout)),
         )
         .merge(hot)

@@ -1,4 +1,5 @@
-//! `GET /sub/{token}`: the subscription feed for v2rayN / v2rayNG / Hiddify / Streisand.
+//! `GET /sub/{token}`: the subscription feed for v2rayN / v2rayNG / Hiddify / Streisand. It reads the database
+//! within the public share of the pool ([`PublicDb`]).
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -6,6 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::limits::PublicDb;
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::services::access;
@@ -14,7 +16,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/sub/{token}", get(feed))
 }
 
-async fn feed(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, AppError> {
+async fn feed(State(state): State<AppState>, Path(token): Path<String>, _db: PublicDb) -> Result<Response, AppError> {
     let feed = access::feed(&state.pool, &token, &state.settings.provision).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));

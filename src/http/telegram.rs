@@ -1,15 +1,17 @@
-//! `POST /telegram/webhook`: Telegram's deliveries. The secret header is checked in constant time; the update
-//! is stored durably before the 200; a full intake answers 503 so Telegram retries.
+//! `POST /telegram/webhook`: Telegram's deliveries. The secret header is checked (in constant time) before any
+//! of the body is read, and the body is read only up to `telegram.max_update_bytes` (413 beyond, declared or
+//! not); the update is stored durably before the 200; a full intake answers 503 so Telegram retries.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
 
 use super::Problem;
+use super::limits::read_body;
 use crate::app::AppState;
 use crate::bot::intake::IntakeError;
 
@@ -17,23 +19,23 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/telegram/webhook", post(webhook))
 }
 
-/// Compares without leaking where two secrets differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn webhook(State(state): State<AppState>, request: Request) -> Response {
     let (Some(tg), Some(secret)) = (&state.telegram, &state.settings.telegram.webhook_secret) else {
         return Problem::new(StatusCode::NOT_FOUND, "Not Found", "the bot does not use a webhook").into_response();
     };
-    let given = headers.get("x-telegram-bot-api-secret-token").map(|v| v.as_bytes()).unwrap_or_default();
-    if !same(given, secret.expose_secret().as_bytes()) {
+    let given = request.headers().get("x-telegram-bot-api-secret-token").map(|v| v.as_bytes()).unwrap_or_default();
+    if !bool::from(given.ct_eq(secret.expose_secret().as_bytes())) {
         metrics::counter!("vpnshop_telegram_webhook_rejected_total", "reason" => "secret").increment(1);
         return Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", "wrong or missing secret token").into_response();
     }
+    let body = match read_body(request.into_body(), state.settings.telegram.max_update_bytes).await {
+        Ok(body) => body,
+        Err(problem) => {
+            let reason = if problem.status == StatusCode::PAYLOAD_TOO_LARGE.as_u16() { "too_large" } else { "unread" };
+            metrics::counter!("vpnshop_telegram_webhook_rejected_total", "reason" => reason).increment(1);
+            return problem.into_response();
+        }
+    };
     match tg.intake.accept_raw(&body).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(IntakeError::Invalid) => {
@@ -42,10 +44,9 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
                 .into_response()
         }
         Err(e @ (IntakeError::Busy | IntakeError::Store)) => {
-            let mut r =
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", e.to_string()).into_response();
-            r.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
-            r
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", e.to_string())
+                .retry_after(1)
+                .into_response()
         }
     }
 }

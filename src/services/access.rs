@@ -133,8 +133,17 @@ pub async fn view(
     Ok(SubscriptionView { sub, flag, labels, used_bytes: up.saturating_add(down), links, feed_url })
 }
 
-/// The public URL of a subscription's feed.
+/// The public URL of a subscription's feed: `{public base URL}/sub/{token}`, keeping any path of the base (a shop
+/// behind a reverse proxy under `/vpn`), with or without its trailing slash.
 pub fn feed_url(settings: &crate::config::Settings, token: &str) -> String {
-    let base = settings.public_base_url();
-    base.join(&format!("sub/{token}")).map(|u| u.to_string()).unwrap_or_else(|_| format!("{base}sub/{token}"))
+    let mut url = settings.public_base_url();
+    url.set_query(None);
+    url.set_fragment(None);
+    if url.cannot_be_a_base() {
+        return format!("{url}/sub/{token}");
+    }
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(["sub", token]);
+    }
+    url.to_string()
 }

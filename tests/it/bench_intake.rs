@@ -210,13 +210,11 @@ impl Target {
                 let mut tasks = Vec::new();
                 // what `app::run` starts for the webhook: the HTTP server, metrics upkeep and the intake writers
                 let router = vpnshop::http::router(state.clone());
+                let limits = vpnshop::http::Limits::from_settings(&state.settings.http);
                 let stop = cancel.clone();
-                tasks.push(tokio::spawn(async move {
-                    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                        .with_graceful_shutdown(stop.cancelled_owned())
-                        .await
-                        .unwrap()
-                }));
+                tasks.push(tokio::spawn(
+                    async move { vpnshop::http::serve(listener, router, limits, stop).await.unwrap() },
+                ));
                 tasks.push(tokio::spawn(vpnshop::metrics::upkeep(metrics, cancel.clone())));
                 for _ in 0..WRITERS {
                     tasks.push(tokio::spawn(telegram.intake.clone().write(pool.clone(), cancel.clone())));

@@ -7,6 +7,7 @@ mod bot;
 mod catalog;
 mod health;
 mod helpers;
+mod http_limits;
 mod job_leases;
 mod jobs;
 mod node_api;
