@@ -1,10 +1,10 @@
 -- Hardening before payments (issue 8).
 
--- Metering: the core run the stored raw counters belong to (its start time and its uptime at that reading),
--- so a counter read after a restart is never mistaken for one that kept growing; and when the node was last
--- metered.
+-- Metering: the core run the stored raw counters belong to (the core's uptime when they were read, and when
+-- that was), so a counter read after a restart is never mistaken for one that kept growing; and when the node
+-- was last metered.
 ALTER TABLE servers
-    ADD COLUMN core_started_at TIMESTAMPTZ,
+    ADD COLUMN core_read_at TIMESTAMPTZ,
     ADD COLUMN core_uptime_secs BIGINT,
     ADD COLUMN metered_at TIMESTAMPTZ;
 
@@ -23,3 +23,6 @@ INSERT INTO job_keys (key, created_at)
     SELECT idempotency_key, created_at FROM jobs WHERE idempotency_key IS NOT NULL
     ON CONFLICT DO NOTHING;
 CREATE INDEX job_keys_created ON job_keys (created_at);
+
+-- the clean-up sweep deletes finished jobs by age
+CREATE INDEX jobs_done_finished ON jobs (finished_at) WHERE status = 'done';

@@ -97,8 +97,8 @@ impl AppState {
             }
         };
         let instance = instance_name(&settings);
-        // every job worker may hold a node lock, the scheduler a sweep lock, the CLI one more
-        let lock_connections = u32::try_from(settings.jobs.workers).unwrap_or(u32::MAX).saturating_add(4);
+        // every job worker may hold a node lock, the scheduler a sweep lock, the instance its name, the CLI one more
+        let lock_connections = u32::try_from(settings.jobs.workers).unwrap_or(u32::MAX).saturating_add(5);
         let locks =
             Locks::for_pool(&pool, lock_connections, Duration::from_secs(settings.database.acquire_timeout_secs));
         let nodes = Nodes {
@@ -281,6 +281,13 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
         });
     }
 
+    // the instance's name must be its own: another live instance with it would see its jobs taken back below
+    let Some(alive) = state.locks.try_lock(db::advisory_key(&format!("instance.{}", state.instance))).await? else {
+        anyhow::bail!(
+            "another instance named {:?} is running on this database; give each instance its own `instance.name`",
+            state.instance
+        );
+    };
     // this instance is starting: whatever its previous run was still running is not running any more
     match crate::services::queue::release_instance(&state.pool, &state.instance).await {
         Ok(0) => {}
@@ -354,8 +361,15 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
     if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {
         tracing::warn!("some tasks did not stop within 30 s; exiting anyway");
     }
-    state.locks.close().await;
-    state.pool.close().await;
+    alive.release().await;
+    // connections still checked out (a job stuck on a hanging node) must not hold the exit up
+    let close = async {
+        state.locks.close().await;
+        state.pool.close().await;
+    };
+    if tokio::time::timeout(Duration::from_secs(5), close).await.is_err() {
+        tracing::warn!("database connections did not close within 5 s; exiting anyway");
+    }
     result
 }
 

@@ -467,6 +467,13 @@ impl Settings {
                 ),
             }
         }
+        if self.env == Environment::Production && !self.provision.allow_private_destinations.is_empty() {
+            problems.push(
+                "`provision.allow_private_destinations` lets customers into private networks: for tests and labs, \
+                 not production"
+                    .to_owned(),
+            );
+        }
         if self.telegram.public_url.is_some() && !set(&self.telegram.webhook_secret) {
             problems.push(
                 "`telegram.public_url` is set, so `telegram.webhook_secret` is required \

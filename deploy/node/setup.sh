@@ -172,7 +172,7 @@ base_config() {
     { "tag": "block", "protocol": "blackhole", "settings": {} }
   ],
   "routing": {
-    "domainStrategy": "IPIfNonMatch",
+    "domainStrategy": "IPOnDemand",
     "rules": [
       { "type": "field", "inboundTag": ["api"], "outboundTag": "api" },
       { "type": "field", "domain": ["domain:localhost"], "outboundTag": "block" },
@@ -184,11 +184,29 @@ base_config() {
           "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8"
         ],
         "outboundTag": "block"
-      }
+      }$(own_address_rule)
     ]
   }
 }
 JSON
+}
+
+# This node's public IPv4 address (--public-host, when it is one) is blocked too: a customer must not reach
+# the node's own services through it either. The shop blocks the same address (the one it is registered with).
+own_address_rule() {
+  if [[ $PUBLIC_HOST =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] && ! is_private_v4 "$PUBLIC_HOST"; then
+    printf ',\n      { "type": "field", "ip": ["%s"], "outboundTag": "block" }' "$PUBLIC_HOST"
+  fi
+}
+
+# Whether an IPv4 address is in a network the base config blocks anyway.
+is_private_v4() {
+  case "$1" in
+    0.* | 10.* | 127.* | 169.254.* | 192.168.* | 172.1[6-9].* | 172.2[0-9].* | 172.3[01].*) return 0 ;;
+    22[4-9].* | 23[0-9].* | 24[0-9].* | 25[0-5].*) return 0 ;;
+    100.6[4-9].* | 100.[7-9][0-9].* | 100.1[01][0-9].* | 100.12[0-7].*) return 0 ;;
+  esac
+  return 1
 }
 
 # Public keys from --shop-key (a file or the key text), one "type base64 [comment]" per line, options dropped.
@@ -427,6 +445,16 @@ fi
 install -d -o root -g root -m 0755 "$KEYS_DIR"
 write_file "$KEYS_FILE" root:root 0644 < <(authorized_keys "$KEYS")
 
+# the address customers reach (for the printed line, and blocked for customers in the base config)
+if [ -z "$PUBLIC_HOST" ]; then
+  PUBLIC_HOST=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1 || true)
+  [ -n "$PUBLIC_HOST" ] || PUBLIC_HOST=$(hostname -I 2>/dev/null | awk '{print $1}' || true)
+  [ -n "$PUBLIC_HOST" ] || die "cannot tell this node's address; pass --public-host"
+  if is_private_v4 "$PUBLIC_HOST"; then
+    warn "$PUBLIC_HOST is a private address (NAT?); pass --public-host with the address customers reach"
+  fi
+fi
+
 # 4. the config directory and the base config --------------------------------------------------------
 # setgid: files the shop writes there belong to the group the core reads through
 install -d -o root -g "$GROUP" -m 2770 "$CONFIG_DIR"
@@ -539,16 +567,6 @@ fi
 if [ -z "$NAME" ]; then
   NAME=$(hostname -s 2>/dev/null | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9._\n-' '-' || true)
   NAME=${NAME:-node-1}
-fi
-if [ -z "$PUBLIC_HOST" ]; then
-  PUBLIC_HOST=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1 || true)
-  [ -n "$PUBLIC_HOST" ] || PUBLIC_HOST=$(hostname -I 2>/dev/null | awk '{print $1}' || true)
-  [ -n "$PUBLIC_HOST" ] || die "cannot tell this node's address; pass --public-host"
-  case "$PUBLIC_HOST" in
-    10.* | 192.168.* | 172.1[6-9].* | 172.2[0-9].* | 172.3[01].* | 100.6[4-9].* | 100.[7-9][0-9].* | 100.1[01][0-9].* | 100.12[0-7].*)
-      warn "$PUBLIC_HOST is a private address (NAT?); pass --public-host with the address customers reach"
-      ;;
-  esac
 fi
 if [ -z "$SSH_PORT" ]; then
   SSH_PORT=$(sshd -T 2>/dev/null | awk '$1 == "port" {print $2; exit}' || true)

@@ -178,20 +178,6 @@ pub async fn metered_on(db: impl PgExecutor<'_>, server_id: i64, grace_secs: f64
     .await
 }
 
-/// The core of a node restarted from zero (we restarted it, after folding its counters): every client's last
-/// raw counters are zero now.
-pub async fn zero_raw_counters(db: impl PgExecutor<'_>, server_id: i64) -> sqlx::Result<()> {
-    sqlx::query!(
-        r#"UPDATE traffic t SET last_raw_up = 0, last_raw_down = 0, updated_at = now()
-             FROM clients c WHERE c.id = t.client_id AND c.server_id = $1
-              AND (t.last_raw_up <> 0 OR t.last_raw_down <> 0)"#,
-        server_id
-    )
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 /// Stores new raw counters and adds the deltas, for many clients at once.
 pub async fn record_traffic(
     conn: impl PgExecutor<'_>,

@@ -141,26 +141,40 @@ pub async fn renew(db: impl PgExecutor<'_>, id: i64, worker: &str, lease_secs: f
 }
 
 /// Returns the running jobs of every worker whose name starts with `prefix` to the queue, due now (their
-/// attempt counts). One whose coalescing key has a queued successor is done instead: the successor covers it.
+/// attempt counts). One whose coalescing key has another job waiting (or is released here too, with a lower
+/// id) is done instead: that one covers it.
 pub async fn release_prefix(db: impl PgExecutor<'_>, prefix: &str) -> sqlx::Result<u64> {
     let done = sqlx::query!(
-        r#"UPDATE jobs
-              SET status = CASE WHEN coalesce_key IS NOT NULL AND EXISTS
-                                    (SELECT 1 FROM jobs q WHERE q.coalesce_key = jobs.coalesce_key
-                                        AND q.status = 'queued' AND q.id <> jobs.id)
-                                THEN 'done' ELSE 'queued' END,
-                  finished_at = CASE WHEN coalesce_key IS NOT NULL AND EXISTS
-                                    (SELECT 1 FROM jobs q WHERE q.coalesce_key = jobs.coalesce_key
-                                        AND q.status = 'queued' AND q.id <> jobs.id)
-                                THEN now() END,
+        r#"WITH released AS (
+               SELECT j.id,
+                      j.coalesce_key IS NOT NULL AND EXISTS (
+                          SELECT 1 FROM jobs q
+                           WHERE q.coalesce_key = j.coalesce_key AND q.id <> j.id
+                             AND (q.status = 'queued'
+                                  OR (q.status = 'running' AND starts_with(q.locked_by, $1) AND q.id < j.id)))
+                          AS covered
+                 FROM jobs j
+                WHERE j.status = 'running' AND starts_with(j.locked_by, $1))
+           UPDATE jobs
+              SET status = CASE WHEN r.covered THEN 'done' ELSE 'queued' END,
+                  finished_at = CASE WHEN r.covered THEN now() END,
                   run_at = now(), locked_by = NULL, locked_until = NULL, updated_at = now(),
                   last_error = 'its instance restarted while it ran'
-            WHERE status = 'running' AND starts_with(locked_by, $1)"#,
+             FROM released r
+            WHERE jobs.id = r.id"#,
         prefix,
     )
     .execute(db)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Deletes a finished routine job (a metering pass) instead of keeping it, if `worker` still holds it.
+pub async fn forget(db: impl PgExecutor<'_>, id: i64, worker: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query!("DELETE FROM jobs WHERE id = $1 AND locked_by = $2 AND status = 'running'", id, worker)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Marks a job done, if `worker` still holds it.

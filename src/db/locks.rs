@@ -25,12 +25,19 @@ pub struct HeldLock {
 
 impl Locks {
     /// A pool of at most `size` lock connections to the same database as `main` (with its session settings).
+    /// The server probes these connections every few seconds, so the locks of a shop host that vanished
+    /// (power loss, a partition: no socket was closed) are released within about half a minute, not hours.
     pub fn for_pool(main: &PgPool, size: u32, acquire_timeout: Duration) -> Locks {
+        let options = (*main.connect_options()).clone().options([
+            ("tcp_keepalives_idle", "10"),
+            ("tcp_keepalives_interval", "5"),
+            ("tcp_keepalives_count", "3"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(size.max(1))
             .acquire_timeout(acquire_timeout)
             .idle_timeout(Duration::from_secs(60))
-            .connect_lazy_with((*main.connect_options()).clone());
+            .connect_lazy_with(options);
         Locks { pool }
     }
 
@@ -87,16 +94,18 @@ impl HeldLock {
         drop(self.conn.take());
     }
 
-    /// Unlocks and gives the connection back for the next lock.
+    /// Unlocks and gives the connection back for the next lock. The connection stays guarded until the unlock
+    /// is confirmed: cancelled or failed halfway, it is closed instead (see `Drop`).
     pub async fn release(mut self) {
-        let Some(mut conn) = self.conn.take() else { return };
-        let unlocked = sqlx::query_scalar!(r#"SELECT pg_advisory_unlock($1) AS "unlocked!""#, self.key)
-            .fetch_one(&mut *conn)
-            .await;
-        if !matches!(unlocked, Ok(true)) {
+        let key = self.key;
+        let Some(conn) = self.conn.as_mut() else { return };
+        let unlocked =
+            sqlx::query_scalar!(r#"SELECT pg_advisory_unlock($1) AS "unlocked!""#, key).fetch_one(&mut **conn).await;
+        if matches!(unlocked, Ok(true)) {
+            drop(self.conn.take());
+        } else {
             // the session's state is not what we think: never hand it to the next lock
-            tracing::warn!(lock.key = self.key, "advisory unlock failed; closing its connection");
-            drop(conn.detach());
+            tracing::warn!(lock.key = key, "advisory unlock failed; closing its connection");
         }
     }
 }

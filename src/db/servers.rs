@@ -226,28 +226,35 @@ pub async fn record_users_synced(db: impl PgExecutor<'_>, id: i64) -> sqlx::Resu
     Ok(())
 }
 
-/// The core run our stored raw counters belong to: when it started and its uptime when we last read it
-/// (`None`: not known — never read, or restarted by us).
+/// The core run our stored raw counters belong to: the core's uptime when we last read it, and when that was
+/// (database clock). `None`: not known (never read yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoreRun {
-    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub read_at: chrono::DateTime<chrono::Utc>,
     pub uptime_secs: i64,
 }
 
-pub async fn core_run(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<CoreRun>> {
-    let row =
-        sqlx::query!("SELECT core_started_at, core_uptime_secs FROM servers WHERE id = $1", id).fetch_one(db).await?;
-    Ok(row
-        .core_started_at
-        .zip(row.core_uptime_secs)
-        .map(|(started_at, uptime_secs)| CoreRun { started_at, uptime_secs }))
+/// The node's stored core run and when we last restarted its core, row-locked for the caller's transaction
+/// (two folds of one node never overlap).
+pub async fn lock_core_run(
+    conn: &mut sqlx::PgConnection,
+    id: i64,
+) -> sqlx::Result<(Option<CoreRun>, Option<chrono::DateTime<chrono::Utc>>)> {
+    let row = sqlx::query!(
+        "SELECT core_read_at, core_uptime_secs, last_restart_at FROM servers WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_one(conn)
+    .await?;
+    let run = row.core_read_at.zip(row.core_uptime_secs).map(|(read_at, uptime_secs)| CoreRun { read_at, uptime_secs });
+    Ok((run, row.last_restart_at))
 }
 
 pub async fn set_core_run(db: impl PgExecutor<'_>, id: i64, run: Option<CoreRun>) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE servers SET core_started_at = $2, core_uptime_secs = $3 WHERE id = $1",
+        "UPDATE servers SET core_read_at = $2, core_uptime_secs = $3 WHERE id = $1",
         id,
-        run.map(|r| r.started_at),
+        run.map(|r| r.read_at),
         run.map(|r| r.uptime_secs)
     )
     .execute(db)

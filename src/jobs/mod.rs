@@ -17,6 +17,12 @@ pub mod worker;
 #[async_trait::async_trait]
 pub trait JobHandler: Send + Sync {
     async fn run(&self, job: &ClaimedJob) -> Outcome;
+
+    /// Whether a done job of this kind is kept (for `jobs.keep_done_days`) or deleted at once: routine passes
+    /// that run every few seconds (metering) would otherwise fill the table.
+    fn keep_done(&self) -> bool {
+        true
+    }
 }
 
 /// The handlers by job kind.

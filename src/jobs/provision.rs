@@ -73,6 +73,11 @@ impl JobHandler for NodeJob {
             NodeOp::Meter => sync_outcome(self.nodes.meter(p.server_id).await),
         }
     }
+
+    fn keep_done(&self) -> bool {
+        // a node is metered every few seconds and reconciled every few minutes: nothing to look back at
+        !matches!(self.op, NodeOp::Meter | NodeOp::Reconcile)
+    }
 }
 
 pub struct PlaceJob {

@@ -85,6 +85,13 @@ impl Worker {
                 tracing::warn!(error = %e, "job failed, will retry")
             }
         });
+        let keep = self.registry.get(&job.kind).is_none_or(|h| h.keep_done());
+        if matches!(outcome, Outcome::Done) && !keep {
+            if !queue::forget(&self.pool, job.id, &self.name).await? {
+                span.in_scope(|| tracing::warn!("job lease was lost before it finished; another worker owns it now"));
+            }
+            return Ok(true);
+        }
         let mut recorded = queue::finish(&self.pool, &job, &self.name, &outcome, &self.settings).await;
         for _ in 0..3 {
             match &recorded {
@@ -115,6 +122,10 @@ impl Worker {
         let job_copy = job.clone();
         let mut run = tokio::spawn(async move { handler.run(&job_copy).await }.in_current_span());
         let deadline = tokio::time::Instant::now() + limit;
+        // renewals that keep failing (the database unreachable) must stop the handler before the lease runs out
+        // and another worker may take the job: at most two thirds of a lease without a confirmed renewal
+        let lease = Duration::from_secs(self.settings.lease_secs);
+        let mut renewed = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 done = &mut run => {
@@ -128,13 +139,20 @@ impl Worker {
                     return Some(Outcome::Retry(format!("job handler took longer than {} s", limit.as_secs())));
                 }
                 _ = tokio::time::sleep(beat) => match queue::renew(&self.pool, job.id, &self.name, &self.settings).await {
-                    Ok(true) => {}
+                    Ok(true) => renewed = tokio::time::Instant::now(),
                     Ok(false) => {
                         run.abort();
                         return None;
                     }
-                    // the lease may well still be ours: try again at the next beat
-                    Err(e) => tracing::warn!(error = %e, "could not renew a job's lease"),
+                    Err(e) if renewed.elapsed() < lease * 2 / 3 => {
+                        // the lease may well still be ours: try again at the next beat
+                        tracing::warn!(error = %e, "could not renew a job's lease");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not renew a job's lease in time; stopping it");
+                        run.abort();
+                        return None;
+                    }
                 },
             }
         }

@@ -1,8 +1,8 @@
 //! Node isolation: customers tunnel *through* a node, never *into* it. Every rendered config sends traffic
 //! for the node itself, its networks and other special-purpose addresses to a blackhole outbound, so no
 //! customer reaches the core's unauthenticated API, the node's sshd, cloud metadata (169.254.169.254) or the
-//! node's private network. Domains are resolved before the IP rules are matched (`IPIfNonMatch`), so
-//! `localhost` or a name pointing at 127.0.0.1 is caught too.
+//! node's private network — nor the node's own public address. Names are resolved when the blocking rule
+//! looks at them (`IPOnDemand`), so `localhost` or a name pointing at 127.0.0.1 is caught too.
 //!
 //! Tests (and labs) may let named private destinations through with [`AllowedDestination`]s; production runs
 //! with none.
@@ -39,6 +39,25 @@ pub const BLOCKED_NETWORKS: &[&str] = &[
     "fe80::/10",
     "ff00::/8",
 ];
+
+/// Whether `ip` lies in one of the [`BLOCKED_NETWORKS`].
+pub fn is_blocked(ip: IpAddr) -> bool {
+    BLOCKED_NETWORKS.iter().any(|net| {
+        let Some((base, bits)) = net.split_once('/') else { return false };
+        let (Ok(base), Ok(bits)) = (base.parse::<IpAddr>(), bits.parse::<u32>()) else { return false };
+        match (ip, base) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    })
+}
 
 /// Names that mean the node itself (`localhost` and its subdomains), blocked before any lookup.
 pub const BLOCKED_DOMAINS: &[&str] = &["domain:localhost"];
@@ -124,9 +143,12 @@ fn malformed(what: &str) -> RenderError {
 }
 
 /// Adds isolation to a config (a base template or a whole config): the blackhole outbound, the blocking
-/// rules right after the API's routing rule, and `IPIfNonMatch` domain resolution; then a rule per allowed
-/// destination in front of them. Rules already present are not added twice, so this is idempotent.
-pub fn isolate(config: &mut Value, allowed: &[AllowedDestination]) -> Result<(), RenderError> {
+/// rules right after the API's own routing rules and ahead of every other rule (one that matches without
+/// resolving a name must not route around them), `IPOnDemand` domain resolution (a name is resolved the
+/// moment the blocking rule looks at it), and a rule per allowed destination in front of the blocking ones.
+/// `own` are the node's own public addresses (customers must not reach its services through them either).
+/// Applying it again changes nothing.
+pub fn isolate(config: &mut Value, allowed: &[AllowedDestination], own: &[IpAddr]) -> Result<(), RenderError> {
     let api = api_tag(config);
     let root = config.as_object_mut().ok_or_else(|| malformed("the config is not a JSON object"))?;
     let outbounds = root
@@ -165,38 +187,38 @@ pub fn isolate(config: &mut Value, allowed: &[AllowedDestination]) -> Result<(),
         .or_insert_with(|| json!({}))
         .as_object_mut()
         .ok_or_else(|| malformed("\"routing\" is not an object"))?;
-    let strategy = routing.get("domainStrategy").and_then(Value::as_str).unwrap_or("AsIs");
-    if !matches!(strategy, "IPIfNonMatch" | "IPOnDemand") {
-        routing.insert("domainStrategy".to_owned(), json!("IPIfNonMatch"));
-    }
+    routing.insert("domainStrategy".to_owned(), json!("IPOnDemand"));
     let rules = routing
         .entry("rules")
         .or_insert_with(|| json!([]))
         .as_array_mut()
         .ok_or_else(|| malformed("\"routing.rules\" is not a list"))?;
-    // the API inbound reaches the core on 127.0.0.1: its rule must come before the blocking ones
-    let mut at = rules.iter().rposition(|r| r.get("outboundTag").and_then(Value::as_str) == Some(api.as_str()));
-    let mut insert = |rule: Value, rules: &mut Vec<Value>| match rules.iter().position(|r| *r == rule) {
-        Some(i) => at = Some(at.map_or(i, |a| a.max(i))),
-        None => {
-            let i = at.map_or(0, |a| a + 1);
-            rules.insert(i, rule);
-            at = Some(i);
-        }
-    };
-    for rule in allowed.iter().map(|a| allow_rule(a, direct.as_deref().unwrap_or("direct"))) {
-        insert(rule, rules);
-    }
-    for rule in block_rules() {
-        insert(rule, rules);
-    }
+    let mut ours: Vec<Value> = allowed.iter().map(|a| allow_rule(a, direct.as_deref().unwrap_or("direct"))).collect();
+    ours.extend(block_rules());
+    ours.extend(own_rule(own));
+    // the API inbound reaches the core on 127.0.0.1: its own rules go first, then ours, then everything else
+    let (api_rules, others): (Vec<Value>, Vec<Value>) = std::mem::take(rules)
+        .into_iter()
+        .filter(|r| !ours.contains(r))
+        .partition(|r| r.get("outboundTag").and_then(Value::as_str) == Some(api.as_str()));
+    rules.extend(api_rules);
+    rules.extend(ours);
+    rules.extend(others);
     Ok(())
 }
 
+/// The rule that blocks the node's own public addresses (those not in [`BLOCKED_NETWORKS`] already).
+fn own_rule(own: &[IpAddr]) -> Option<Value> {
+    let mut addresses: Vec<String> = own.iter().filter(|ip| !is_blocked(**ip)).map(IpAddr::to_string).collect();
+    addresses.sort();
+    addresses.dedup();
+    (!addresses.is_empty()).then(|| json!({ "type": "field", "ip": addresses, "outboundTag": BLOCK_TAG }))
+}
+
 /// Why a config lets customers reach the node itself, or `None` when it is isolated: a blackhole outbound,
-/// a rule sending every blocked network to it ahead of any other route (but the API's and the `allowed`
-/// destinations'), and domains resolved before IP rules.
-pub fn isolation_gap(config: &Value, allowed: &[AllowedDestination]) -> Option<String> {
+/// rules sending every blocked network and the node's `own` addresses to it ahead of any other route (but the
+/// API's and the `allowed` destinations'), and names resolved when the blocking rule looks at them.
+pub fn isolation_gap(config: &Value, allowed: &[AllowedDestination], own: &[IpAddr]) -> Option<String> {
     let outbounds = config.get("outbounds").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     let blackholes: Vec<&str> = outbounds
         .iter()
@@ -209,39 +231,46 @@ pub fn isolation_gap(config: &Value, allowed: &[AllowedDestination]) -> Option<S
     let routing = config.get("routing");
     let rules = routing.and_then(|r| r.get("rules")).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     let api = api_tag(config);
-    let blocks_all = |r: &Value| {
-        let to_block = r.get("outboundTag").and_then(Value::as_str).is_some_and(|t| blackholes.contains(&t));
-        let ips: Vec<&str> = r
-            .get("ip")
-            .and_then(Value::as_array)
-            .map(|l| l.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let unrestricted = ["inboundTag", "port", "network", "source", "user", "protocol", "domain"]
+    let to_block = |r: &Value| r.get("outboundTag").and_then(Value::as_str).is_some_and(|t| blackholes.contains(&t));
+    let unrestricted = |r: &Value| {
+        ["inboundTag", "port", "network", "source", "user", "protocol", "domain", "attrs"]
             .iter()
-            .all(|k| r.get(k).is_none());
-        to_block && unrestricted && BLOCKED_NETWORKS.iter().all(|n| ips.contains(n))
+            .all(|k| r.get(k).is_none())
     };
-    let Some(block_at) = rules.iter().position(blocks_all) else {
-        return Some(format!("no routing rule sends {} to a blackhole", BLOCKED_NETWORKS.join(", ")));
+    let ips = |r: &Value| -> Vec<String> {
+        r.get("ip")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default()
     };
-    // before the blocking rule, only the API's own rule and rules into a blackhole may route anything
-    let early = rules[..block_at].iter().find(|r| {
-        let to = r.get("outboundTag").and_then(Value::as_str).unwrap_or("");
-        let api_only = to == api
-            && r.get("inboundTag")
-                .and_then(Value::as_array)
-                .is_some_and(|t| t.iter().all(|t| t.as_str() == Some(&api)));
-        let allowed_here = allowed.iter().any(|a| **r == allow_rule(a, to));
-        !(api_only || allowed_here || blackholes.contains(&to))
-    });
-    if let Some(rule) = early {
-        return Some(format!("a rule before the blocking rule routes around it: {rule}"));
+    // the leading rules: only the API's own, the allowed destinations' and blocking ones may come first
+    let leading: Vec<&Value> = rules
+        .iter()
+        .take_while(|r| {
+            let to = r.get("outboundTag").and_then(Value::as_str).unwrap_or("");
+            let api_only = to == api
+                && r.get("inboundTag")
+                    .and_then(Value::as_array)
+                    .is_some_and(|t| t.iter().all(|t| t.as_str() == Some(&api)));
+            api_only || to_block(r) || allowed.iter().any(|a| **r == allow_rule(a, to))
+        })
+        .collect();
+    let blocked: Vec<String> = leading.iter().filter(|r| to_block(r) && unrestricted(r)).flat_map(|r| ips(r)).collect();
+    let missing: Vec<String> = BLOCKED_NETWORKS
+        .iter()
+        .map(|n| (*n).to_owned())
+        .chain(own.iter().filter(|ip| !is_blocked(**ip)).map(IpAddr::to_string))
+        .filter(|n| !blocked.contains(n))
+        .collect();
+    if !missing.is_empty() {
+        let around = rules.get(leading.len()).map(|r| format!("; the first rule in the way: {r}")).unwrap_or_default();
+        return Some(format!("nothing sends {} to a blackhole ahead of the other routes{around}", missing.join(", ")));
     }
     let strategy = routing.and_then(|r| r.get("domainStrategy")).and_then(Value::as_str).unwrap_or("AsIs");
-    if !matches!(strategy, "IPIfNonMatch" | "IPOnDemand") {
+    if strategy != "IPOnDemand" {
         return Some(format!(
-            "routing.domainStrategy is {strategy:?}, so a domain such as localhost is never matched against the \
-             blocked networks"
+            "routing.domainStrategy is {strategy:?}, so a name such as localhost or one pointing at 127.0.0.1 can \
+             pass without being matched against the blocked networks"
         ));
     }
     None

@@ -129,7 +129,7 @@ pub fn default_base(params: &NodeParams) -> Result<Value, RenderError> {
             "rules": [ { "type": "field", "inboundTag": [API_TAG], "outboundTag": API_TAG } ]
         }
     });
-    super::isolation::isolate(&mut base, &[])?;
+    super::isolation::isolate(&mut base, &[], &[])?;
     Ok(base)
 }
 

@@ -112,8 +112,19 @@ pub fn base_config(row: &NodeRow, allowed: &[AllowedDestination]) -> Result<serd
             client_port: u16::try_from(row.public_port).unwrap_or(443),
         })?,
     };
-    isolation::isolate(&mut base, allowed)?;
+    isolation::isolate(&mut base, allowed, &own_addresses(row))?;
     Ok(base)
+}
+
+/// The node's own addresses as registered (its public and SSH hosts, when given as addresses): customers must
+/// not reach its services through them. Host names are not resolved here (a lookup that changes or fails
+/// would change the base and restart the core); register nodes by address to have them blocked too.
+pub fn own_addresses(row: &NodeRow) -> Vec<std::net::IpAddr> {
+    let mut own: Vec<std::net::IpAddr> =
+        [&row.public_host, &row.ssh_host].iter().filter_map(|h| h.trim_matches(['[', ']']).parse().ok()).collect();
+    own.sort();
+    own.dedup();
+    own
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -276,10 +287,9 @@ impl Nodes {
         let reading = self.read_counters(row, node).await?;
         self.fold(row, &reading).await?;
         self.checked(row, "restart", self.api.restart_core(node).await).await?;
-        // the new run counts everyone from zero, neighbours of a cut-off client too
+        // the next reading is of a new run (a smaller uptime) and counts everyone from zero, the neighbours of a
+        // cut-off client too; had the command not really restarted the core, it reads the same run on
         let mut tx = self.pool.begin().await?;
-        db::clients::zero_raw_counters(&mut *tx, row.id).await?;
-        db::servers::set_core_run(&mut *tx, row.id, None).await?;
         db::servers::record_restart(&mut *tx, row.id).await?;
         // it started from the file we keep equal to the desired state
         db::servers::record_users_synced(&mut *tx, row.id).await?;

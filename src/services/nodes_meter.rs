@@ -1,17 +1,20 @@
 //! Metering: raw counters from the core become accumulated usage; caps, the 80% reminder and hard cuts
 //! follow from it.
 //!
-//! The core's counters count from zero each time it starts. Every reading carries the core's start time
-//! (from its uptime, read before and after the counters): a reading from another run than the stored raw
-//! counters is new in full, whatever its size — so a client that moves more after a restart than before it
-//! loses nothing. Restarts the shop causes fold the counters in first and zero the stored ones after.
-//! A node with subscriptions close to their cap is metered again soon (sooner the faster they move), and a
-//! subscription that reaches its cap while moving data is cut off at once.
+//! The core's counters count from zero each time it starts. Every reading carries the core's uptime (read
+//! before and after the counters) and when it was taken: a reading of another run than the stored raw
+//! counters (see [`same_run`]) is new in full, whatever its size — so a client that moves more after a
+//! restart than before it loses nothing. Restarts the shop causes fold the counters in first.
+//! A node with subscriptions that move data close to their cap is metered again soon (sooner the faster they
+//! move), and a subscription that reaches its cap while moving data is cut off at once.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::{METER_KIND, MeterReport, Nodes, SyncError, target};
+
 use crate::db::servers::CoreRun;
 use crate::db::{self, servers::NodeRow};
 use crate::domain::status::Presence;
@@ -22,22 +25,31 @@ use crate::services::notify::{self, Notice, UserNotice};
 use crate::services::queue::JobSpec;
 use crate::services::subscriptions;
 
-/// Two estimates of the core's start further apart than this are two runs (its uptime has whole seconds, and
-/// a reading takes a moment).
-const SAME_RUN_MS: i64 = 3000;
-
 /// One reading of a node's counters, with the core run they belong to.
 pub(super) struct Reading {
     pub counters: Vec<(String, UserCounter)>,
-    /// When the core that holds these counters started (database clock, within a second) and its uptime.
+    /// The core's uptime at this reading, and when it was taken (database clock).
     pub run: CoreRun,
 }
 
-/// Whether `now` is a later reading of the same core run as `stored`: its uptime did not go down (it only
-/// grows while the core runs) and it started at the same time (within the precision of whole seconds).
-fn same_run(stored: CoreRun, now: CoreRun) -> bool {
-    now.uptime_secs >= stored.uptime_secs
-        && (now.started_at - stored.started_at).num_milliseconds().abs() <= SAME_RUN_MS
+/// Whether `now` is a later reading of the run `stored` was read from. Within one run the uptime never goes
+/// down and keeps pace with the time between two readings; a core that restarted after the stored reading has
+/// either a smaller uptime or one clearly shorter than that time. The slack covers the uptime's whole seconds
+/// and a reading that arrives late, so a slow reading never passes for a new run (which would count the whole
+/// run again). When we restarted the core ourselves after the stored reading (`restarted_at`), an uptime no
+/// longer than the time since then is the new run — and a restart command that did not really restart it
+/// shows as the old run going on. Missed: a restart nobody told us of, within a few seconds of reading a core
+/// that had only just started (a counter that went down still counts as a restart then).
+fn same_run(stored: CoreRun, now: CoreRun, restarted_at: Option<DateTime<Utc>>) -> bool {
+    const SLACK_SECS: f64 = 3.0;
+    let secs = |a: DateTime<Utc>, b: DateTime<Utc>| (a - b).num_milliseconds() as f64 / 1000.0;
+    let uptime = now.uptime_secs as f64;
+    if let Some(restarted) = restarted_at.filter(|r| *r > stored.read_at)
+        && uptime <= secs(now.read_at, restarted) + 1.0
+    {
+        return false;
+    }
+    now.uptime_secs >= stored.uptime_secs && uptime + SLACK_SECS >= secs(now.read_at, stored.read_at)
 }
 
 /// What folding one reading of the counters into the database found.
@@ -63,10 +75,9 @@ impl Nodes {
             let counters = self.checked(row, "user_counters", self.api.user_counters(node).await).await?;
             let after = self.checked(row, "uptime", self.api.core_uptime(node).await).await?;
             if after >= before {
-                let now = db::now(&self.pool).await?;
-                let started_at = now - chrono::Duration::from_std(after).unwrap_or_default();
+                let read_at = db::now(&self.pool).await?;
                 let uptime_secs = i64::try_from(after.as_secs()).unwrap_or(i64::MAX);
-                return Ok(Reading { counters, run: CoreRun { started_at, uptime_secs } });
+                return Ok(Reading { counters, run: CoreRun { read_at, uptime_secs } });
             }
         }
         Err(NodeError::Unreachable("the core restarted during each of three readings".into()).into())
@@ -78,11 +89,15 @@ impl Nodes {
         let by_email: HashMap<&str, UserCounter> = reading.counters.iter().map(|(e, c)| (e.as_str(), *c)).collect();
         let grace = self.settings.removal_grace_secs as f64;
         let mut tx = self.pool.begin().await?;
-        let stored = db::servers::core_run(&mut *tx, row.id).await?;
+        // row-locked: two folds of one node never interleave, even if the node lock were lost
+        let (stored, restarted_at) = db::servers::lock_core_run(&mut tx, row.id).await?;
+        if stored.is_some_and(|s| reading.run.read_at < s.read_at) {
+            // a reading older than the one already folded in (it waited somewhere): nothing new in it
+            return Ok(Folded::default());
+        }
         // Some(true): the same run as the stored counters; Some(false): a new run, everything counts; None: not
-        // known (never read, or we restarted the core and zeroed the stored counters): a counter below the
-        // stored one means a restart
-        let same_run = stored.map(|stored| same_run(stored, reading.run));
+        // known yet (first reading, or an older shop's data): a counter below the stored one means a restart
+        let same_run = stored.map(|stored| same_run(stored, reading.run, restarted_at));
         let mut folded = Folded::default();
         let (mut ids, mut raw_up, mut raw_down, mut d_up, mut d_down) = (vec![], vec![], vec![], vec![], vec![]);
         let (mut total_up, mut total_down) = (0u64, 0u64);
@@ -97,6 +112,8 @@ impl Nodes {
                 // no counter yet in this run: nothing to add
                 (Some(true), None) => continue,
                 (None, None) => (UserCounter::default(), 0, 0),
+                // (stale readings never get here): a counter below the stored one is a restart the run check
+                // could not see (a core that had only just started), so it is new in full
                 (_, Some(now)) => (now, counter_delta(last_up, now.uplink), counter_delta(last_down, now.downlink)),
             };
             if up + down == 0 && (now_raw.uplink, now_raw.downlink) == (last_up, last_down) {
@@ -120,12 +137,7 @@ impl Nodes {
         if !ids.is_empty() {
             db::clients::record_traffic(&mut *tx, &ids, &raw_up, &raw_down, &d_up, &d_down).await?;
         }
-        // the first estimate of a run's start is kept (later ones only differ by rounding); the uptime moves on
-        let run = match (same_run, stored) {
-            (Some(true), Some(stored)) => CoreRun { uptime_secs: reading.run.uptime_secs, ..stored },
-            _ => reading.run,
-        };
-        db::servers::set_core_run(&mut *tx, row.id, Some(run)).await?;
+        db::servers::set_core_run(&mut *tx, row.id, Some(reading.run)).await?;
         tx.commit().await?;
         metrics::counter!("vpnshop_traffic_bytes_total", "node" => row.name.clone(), "direction" => "up")
             .increment(total_up);
@@ -180,6 +192,10 @@ impl Nodes {
                 }
                 tx.commit().await?;
             }
+            if moved == 0 {
+                // an idle subscription near its cap is left to the regular sweep
+                continue;
+            }
             let rate = since.map(|s| moved as f64 / s).unwrap_or(0.0);
             let due = next_meter_in(sub.cap - sub.used, rate, pct, &self.settings.meter_near_cap());
             next = match (next, due) {
@@ -229,22 +245,38 @@ impl Nodes {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{Duration, TimeZone, Utc};
+    use chrono::{TimeZone, Utc};
 
     use super::*;
 
-    fn run(started_ms: i64, uptime_secs: i64) -> CoreRun {
-        CoreRun { started_at: Utc.timestamp_millis_opt(1_800_000_000_000 + started_ms).unwrap(), uptime_secs }
+    fn run(at_secs: i64, uptime_secs: i64) -> CoreRun {
+        CoreRun { read_at: Utc.timestamp_opt(1_800_000_000 + at_secs, 0).unwrap(), uptime_secs }
     }
 
     #[test]
-    fn a_reading_belongs_to_the_stored_run_only_if_uptime_grew_and_the_start_matches() {
-        // the same run read a minute later: its start estimate wobbles by rounding
-        assert!(same_run(run(0, 5), run(900, 65)));
-        assert!(same_run(run(0, 5), run(-400, 5)));
-        // uptime went down: a restart, however close the starts look
-        assert!(!same_run(run(0, 2), run(500, 1)));
-        // started long after the stored run: a restart whose new uptime is already larger
-        assert!(!same_run(run(0, 5), run(Duration::seconds(20).num_milliseconds(), 30)));
+    fn a_reading_belongs_to_the_stored_run_only_if_the_uptime_kept_pace_with_the_clock() {
+        let same = |a, b| same_run(a, b, None);
+        // a day-old core read again a minute later, or with the reading 5 s late
+        assert!(same(run(0, 86_400), run(60, 86_460)));
+        assert!(same(run(0, 86_400), run(65, 86_460)));
+        // a core that just started, read twice in a row (its uptime still 0)
+        assert!(same(run(0, 0), run(0, 0)));
+        assert!(same(run(0, 1), run(2, 2)));
+        // uptime went down: a restart
+        assert!(!same(run(0, 86_400), run(60, 30)));
+        assert!(!same(run(0, 5), run(10, 3)));
+        // a restart whose new uptime already passed the stored one: clearly shorter than the time between readings
+        assert!(!same(run(0, 5), run(60, 40)));
+    }
+
+    #[test]
+    fn a_restart_we_caused_starts_a_new_run_only_if_the_uptime_shows_it() {
+        let at = |secs: i64| Some(Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap());
+        // a young core read, restarted by us a second later, read again: a new run
+        assert!(!same_run(run(0, 1), run(3, 1), at(1)));
+        // the restart command returned but the core kept running: its uptime grew with the clock
+        assert!(same_run(run(0, 40), run(10, 50), at(2)));
+        // a restart before the stored reading is old news
+        assert!(same_run(run(10, 5), run(12, 7), at(1)));
     }
 }

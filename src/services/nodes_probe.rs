@@ -5,6 +5,8 @@
 //! on → does the config keep customers out of the node itself. A failed step skips the steps that depend on
 //! it, so the first failure is the one to fix; the isolation verdict is shown whenever the file was read.
 
+use std::net::IpAddr;
+
 use super::{Nodes, base_config, target};
 use crate::db;
 use crate::error::AppError;
@@ -100,13 +102,13 @@ fn explain_api(e: &NodeError, node: &NodeTarget) -> String {
 }
 
 /// Whether the node's config (its file now) keeps customers out of the node and private networks.
-fn isolation_check(text: Option<&str>, node: &NodeTarget, allowed: &[AllowedDestination]) -> Check {
+fn isolation_check(text: Option<&str>, node: &NodeTarget, allowed: &[AllowedDestination], own: &[IpAddr]) -> Check {
     let path = &node.config_path;
     let Some(text) = text else {
         return Check::ok(ISOLATION, format!("{path} does not exist yet; the first sync writes an isolated config"));
     };
     let gap = match render::parse_config(text) {
-        Ok(config) => isolation::isolation_gap(&config, allowed),
+        Ok(config) => isolation::isolation_gap(&config, allowed, own),
         Err(e) => Some(format!("it cannot be read ({e})")),
     };
     match gap {
@@ -181,6 +183,7 @@ impl Nodes {
         isolation: &mut Option<Check>,
     ) {
         let allowed = &self.settings.allow_private_destinations;
+        let own = &super::own_addresses(row);
         let (host, port) = (&node.ssh_host, node.ssh_port);
         // reading the host key needs no login: a node with a changed key never sees our key or a command
         let presented = match self.api.fetch_host_key(host, port).await {
@@ -205,7 +208,7 @@ impl Nodes {
         match self.api.read_config(node).await {
             Ok(Some(text)) => {
                 checks.push(Check::ok(LOGIN, login));
-                *isolation = Some(isolation_check(Some(&text), node, allowed));
+                *isolation = Some(isolation_check(Some(&text), node, allowed, own));
                 let config = config_check(&text, row, node, allowed);
                 let failed = !config.is_ok();
                 checks.push(config);
@@ -215,7 +218,7 @@ impl Nodes {
             }
             Ok(None) => {
                 checks.push(Check::ok(LOGIN, login));
-                *isolation = Some(isolation_check(None, node, allowed));
+                *isolation = Some(isolation_check(None, node, allowed, own));
                 checks.push(Check::ok(
                     CONFIG,
                     format!("{} does not exist yet (the first sync writes it)", node.config_path),

@@ -89,6 +89,11 @@ pub async fn claim(
     jobs::claim(db, worker, settings.lease_secs as f64, limit).await
 }
 
+/// Deletes a done routine job instead of keeping it; false when the worker no longer held it.
+pub async fn forget(db: impl PgExecutor<'_>, id: i64, worker: &str) -> sqlx::Result<bool> {
+    jobs::forget(db, id, worker).await
+}
+
 /// Extends a running job's lease; false when the worker no longer holds it (another one took it over).
 pub async fn renew(db: impl PgExecutor<'_>, id: i64, worker: &str, settings: &JobSettings) -> sqlx::Result<bool> {
     jobs::renew(db, id, worker, settings.lease_secs as f64).await

@@ -100,7 +100,7 @@ pub async fn add(pool: &PgPool, input: &ServerInput, actor: Actor<'_>) -> AppRes
         // the template must hold our inbound with the right protocol, or every sync would fail later
         let inbound = ClientInbound { tag: input.inbound_tag.clone(), protocol: input.protocol, core: input.core };
         let mut isolated = base.clone();
-        crate::provision::isolation::isolate(&mut isolated, &[])
+        crate::provision::isolation::isolate(&mut isolated, &[], &[])
             .and_then(|()| render::render(&isolated, &inbound, &[]))
             .map_err(|e| AppError::invalid(format!("base config: {e}")))?;
     }

@@ -142,6 +142,13 @@ pub async fn end(pool: &PgPool, id: i64, to: SubscriptionStatus, reason: &str, j
     if sub.status == to || !sub.status.can_become(to) {
         return Ok(false);
     }
+    if to == SubscriptionStatus::Limited {
+        // a top-up may have committed since the caller looked: only the cap as it is now counts
+        let used: i64 = db::clients::usage_of(&mut *tx, &[id]).await?.iter().map(|(_, u, d)| u + d).sum();
+        if sub.data_cap_bytes.is_none_or(|cap| used < cap) {
+            return Ok(false);
+        }
+    }
     if !db::subscriptions::transition(&mut tx, id, sub.status, to, Some(reason)).await? {
         return Ok(false);
     }

@@ -88,6 +88,20 @@ fn setup_sh_writes_exactly_the_shops_default_base_config() {
         .unwrap();
         assert_eq!(printed, ours, "{core} {protocol} {port} {api_port} {tag}");
     }
+    // the node's public address is blocked for customers in both (a private one is blocked anyway)
+    for (public, own) in [("203.0.113.9", true), ("10.1.2.3", false), ("223.1.1.1", true)] {
+        let out = setup(&["--print", "base-config", "--public-host", public]);
+        let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("setup.sh prints JSON");
+        let mut ours = render::default_base(&NodeParams {
+            inbound: ClientInbound { tag: "proxy".into(), protocol: Protocol::Vmess, core: Core::V2ray },
+            api_port: 10085,
+            client_port: 443,
+        })
+        .unwrap();
+        vpnshop::provision::isolation::isolate(&mut ours, &[], &[public.parse().unwrap()]).unwrap();
+        assert_eq!(printed, ours, "{public}");
+        assert_eq!(printed.to_string().contains(&format!("[\"{public}\"]")), own, "{public}");
+    }
 }
 
 #[test]

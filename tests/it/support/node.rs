@@ -143,7 +143,7 @@ impl TestNode {
             "routing": {"rules": [{"type": "field", "inboundTag": ["api"], "outboundTag": "api"}]}
         });
         let mut config = config;
-        vpnshop::provision::isolation::isolate(&mut config, &[]).expect("isolated test config");
+        vpnshop::provision::isolation::isolate(&mut config, &[], &[]).expect("isolated test config");
         serde_json::to_string_pretty(&config).expect("config json")
     }
 
