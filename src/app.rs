@@ -102,7 +102,7 @@ impl AppState {
             jobs: settings.jobs.clone(),
         };
         let limiter = RateLimiter::new(redis.clone(), &settings.redis.prefix);
-        let telegram = Telegram::new(&settings)?;
+        let telegram = Telegram::new(&settings, redis.clone())?;
         let notifier = notifier.unwrap_or_else(|| match &telegram {
             Some(_) => Arc::new(TelegramNotifier { pool: pool.clone(), settings: settings.clone() }),
             None => Arc::new(LogNotifier),
@@ -334,7 +334,7 @@ async fn start_delivery(state: AppState, tg: Telegram, cancel: CancellationToken
         wait = (wait * 2).min(Duration::from_secs(60));
     }
     if crate::bot::webhook_url(&state.settings).is_none() {
-        crate::bot::poll(tg, cancel).await;
+        crate::bot::polling::poll(tg, cancel).await;
     } else {
         // webhook mode: deliveries arrive over HTTP; this task just lives as long as the app
         cancel.cancelled().await;

@@ -7,6 +7,7 @@ use teloxide::{ApiError, RequestError};
 
 use super::TgBot;
 use super::callback::Cb;
+use super::limits::Kind;
 use crate::app::AppState;
 use crate::db::users::UserRow;
 use crate::domain::Language;
@@ -61,11 +62,12 @@ impl Ctx<'_> {
     /// Shows a screen: replaces the pressed button's message, or sends a new one.
     pub async fn show(&self, screen: Screen) -> Result<(), RequestError> {
         if let Some(message) = self.origin {
-            let mut edit = self.bot.edit_message_text(self.chat, message, &screen.text).parse_mode(ParseMode::Html);
+            let mut edit =
+                self.bot.api().edit_message_text(self.chat, message, &screen.text).parse_mode(ParseMode::Html);
             if let Some(kb) = &screen.keyboard {
                 edit = edit.reply_markup(kb.clone());
             }
-            match edit.await {
+            match self.bot.send(self.chat, Kind::Edit, edit).await {
                 Ok(_) => return Ok(()),
                 // the same screen again (a double tap, or a retried update): nothing to change
                 Err(RequestError::Api(ApiError::MessageNotModified)) => return Ok(()),
@@ -79,10 +81,10 @@ impl Ctx<'_> {
 
     /// Sends a screen as a new message.
     pub async fn send(&self, screen: Screen) -> Result<(), RequestError> {
-        let mut send = self.bot.send_message(self.chat, screen.text).parse_mode(ParseMode::Html);
+        let mut send = self.bot.api().send_message(self.chat, screen.text).parse_mode(ParseMode::Html);
         if let Some(kb) = screen.keyboard {
             send = send.reply_markup(kb);
         }
-        send.await.map(|_| ())
+        self.bot.send(self.chat, Kind::Send, send).await.map(|_| ())
     }
 }

@@ -12,7 +12,7 @@
 //!   production-sized pool, without the inbox handlers, job workers or bot start-up — nothing else touches the
 //!   database. Nothing in the product is switched off: this wiring just does not start those tasks;
 //! - **ours, whole app**: the whole app (`spawn_app_with`) with its bot on the fake Telegram: the inbox
-//!   handlers claim and answer the stored updates (replies throttled to Telegram's 30 messages/s) while the
+//!   handlers claim and answer the stored updates (replies kept within Telegram's limits) while the
 //!   webhook is loaded;
 //! - a diagnostic, **ours, intake only with `synchronous_commit=off`** on the writers' connections (set by the
 //!   benchmark, not a product setting): commits stop waiting for the WAL flush, which shows what bounds the
@@ -55,6 +55,8 @@ use vpnshop::bot::intake::WRITERS;
 use crate::bot::{SECRET, bot_settings};
 use crate::helpers::{TestApp, multi_thread, spawn_app_with, test_settings, tools_required};
 use crate::support::{FakeTelegram, TgUser, command_update};
+
+mod replies;
 
 const PATH: &str = "/telegram/webhook";
 /// Distinct users (and so chats) the updates come from.

@@ -163,7 +163,7 @@ fn error_key(e: &AppError) -> &'static str {
 
 /// Every button press is answered (or the customer's spinner hangs); a failed answer changes nothing.
 async fn answer(ctx: &Ctx<'_>, q: &CallbackQuery, text: Option<String>) {
-    let mut req = ctx.bot.answer_callback_query(q.id.clone());
+    let mut req = ctx.bot.api().answer_callback_query(q.id.clone());
     if let Some(text) = text {
         req = req.text(text);
     }

@@ -6,6 +6,7 @@ use teloxide::types::{InputFile, ParseMode};
 
 use super::{HandlerError, HandlerResult};
 use crate::bot::callback::Cb;
+use crate::bot::limits::Kind;
 use crate::bot::ui::{Ctx, Screen, button, html};
 use crate::domain::DataCap;
 use crate::domain::status::SubscriptionStatus;
@@ -131,11 +132,13 @@ pub async fn qr(ctx: &Ctx<'_>, id: i64) -> Result<Option<String>, HandlerError> 
     for link in &v.links {
         let png = access::qr_png(&link.link)?;
         let caption = ctx.t_args("qr-caption", &[("seat", i18n::number(ctx.lang(), link.seat.into()).into())]);
-        ctx.bot
+        let photo = ctx
+            .bot
+            .api()
             .send_photo(ctx.chat, InputFile::memory(png).file_name(format!("device-{}.png", link.seat)))
             .caption(caption)
-            .parse_mode(ParseMode::Html)
-            .await?;
+            .parse_mode(ParseMode::Html);
+        ctx.bot.send(ctx.chat, Kind::Send, photo).await?;
     }
     Ok(None)
 }

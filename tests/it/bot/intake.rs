@@ -366,3 +366,33 @@ async fn an_update_id_beyond_what_teloxide_reads_is_refused_at_intake(pool: PgPo
     shop.deliver(&max).await;
     assert!(shop.tg.calls_of("sendMessage").iter().any(|c| c.params["chat_id"] == u.id), "answered");
 }
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn long_polling_skips_an_update_it_cannot_read_and_moves_past_ids_beyond_i32(pool: PgPool) {
+    let tg = FakeTelegram::start().await;
+    let _app = spawn_app_with(pool.clone(), |s| {
+        bot_settings(s, &tg);
+        s.telegram.public_url = None;
+        s.telegram.webhook_secret = None;
+    })
+    .await;
+    let u = TgUser::new(29, "Poll");
+    // ids past i32::MAX (Telegram's ids are u32); the first is an update we cannot read (a Bot API change, say)
+    let first: u32 = 3_000_000_000;
+    tg.queue_update(serde_json::json!({"update_id": first, "message": {"chat": "not a chat"}}));
+    tg.queue_update(command_update(first + 1, &u, "/start"));
+    tg.queue_update(command_update(first + 2, &u, "/help"));
+    let sent = tg.wait_for("sendMessage", 2, std::time::Duration::from_secs(15)).await;
+    assert!(sent.iter().all(|c| c.params["chat_id"] == 29), "the customer behind it is answered");
+    // Telegram is told they are all done: the next poll asks from past the last one
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let offsets: Vec<i64> = tg.calls_of("getUpdates").iter().filter_map(|c| c.params["offset"].as_i64()).collect();
+        if offsets.contains(&(i64::from(first) + 3)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the offset never moved past the updates: {offsets:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored(&pool).await, 2, "the unreadable update is skipped, not stored");
+}

@@ -4,6 +4,7 @@
 mod conversation;
 mod intake;
 mod journey;
+mod limits;
 mod outbound;
 mod trial;
 
