@@ -101,7 +101,12 @@ async fn pause(cancel: &CancellationToken, how_long: Duration) -> bool {
 /// One `getUpdates` call; the body as text. Errors never carry the URL (it holds the token).
 async fn fetch(tg: &Telegram, offset: i64) -> anyhow::Result<String> {
     let api = tg.bot.api();
-    let url = api.api_url().join(&format!("bot{}/getUpdates", api.token()))?;
+    let mut url = api.api_url();
+    url.path_segments_mut()
+        .map_err(|_| anyhow::anyhow!("telegram.api_url cannot take a path"))?
+        .pop_if_empty()
+        .push(&format!("bot{}", api.token()))
+        .push("getUpdates");
     let params = serde_json::json!({"offset": offset, "timeout": LONG_POLL_SECS, "allowed_updates": ALLOWED_UPDATES});
     let send = async {
         api.client()

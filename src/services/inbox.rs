@@ -43,6 +43,11 @@ pub async fn finish(pool: &PgPool, update_id: i64, worker: &str, error: Option<&
     telegram_updates::finish(pool, update_id, worker, error).await
 }
 
+/// Records how many messages the update's handler has sent so far (a retry skips them).
+pub async fn record_sent(pool: &PgPool, update_id: i64, worker: &str, sent: i32) -> sqlx::Result<bool> {
+    telegram_updates::record_sent(pool, update_id, worker, sent).await
+}
+
 /// Puts an update back for `delay_secs` (its chat waits meanwhile); false when its lease had passed on.
 pub async fn retry_later(
     pool: &PgPool,

@@ -67,7 +67,7 @@ pub async fn set_language(ctx: &Ctx<'_>, lang: Language) -> Result<Option<String
     users::set_language(&ctx.app.pool, ctx.user.id, lang).await?;
     let mut user = ctx.user.clone();
     user.language = lang;
-    let switched = Ctx { app: ctx.app, bot: ctx.bot, user, chat: ctx.chat, origin: ctx.origin };
+    let switched = Ctx { user, ..*ctx };
     switched.show(main_screen(&switched)).await?;
     Ok(Some(i18n::t(lang, "language-set")))
 }

@@ -130,6 +130,8 @@ pub async fn show(ctx: &Ctx<'_>, id: i64) -> HandlerResult {
 pub async fn qr(ctx: &Ctx<'_>, id: i64) -> Result<Option<String>, HandlerError> {
     let v = access::view(&ctx.app.pool, ctx.user.id, id, &ctx.app.settings).await?;
     for link in &v.links {
+        // sent by an earlier attempt of this update
+        let Some(step) = ctx.progress.step() else { continue };
         let png = access::qr_png(&link.link)?;
         let caption = ctx.t_args("qr-caption", &[("seat", i18n::number(ctx.lang(), link.seat.into()).into())]);
         let photo = ctx
@@ -139,6 +141,7 @@ pub async fn qr(ctx: &Ctx<'_>, id: i64) -> Result<Option<String>, HandlerError> 
             .caption(caption)
             .parse_mode(ParseMode::Html);
         ctx.bot.send(ctx.chat, Kind::Send, photo).await?;
+        step.sent().await;
     }
     Ok(None)
 }

@@ -380,8 +380,12 @@ async fn long_polling_skips_an_update_it_cannot_read_and_moves_past_ids_beyond_i
     // ids past i32::MAX (Telegram's ids are u32); the first is an update we cannot read (a Bot API change, say)
     let first: u32 = 3_000_000_000;
     tg.queue_update(serde_json::json!({"update_id": first, "message": {"chat": "not a chat"}}));
-    tg.queue_update(command_update(first + 1, &u, "/start"));
-    tg.queue_update(command_update(first + 2, &u, "/help"));
+    for (id, text) in [(first + 1, "/start"), (first + 2, "/help")] {
+        let mut update = command_update(id, &u, text);
+        // message ids are per chat and small (the builder reuses the update id)
+        update["message"]["message_id"] = serde_json::json!(id - first);
+        tg.queue_update(update);
+    }
     let sent = tg.wait_for("sendMessage", 2, std::time::Duration::from_secs(15)).await;
     assert!(sent.iter().all(|c| c.params["chat_id"] == 29), "the customer behind it is answered");
     // Telegram is told they are all done: the next poll asks from past the last one

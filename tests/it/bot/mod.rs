@@ -2,6 +2,7 @@
 //! local fake of the Bot API.
 
 mod conversation;
+mod inbox;
 mod intake;
 mod journey;
 mod limits;
@@ -164,4 +165,76 @@ pub fn next_id() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(1000);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A paid subscription of a customer who has written to the bot: a 30-day plan in `de` with `seats` devices
+/// (50 GB, or unlimited), fulfilled from an order of `amount_minor` `currency`, in `status`, placed on the `de`
+/// node with one live client per seat. Returns its id.
+pub async fn subscription(pool: &PgPool, telegram_id: i64, status: &str, seats: i32, unlimited: bool) -> i64 {
+    let user: i64 = sqlx::query_scalar("SELECT id FROM users WHERE telegram_id = $1")
+        .bind(telegram_id)
+        .fetch_one(pool)
+        .await
+        .expect("the customer wrote to the bot first");
+    let cap = (!unlimited).then_some(50_i64 << 30);
+    let plan: i64 = sqlx::query_scalar(
+        "SELECT id FROM plans WHERE location_code = 'de' AND duration_days = 30 AND seats = $1
+            AND data_cap_bytes IS NOT DISTINCT FROM $2 AND NOT is_trial",
+    )
+    .bind(seats)
+    .bind(cap)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let order: i64 = sqlx::query_scalar(
+        "INSERT INTO orders (user_id, plan_id, amount_minor, currency, status)
+         VALUES ($1, $2, 299, 'USD', 'fulfilled') RETURNING id",
+    )
+    .bind(user)
+    .bind(plan)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let server: i64 = sqlx::query_scalar("SELECT id FROM servers WHERE location_code = 'de' ORDER BY id LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let placed = status != "pending";
+    let sub: i64 = sqlx::query_scalar(
+        "INSERT INTO subscriptions (user_id, order_id, plan_id, location_code, server_id, status, seats, duration_days,
+                                    data_cap_bytes, token, starts_at, expires_at)
+         VALUES ($1, $2, $3, 'de', $4, $5, $6, 30, $7, $8,
+                 CASE WHEN $9 THEN now() END, CASE WHEN $9 THEN now() + interval '30 days' END)
+         RETURNING id",
+    )
+    .bind(user)
+    .bind(order)
+    .bind(plan)
+    .bind(server)
+    .bind(status)
+    .bind(seats)
+    .bind(cap)
+    .bind(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()))
+    .bind(placed)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    for seat in 1..=seats {
+        let uuid = uuid::Uuid::new_v4();
+        let client: i64 = sqlx::query_scalar(
+            "INSERT INTO clients (subscription_id, seat, server_id, uuid, email, node_state)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(sub)
+        .bind(seat)
+        .bind(server)
+        .bind(uuid)
+        .bind(format!("s{sub}-{seat}-{}", &uuid.simple().to_string()[..8]))
+        .bind(if placed { "present" } else { "absent" })
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO traffic (client_id) VALUES ($1)").bind(client).execute(pool).await.unwrap();
+    }
+    sub
 }

@@ -76,7 +76,12 @@ async fn customers_writing_one_after_another_are_answered_at_once(pool: PgPool) 
 
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
 async fn a_crowd_of_customers_is_answered_within_telegrams_limits(pool: PgPool) {
-    let shop = bot_shop_with(pool, |s| s.telegram.handlers = 64).await;
+    let shop = bot_shop_with(pool, |s| {
+        s.telegram.handlers = 64;
+        // well under the 30 a second the fake enforces, as a test run on a busy machine wakes senders late
+        s.telegram.limits.per_second = 20;
+    })
+    .await;
     shop.tg.enforce_limits();
     let users: Vec<TgUser> = (0..45).map(|i| TgUser::new(700 + i, "Crowd")).collect();
     let updates: Vec<_> = users.iter().map(|u| command_update(next_id(), u, "/start")).collect();
@@ -85,5 +90,5 @@ async fn a_crowd_of_customers_is_answered_within_telegrams_limits(pool: PgPool) 
     let sent = shop.tg.wait_for("sendMessage", 45, Duration::from_secs(20)).await;
     assert_eq!(shop.tg.rate_limited(), 0, "no 429: the bot kept Telegram's limits itself");
     let span = sent[44].at.duration_since(sent[0].at);
-    assert!(span >= Duration::from_millis(1400), "45 replies at under 30 a second: {span:?}");
+    assert!(span >= Duration::from_millis(2100), "45 replies at 20 a second: {span:?}");
 }
