@@ -46,6 +46,8 @@ pub struct App {
     pub notifier: Arc<dyn Notifier>,
     /// Rate limits shared by all instances (through Redis when configured).
     pub limiter: RateLimiter,
+    /// The catalogue's exchange rates (to price a plan in a currency it has no price in), when it can be read.
+    pub rates: Option<crate::domain::Rates>,
     /// The Telegram bot, when a token is configured.
     pub telegram: Option<Telegram>,
 }
@@ -107,7 +109,14 @@ impl AppState {
             Some(_) => Arc::new(TelegramNotifier { pool: pool.clone(), settings: settings.clone() }),
             None => Arc::new(LogNotifier),
         });
-        Ok(AppState(Arc::new(App { settings, pool, redis, instance, nodes, notifier, limiter, telegram })))
+        let rates = match Catalog::load(&settings.catalog.path) {
+            Ok(catalog) => Some(catalog.rates().clone()),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "no exchange rates: prices are shown only as listed");
+                None
+            }
+        };
+        Ok(AppState(Arc::new(App { settings, pool, redis, instance, nodes, notifier, limiter, rates, telegram })))
     }
 }
 

@@ -20,7 +20,10 @@ pub enum Cb {
     Data(i64, Option<i64>),
     Back(i64),
     Pay(i64, PaymentMethod),
+    /// Cancel a draft, or an order awaiting payment.
     Cancel(i64),
+    /// The payment details of an order awaiting payment.
+    Order(i64),
     Trial,
     TrialLocation(String),
     Services,
@@ -52,6 +55,7 @@ impl fmt::Display for Cb {
             Cb::Back(o) => write!(f, "k:{o}"),
             Cb::Pay(o, m) => write!(f, "p:{o}:{m}"),
             Cb::Cancel(o) => write!(f, "x:{o}"),
+            Cb::Order(o) => write!(f, "o:{o}"),
             Cb::Trial => write!(f, "t"),
             Cb::TrialLocation(code) => write!(f, "tl:{code}"),
             Cb::Services => write!(f, "v"),
@@ -100,6 +104,7 @@ impl Cb {
             ("k", Some(_), None) => Cb::Back(id(a)?),
             ("p", Some(_), Some(m)) => Cb::Pay(id(a)?, m.parse().ok()?),
             ("x", Some(_), None) => Cb::Cancel(id(a)?),
+            ("o", Some(_), None) => Cb::Order(id(a)?),
             ("t", None, None) => Cb::Trial,
             ("tl", Some(_), None) => Cb::TrialLocation(code(a)?),
             ("v", None, None) => Cb::Services,
@@ -134,6 +139,7 @@ mod tests {
             Cb::Back(big),
             Cb::Pay(big, PaymentMethod::Zarinpal),
             Cb::Cancel(big),
+            Cb::Order(big),
             Cb::Trial,
             Cb::TrialLocation("nl".into()),
             Cb::Services,
@@ -154,9 +160,21 @@ mod tests {
 
     #[test]
     fn junk_and_tampered_buttons_are_refused() {
-        for junk in
-            ["", "zz", "l:1", "l:x:de", "l:1:DE", "d:1:-3", "p:1:paypal", "lg:de", "v:0", "m:1", "g:1:-1", "l:1:de:x"]
-        {
+        for junk in [
+            "",
+            "zz",
+            "l:1",
+            "l:x:de",
+            "l:1:DE",
+            "d:1:-3",
+            "p:1:paypal",
+            "lg:de",
+            "v:0",
+            "m:1",
+            "g:1:-1",
+            "l:1:de:x",
+            "o:0",
+        ] {
             assert_eq!(Cb::parse(junk), None, "{junk:?}");
         }
     }

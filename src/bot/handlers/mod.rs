@@ -5,6 +5,7 @@
 
 mod buy;
 mod menu;
+mod pay;
 mod services;
 mod trial;
 
@@ -58,7 +59,7 @@ async fn context<'a>(
         first_name: Some(from.first_name.as_str()),
         language_code: from.language_code.as_deref(),
     };
-    let user = users::touch(&app.pool, &who, app.settings.shop.default_language).await?;
+    let user = users::touch(&app.pool, &who, &app.settings).await?;
     Ok(Ctx { app, bot, user, chat, origin: None, progress })
 }
 
@@ -141,8 +142,9 @@ async fn route(ctx: &Ctx<'_>, cb: Cb) -> Result<Option<String>, HandlerError> {
         Cb::Devices(o, n) => buy::choose(ctx, o, crate::services::orders::Choice::Devices(n)).await,
         Cb::Data(o, gb) => buy::choose_data(ctx, o, gb).await,
         Cb::Back(o) => buy::choose(ctx, o, crate::services::orders::Choice::Back).await,
-        Cb::Pay(o, method) => buy::pay(ctx, o, method).await,
-        Cb::Cancel(o) => buy::cancel(ctx, o).await,
+        Cb::Pay(o, method) => pay::pay(ctx, o, method).await,
+        Cb::Cancel(o) => pay::cancel(ctx, o).await,
+        Cb::Order(o) => pay::order(ctx, o).await.map(|_| None),
         Cb::Trial => trial::offer(ctx).await.map(|_| None),
         Cb::TrialLocation(code) => trial::take(ctx, &code).await,
         Cb::Services => services::list(ctx).await.map(|_| None),

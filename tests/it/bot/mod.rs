@@ -1,12 +1,16 @@
 //! The bot, driven like Telegram drives it: updates POSTed to the real app's webhook, replies read from a
 //! local fake of the Bot API.
 
+mod awaiting;
 mod conversation;
+mod currency;
+mod extend;
 mod inbox;
 mod intake;
 mod journey;
 mod limits;
 mod outbound;
+mod services;
 mod trial;
 
 use std::time::Duration;
@@ -17,7 +21,7 @@ use vpnshop::config::Settings;
 use vpnshop::services::servers::{self, Actor};
 
 use crate::helpers::{TestApp, spawn_app_with};
-use crate::support::{Call, FakeTelegram, TgUser};
+use crate::support::{Call, FakeTelegram, TgUser, callback_update, command_update};
 
 pub const SECRET: &str = "test-webhook-secret_123";
 pub const CARD: &str = "6037-9911-2233-4455";
@@ -160,6 +164,56 @@ impl Screen {
     }
 }
 
+/// A customer named Sam who speaks `lang`.
+pub fn user(id: i64, lang: &str) -> TgUser {
+    TgUser { id, first_name: "Sam".into(), username: Some(format!("sam{id}")), language_code: Some(lang.into()) }
+}
+
+/// Presses a button on the bot's latest message in this chat and returns the screen it leads to.
+pub async fn press(shop: &BotShop, u: &TgUser, data: &str) -> Screen {
+    let message = shop.last_message_id(u);
+    shop.deliver(&callback_update(next_id(), u, message, data)).await;
+    shop.screen(u)
+}
+
+/// Sends a command and returns the screen it leads to.
+pub async fn command(shop: &BotShop, u: &TgUser, text: &str) -> Screen {
+    shop.deliver(&command_update(next_id(), u, text)).await;
+    shop.screen(u)
+}
+
+/// The text of the latest answer to a button press in this chat.
+pub fn last_toast(shop: &BotShop) -> String {
+    let answer = shop.tg.calls_of("answerCallbackQuery").pop().expect("a button press was answered");
+    answer.params["text"].as_str().unwrap_or_default().to_owned()
+}
+
+/// /buy, then `de`, 30 days, one device, 50 GB: the summary. Returns the order id and the summary.
+pub async fn walk_to_summary(shop: &BotShop, u: &TgUser) -> (i64, Screen) {
+    let locations = command(shop, u, "/buy").await;
+    let de = locations.data("l:");
+    let order: i64 = de[2..de.rfind(':').unwrap()].parse().unwrap();
+    let durations = press(shop, u, &de).await;
+    let devices = press(shop, u, &durations.data(&format!("d:{order}:30"))).await;
+    let data = press(shop, u, &devices.data(&format!("s:{order}:1"))).await;
+    let summary = press(shop, u, &data.data(&format!("g:{order}:50"))).await;
+    (order, summary)
+}
+
+/// An order's (status, amount, currency).
+pub async fn order_row(pool: &PgPool, id: i64) -> (String, Option<i64>, Option<String>) {
+    sqlx::query_as("SELECT status, amount_minor, currency FROM orders WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// How many drafts exist.
+pub async fn drafts(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'draft'").fetch_one(pool).await.unwrap()
+}
+
 /// A fresh update id per call, increasing.
 pub fn next_id() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -214,7 +268,8 @@ pub async fn subscription(pool: &PgPool, telegram_id: i64, status: &str, seats: 
     .bind(status)
     .bind(seats)
     .bind(cap)
-    .bind(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()))
+    // a feed token is 43 URL-safe characters
+    .bind(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())[..43].to_owned())
     .bind(placed)
     .fetch_one(pool)
     .await
