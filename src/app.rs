@@ -50,6 +50,8 @@ pub struct App {
     pub notifier: Arc<dyn Notifier>,
     /// Rate limits shared by all instances (through Redis when configured).
     pub limiter: RateLimiter,
+    /// The catalogue's exchange rates (to price a plan in a currency it has no price in), when it can be read.
+    pub rates: Option<crate::domain::Rates>,
     /// The Telegram bot, when a token is configured.
     pub telegram: Option<Telegram>,
     /// Permits for database work on public routes (`database.public_connections`): however many feed requests
@@ -109,11 +111,18 @@ impl AppState {
             jobs: settings.jobs.clone(),
         };
         let limiter = RateLimiter::new(redis.clone(), &settings.redis.prefix);
-        let telegram = Telegram::new(&settings)?;
+        let telegram = Telegram::new(&settings, redis.clone())?;
         let notifier = notifier.unwrap_or_else(|| match &telegram {
             Some(_) => Arc::new(TelegramNotifier { pool: pool.clone(), settings: settings.clone() }),
             None => Arc::new(LogNotifier),
         });
+        let rates = match Catalog::load(&settings.catalog.path) {
+            Ok(catalog) => Some(catalog.rates().clone()),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "no exchange rates: prices are shown only as listed");
+                None
+            }
+        };
         let public_db = Arc::new(tokio::sync::Semaphore::new(settings.database.public_connections as usize));
         Ok(AppState(Arc::new(App {
             settings,
@@ -124,6 +133,7 @@ impl AppState {
             nodes,
             notifier,
             limiter,
+            rates,
             telegram,
             public_db,
         })))
@@ -296,6 +306,13 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
         }
         Err(e) => tracing::warn!(error = %e, "could not look for jobs left running by this instance's previous run"),
     }
+    match crate::services::inbox::release_instance(&state.pool, &state.instance).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(updates = n, "took back Telegram updates this instance's previous run was handling"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look for Telegram updates left by this instance's previous run")
+        }
+    }
     // every node gets its current base (isolation rules included) at once, not at its next reconcile
     let nodes =
         crate::services::sweeps::enqueue_per_node(&state.pool, crate::services::nodes::RECONCILE_KIND, &settings.jobs);
@@ -392,7 +409,7 @@ async fn start_delivery(state: AppState, tg: Telegram, cancel: CancellationToken
         wait = (wait * 2).min(Duration::from_secs(60));
     }
     if crate::bot::webhook_url(&state.settings).is_none() {
-        crate::bot::poll(tg, cancel).await;
+        crate::bot::polling::poll(tg, cancel).await;
     } else {
         // webhook mode: deliveries arrive over HTTP; this task just lives as long as the app
         cancel.cancelled().await;

@@ -162,9 +162,26 @@ pub struct TelegramSettings {
     pub max_update_bytes: usize,
     /// How many chats' updates are handled at once.
     pub handlers: usize,
+    /// The longest one update may take before its handler is stopped and the update retried.
+    pub handler_timeout_secs: u64,
+    /// How fast we send (Telegram's limits, with headroom).
+    pub limits: TelegramLimitSettings,
     /// Telegram user ids of the shop's admins (alerts, reviews); a list, or `1,2,3` from the environment.
     #[serde(deserialize_with = "id_list")]
     pub admin_ids: Vec<i64>,
+}
+
+/// Telegram's sending limits as we keep them (see `bot::limits`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelegramLimitSettings {
+    /// Between two messages to one private chat.
+    pub chat_interval_ms: u64,
+    /// Between two messages to one group.
+    pub group_interval_ms: u64,
+    /// Messages per second across all chats (and all instances, through Redis).
+    pub per_second: u32,
+    /// Screen edits allowed at once in a chat before they are spaced like messages.
+    pub edit_burst: u32,
 }
 
 /// Accepts `[1, 2]` (TOML) or `"1,2"` (an environment variable).
@@ -493,6 +510,14 @@ impl Settings {
         }
         if !(1..=100).contains(&self.telegram.max_connections) {
             problems.push("`telegram.max_connections` must be between 1 and 100".to_owned());
+        }
+        let limits = &self.telegram.limits;
+        if limits.per_second == 0 || limits.edit_burst == 0 || self.telegram.handler_timeout_secs == 0 {
+            problems.push(
+                "`telegram.limits.per_second`, `telegram.limits.edit_burst` and `telegram.handler_timeout_secs` \
+                 must be at least 1"
+                    .to_owned(),
+            );
         }
         if self.telegram.intake_queue == 0 || self.telegram.handlers == 0 {
             problems.push("`telegram.intake_queue` and `telegram.handlers` must be at least 1".to_owned());

@@ -65,6 +65,12 @@ fn describe() {
         Unit::Seconds,
         "Time to handle one Telegram update"
     );
+    describe_histogram!(
+        "vpnshop_telegram_send_wait_seconds",
+        Unit::Seconds,
+        "Time a message waited for Telegram's sending limits"
+    );
+    describe_counter!("vpnshop_telegram_rate_limited_total", "Telegram calls answered 429 (retry after)");
 }
 
 /// The router of the metrics listener: `GET /metrics`.

@@ -20,6 +20,11 @@ btn-start-over = 🔄 Start over
 btn-qr = 🔳 QR codes
 btn-renew = 🔁 Renew
 btn-topup = ➕ Buy more data
+btn-new-url = 🔄 New subscription URL
+btn-service = 📱 This service
+btn-cancel-order = ✖️ Cancel order
+btn-order-awaiting = 💳 Order #{ $order } · { $price } · awaiting payment
+menu-awaiting-payment = You have an order awaiting payment: tap it for the payment details.
 
 help =
     <b>How it works</b>
@@ -37,6 +42,12 @@ banned = Your account has been blocked. If you think this is a mistake, contact 
 
 resume-offer = You have an unfinished purchase: { $summary }. Continue where you left off?
 purchase-cancelled = Purchase cancelled.
+extend-trial = A free trial cannot be renewed or topped up. Buy a plan to keep going.
+extend-pending = This service is still being set up. You can renew it or add data once it is active.
+extend-revoked = This service was ended by the shop and cannot be renewed. Buy a new plan, or ask { $support }.
+topup-expired = This service has expired: renew it first, then you can add data.
+topup-unlimited = This service already has unlimited data.
+price-unavailable = This plan cannot be priced in your currency right now. Please try again later or ask { $support }.
 
 days = { $n ->
     [one] { $days } day
@@ -47,13 +58,13 @@ devices = { $n ->
    *[other] { $devices } devices
 }
 data-gb = { $gb } GB
+data-mb = { $mb } MB
 data-unlimited = Unlimited data
 
 location-item = { $flag } { $name } · { $n ->
     [one] { $servers } server
    *[other] { $servers } servers
 }
-location-full = { $flag } { $name } · full
 buy-location = <b>Choose a location</b>
 buy-no-locations = Sorry, no location is on sale right now. Please check back soon.
 buy-duration = <b>How long?</b>
@@ -89,8 +100,9 @@ pay-card =
 trial-choose = <b>Free trial</b>: { $n ->
     [one] { $days } day
    *[other] { $days } days
-}, { $data }, one device. Pick a location:
+}, { $data }, { $devices }. Pick a location:
 trial-granted = 🎁 Your trial is being set up. Your link arrives here in a moment.
+trial-queued = 🎁 Your trial is reserved, but no server can set it up right now, so it is queued. We have told the team; your link arrives here as soon as it is ready.
 trial-used = You have already used your free trial. Our plans start small; have a look!
 trial-limited = Too many trial requests right now. Please try again in { $n ->
     [one] { $minutes } minute
@@ -116,6 +128,8 @@ data-usage = Used { $used } of { $cap } GB ({ $left } GB left)
 data-usage-unlimited = Used { $used } GB (unlimited)
 device-link = Device { $seat }: <code>{ $link }</code>
 links-pending = Your links appear here as soon as the service is set up.
+links-paused = Your links work again once the service is renewed (or has data again).
+links-ended = This service has ended; its links no longer work.
 service-detail =
     <b>{ $place }</b> · { $status }
     { $time }
@@ -143,3 +157,4 @@ notice-expires-soon = ⏰ Your { $place } service ends in { $n ->
    *[other] { $days } days
 }. Renew now to keep it without interruption.
 notice-data-almost = 📦 Your { $place } service has used { $percent }% of its data.
+feed-url-replaced = Done: the old subscription URL no longer works. Import the new one in your apps.

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
+use crate::domain::Language;
 use crate::domain::status::PaymentMethod;
-use crate::domain::{DataCap, Language};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cb {
@@ -16,11 +16,14 @@ pub enum Cb {
     Location(i64, String),
     Duration(i64, i32),
     Devices(i64, i32),
-    /// Data in GB; `None` for unlimited.
+    /// Data in MB; `None` for unlimited.
     Data(i64, Option<i64>),
     Back(i64),
     Pay(i64, PaymentMethod),
+    /// Cancel a draft, or an order awaiting payment.
     Cancel(i64),
+    /// The payment details of an order awaiting payment.
+    Order(i64),
     Trial,
     TrialLocation(String),
     Services,
@@ -28,15 +31,11 @@ pub enum Cb {
     Qr(i64),
     Renew(i64),
     TopUp(i64),
+    /// A new subscription URL (the old one leaked): the old one stops working.
+    NewFeedUrl(i64),
     Language,
     SetLanguage(Language),
     Help,
-}
-
-impl Cb {
-    pub fn data_choice(cap: DataCap) -> Option<i64> {
-        cap.whole_gb()
-    }
 }
 
 impl fmt::Display for Cb {
@@ -48,10 +47,11 @@ impl fmt::Display for Cb {
             Cb::Location(o, code) => write!(f, "l:{o}:{code}"),
             Cb::Duration(o, d) => write!(f, "d:{o}:{d}"),
             Cb::Devices(o, n) => write!(f, "s:{o}:{n}"),
-            Cb::Data(o, gb) => write!(f, "g:{o}:{}", gb.unwrap_or(0)),
+            Cb::Data(o, mb) => write!(f, "dm:{o}:{}", mb.unwrap_or(0)),
             Cb::Back(o) => write!(f, "k:{o}"),
             Cb::Pay(o, m) => write!(f, "p:{o}:{m}"),
             Cb::Cancel(o) => write!(f, "x:{o}"),
+            Cb::Order(o) => write!(f, "o:{o}"),
             Cb::Trial => write!(f, "t"),
             Cb::TrialLocation(code) => write!(f, "tl:{code}"),
             Cb::Services => write!(f, "v"),
@@ -59,6 +59,7 @@ impl fmt::Display for Cb {
             Cb::Qr(s) => write!(f, "q:{s}"),
             Cb::Renew(s) => write!(f, "rn:{s}"),
             Cb::TopUp(s) => write!(f, "tu:{s}"),
+            Cb::NewFeedUrl(s) => write!(f, "nf:{s}"),
             Cb::Language => write!(f, "lg"),
             Cb::SetLanguage(l) => write!(f, "lg:{l}"),
             Cb::Help => write!(f, "h"),
@@ -93,13 +94,19 @@ impl Cb {
             ("l", Some(_), Some(_)) => Cb::Location(id(a)?, code(b)?),
             ("d", Some(_), Some(_)) => Cb::Duration(id(a)?, small(b)?),
             ("s", Some(_), Some(_)) => Cb::Devices(id(a)?, small(b)?),
+            ("dm", Some(_), Some(mb)) => {
+                let mb: i64 = mb.parse().ok().filter(|v| *v >= 0)?;
+                Cb::Data(id(a)?, (mb > 0).then_some(mb))
+            }
+            // buttons sent before caps could be set in MB carry GB
             ("g", Some(_), Some(gb)) => {
                 let gb: i64 = gb.parse().ok().filter(|v| *v >= 0)?;
-                Cb::Data(id(a)?, (gb > 0).then_some(gb))
+                Cb::Data(id(a)?, (gb > 0).then(|| gb.checked_mul(1024)).flatten())
             }
             ("k", Some(_), None) => Cb::Back(id(a)?),
             ("p", Some(_), Some(m)) => Cb::Pay(id(a)?, m.parse().ok()?),
             ("x", Some(_), None) => Cb::Cancel(id(a)?),
+            ("o", Some(_), None) => Cb::Order(id(a)?),
             ("t", None, None) => Cb::Trial,
             ("tl", Some(_), None) => Cb::TrialLocation(code(a)?),
             ("v", None, None) => Cb::Services,
@@ -107,6 +114,7 @@ impl Cb {
             ("q", Some(_), None) => Cb::Qr(id(a)?),
             ("rn", Some(_), None) => Cb::Renew(id(a)?),
             ("tu", Some(_), None) => Cb::TopUp(id(a)?),
+            ("nf", Some(_), None) => Cb::NewFeedUrl(id(a)?),
             ("lg", None, None) => Cb::Language,
             ("lg", Some(l), None) => Cb::SetLanguage(l.parse().ok()?),
             ("h", None, None) => Cb::Help,
@@ -134,6 +142,7 @@ mod tests {
             Cb::Back(big),
             Cb::Pay(big, PaymentMethod::Zarinpal),
             Cb::Cancel(big),
+            Cb::Order(big),
             Cb::Trial,
             Cb::TrialLocation("nl".into()),
             Cb::Services,
@@ -141,6 +150,7 @@ mod tests {
             Cb::Qr(big),
             Cb::Renew(big),
             Cb::TopUp(big),
+            Cb::NewFeedUrl(big),
             Cb::Language,
             Cb::SetLanguage(Language::Fa),
             Cb::Help,
@@ -154,10 +164,33 @@ mod tests {
 
     #[test]
     fn junk_and_tampered_buttons_are_refused() {
-        for junk in
-            ["", "zz", "l:1", "l:x:de", "l:1:DE", "d:1:-3", "p:1:paypal", "lg:de", "v:0", "m:1", "g:1:-1", "l:1:de:x"]
-        {
+        for junk in [
+            "",
+            "zz",
+            "l:1",
+            "l:x:de",
+            "l:1:DE",
+            "d:1:-3",
+            "p:1:paypal",
+            "lg:de",
+            "v:0",
+            "m:1",
+            "g:1:-1",
+            "dm:1:-1",
+            "nf:0",
+            "l:1:de:x",
+            "o:0",
+        ] {
             assert_eq!(Cb::parse(junk), None, "{junk:?}");
         }
+    }
+
+    #[test]
+    fn data_buttons_carry_megabytes_and_old_gigabyte_buttons_still_work() {
+        let cap = crate::domain::DataCap::from_mb(500).unwrap();
+        let button = Cb::Data(7, cap.whole_mb());
+        assert_eq!(button.to_string(), "dm:7:500");
+        assert_eq!(Cb::parse("g:7:2"), Some(Cb::Data(7, Some(2048))), "a button from before MB caps");
+        assert_eq!(Cb::parse("g:7:0"), Some(Cb::Data(7, None)));
     }
 }

@@ -1,41 +1,66 @@
 //! The inbox worker: claims the oldest unhandled update of each chat (never two of one chat at once, so a
-//! chat's updates are handled in order), runs the handlers, and marks them handled. An update whose
-//! handling fails is retried with backoff and given up (logged) after a few tries so one bad update cannot
-//! block its chat. Updates left by a crash are picked up when their lease ends.
+//! chat's updates are handled in order), runs the handlers, and marks them handled. An update whose handling
+//! fails — an error, a panic, or the time limit — is retried with backoff, continuing after the messages it already
+//! sent, and given up (logged) after a few tries so one bad update cannot block its chat. Updates left by a crash
+//! are picked up when their lease ends; one that has used up its attempts that way (it takes the process down,
+//! say) is given up without being handled again.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::Telegram;
-use super::handlers;
+use super::handlers::{self, HandlerResult};
+use super::ui::Progress;
+use super::{Telegram, TgBot};
 use crate::app::AppState;
 use crate::services::inbox::{self as telegram_updates, StoredUpdate, WAKE_CHANNEL};
 
-const LEASE_SECS: f64 = 60.0;
-/// The longest one update may take; then its handler is stopped and the update retried. Well inside the lease,
-/// so no other worker takes the update while it is still being handled.
-const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
-const MAX_ATTEMPTS: i32 = 5;
+/// Attempts an update gets (counted when claimed, so a crash counts too).
+pub const MAX_ATTEMPTS: i32 = 5;
+
+/// What handles one update: the bot's handlers (tests put their own in).
+pub type Handler = Arc<
+    dyn Fn(AppState, TgBot, StoredUpdate, Arc<Progress>) -> Pin<Box<dyn Future<Output = HandlerResult> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The bot's handlers.
+pub fn handlers() -> Handler {
+    Arc::new(|app, bot, stored, progress| {
+        Box::pin(async move { handlers::handle(&app, &bot, &stored.payload, &progress).await })
+    })
+}
+
+/// Handles updates with the bot's handlers until cancelled.
+pub async fn run(app: AppState, tg: Telegram, cancel: CancellationToken) {
+    run_with(app, tg, handlers(), cancel).await
+}
 
 /// Handles updates until cancelled: up to `telegram.handlers` at once, claiming more as soon as one is done
 /// (a slow update holds up only its own chat).
-pub async fn run(app: AppState, tg: Telegram, cancel: CancellationToken) {
+pub async fn run_with(app: AppState, tg: Telegram, handler: Handler, cancel: CancellationToken) {
     let wake = Arc::new(Notify::new());
     let listener = tokio::spawn(listen(app.clone(), wake.clone(), cancel.clone()));
-    let worker: Arc<str> = format!("{}/inbox", app.instance).into();
+    let worker: Arc<str> = telegram_updates::worker_of(&app.instance).into();
     let limit = app.settings.telegram.handlers.max(1);
+    // well beyond the time limit, so no other worker takes an update while it is still being handled
+    let lease = (app.settings.telegram.handler_timeout_secs as f64 * 2.0).max(60.0);
     let mut running = JoinSet::new();
     while !cancel.is_cancelled() {
         let free = limit.saturating_sub(running.len());
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            match telegram_updates::claim(&app.pool, &worker, LEASE_SECS, free as i64).await {
+            match telegram_updates::claim(&app.pool, &worker, lease, free as i64).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the Telegram inbox");
@@ -45,7 +70,7 @@ pub async fn run(app: AppState, tg: Telegram, cancel: CancellationToken) {
         };
         if !claimed.is_empty() {
             for stored in claimed {
-                running.spawn(handle_one(app.clone(), tg.clone(), worker.clone(), stored));
+                running.spawn(handle_one(app.clone(), tg.bot.clone(), handler.clone(), worker.clone(), stored));
             }
             continue;
         }
@@ -61,43 +86,66 @@ pub async fn run(app: AppState, tg: Telegram, cancel: CancellationToken) {
     listener.abort();
 }
 
-async fn handle_one(app: AppState, tg: Telegram, worker: Arc<str>, stored: StoredUpdate) {
+async fn handle_one(app: AppState, bot: TgBot, handler: Handler, worker: Arc<str>, stored: StoredUpdate) {
     let span = tracing::info_span!("update", update.id = stored.update_id, chat.id = stored.chat_id);
     async {
+        let (id, attempts) = (stored.update_id, stored.attempts);
+        if attempts > MAX_ATTEMPTS {
+            // every attempt ended without a word (the process died, say): do not try again
+            tracing::error!(attempts, "giving up on a Telegram update whose attempts all ended without a result");
+            metrics::counter!("vpnshop_telegram_handled_total", "result" => "failed").increment(1);
+            let error = format!("given up after {MAX_ATTEMPTS} attempts that ended without a result");
+            let recorded = telegram_updates::finish(&app.pool, id, &worker, Some(&error)).await;
+            return report(recorded);
+        }
         let started = std::time::Instant::now();
-        let result = match tokio::time::timeout(HANDLER_TIMEOUT, handlers::handle(&app, &tg.bot, &stored.payload)).await
-        {
-            Ok(done) => done.map_err(|e| format!("{e:#}")),
-            Err(_) => Err(format!("not handled within {} s", HANDLER_TIMEOUT.as_secs())),
+        let timeout = Duration::from_secs(app.settings.telegram.handler_timeout_secs);
+        let progress = Arc::new(Progress::new(app.pool.clone(), id, worker.clone(), stored.sent));
+        let run = AssertUnwindSafe(handler(app.clone(), bot, stored, progress)).catch_unwind();
+        let result = match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(done)) => done.map_err(|e| format!("{e:#}")),
+            Ok(Err(panic)) => Err(format!("the handler panicked: {}", panic_message(panic.as_ref()))),
+            Err(_) => Err(format!("not handled within {} s", timeout.as_secs())),
         };
         metrics::histogram!("vpnshop_telegram_update_duration_seconds").record(started.elapsed().as_secs_f64());
         let recorded = match result {
             Ok(()) => {
                 metrics::counter!("vpnshop_telegram_handled_total", "result" => "ok").increment(1);
-                telegram_updates::finish(&app.pool, stored.update_id, &worker, None).await
+                telegram_updates::finish(&app.pool, id, &worker, None).await
             }
-            Err(e) if stored.attempts >= MAX_ATTEMPTS => {
+            Err(e) if attempts >= MAX_ATTEMPTS => {
                 tracing::error!(error = %e, "giving up on a Telegram update");
                 metrics::counter!("vpnshop_telegram_handled_total", "result" => "failed").increment(1);
-                telegram_updates::finish(&app.pool, stored.update_id, &worker, Some(&e)).await
+                telegram_updates::finish(&app.pool, id, &worker, Some(&e)).await
             }
             Err(e) => {
-                tracing::warn!(error = %e, attempt = stored.attempts, "Telegram update failed; will retry");
+                tracing::warn!(error = %e, attempt = attempts, "Telegram update failed; will retry");
                 metrics::counter!("vpnshop_telegram_handled_total", "result" => "retry").increment(1);
-                let delay = f64::from(2_u32.pow(stored.attempts.clamp(0, 6) as u32));
-                telegram_updates::retry_later(&app.pool, stored.update_id, &worker, &e, delay).await
+                let delay = f64::from(2_u32.pow(attempts.clamp(0, 6) as u32));
+                telegram_updates::retry_later(&app.pool, id, &worker, &e, delay).await
             }
         };
-        match recorded {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!("the update's lease had passed to another worker; it may be handled twice"),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not record how a Telegram update went; it will be handled again")
-            }
-        }
+        report(recorded)
     }
     .instrument(span)
     .await
+}
+
+fn report(recorded: sqlx::Result<bool>) {
+    match recorded {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("the update's lease had passed to another worker; it may be handled twice"),
+        Err(e) => tracing::warn!(error = %e, "could not record how a Telegram update went; it will be handled again"),
+    }
+}
+
+/// The text a panic was raised with, when it was text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 async fn listen(app: AppState, wake: Arc<Notify>, cancel: CancellationToken) {

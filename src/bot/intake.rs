@@ -1,8 +1,10 @@
 //! Durable intake: an update is in Postgres before Telegram gets its 200. Handlers hand raw updates to a
 //! bounded queue; a free writer takes everything waiting (up to 64: what arrived while the writers were busy
-//! storing the previous batches) and stores it with a multi-row `INSERT … ON CONFLICT DO NOTHING` (several, run
-//! at once, when the batch has more than 256 KiB of JSON), then answers every waiting request once its INSERT committed. A full queue
-//! answers "busy" (503) at once so Telegram retries later, instead of memory growing without bound.
+//! storing the previous batches), sorts it by `update_id` and drops repeats, and stores it with a multi-row
+//! `INSERT … ON CONFLICT DO NOTHING` (several, run at once, when the batch has more than 256 KiB of JSON), then
+//! answers every waiting request once its INSERT committed. Every writer inserts in ascending `update_id` order,
+//! so two writers storing the same re-delivered updates lock them in one order and cannot deadlock. A full
+//! queue answers "busy" (503) at once so Telegram retries later, instead of memory growing without bound.
 
 use std::sync::Arc;
 
@@ -22,7 +24,7 @@ const CHUNK_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IntakeError {
-    /// Not an update: no numeric `update_id`.
+    /// Not an update: no numeric `update_id`, or one beyond what teloxide reads (`u32`).
     #[error("not a Telegram update")]
     Invalid,
     /// The queue is full: try again later.
@@ -33,12 +35,23 @@ pub enum IntakeError {
     Store,
 }
 
+type Done = oneshot::Sender<Result<(), IntakeError>>;
+
 struct Item {
     update_id: i64,
     chat_id: i64,
     /// The update's JSON text, stored as received.
     payload: String,
-    done: oneshot::Sender<Result<(), IntakeError>>,
+    done: Done,
+}
+
+/// One row to insert: an update and every request waiting for it (a repeat delivered in the same batch waits
+/// for the same row).
+struct Row {
+    update_id: i64,
+    chat_id: i64,
+    payload: String,
+    waiting: Vec<Done>,
 }
 
 /// The sending side, shared by the webhook handler and the long-polling loop.
@@ -134,7 +147,8 @@ impl Intake {
             return Err(IntakeError::Invalid);
         }
         let head: UpdateHead = serde_json::from_slice(body).map_err(|_| IntakeError::Invalid)?;
-        let update_id = Some(head.update_id).filter(|v| *v >= 0).ok_or(IntakeError::Invalid)?;
+        // teloxide reads `update_id` as a u32: a bigger one could be stored but never handled
+        let update_id = Some(head.update_id).filter(|v| u32::try_from(*v).is_ok()).ok_or(IntakeError::Invalid)?;
         let chat_id = head.chat().unwrap_or(-update_id);
         let text = String::from_utf8(body.to_vec()).map_err(|_| IntakeError::Invalid)?;
         self.push(update_id, chat_id, text).await
@@ -166,7 +180,7 @@ impl Intake {
                             left.push(item);
                         }
                         drop(rx);
-                        futures::future::join_all(chunks(left).into_iter().map(|chunk| store(&pool, chunk))).await;
+                        store_batch(&pool, left).await;
                         return;
                     }
                     item = rx.recv() => match item { Some(i) => i, None => return },
@@ -182,23 +196,45 @@ impl Intake {
                 }
                 batch
             };
-            futures::future::join_all(chunks(batch).into_iter().map(|chunk| store(&pool, chunk))).await;
+            store_batch(&pool, batch).await;
         }
     }
 }
 
-/// Splits a batch into INSERTs of at most `CHUNK_BYTES` of JSON each (a bigger update goes alone), in order.
-fn chunks(batch: Vec<Item>) -> Vec<Vec<Item>> {
+async fn store_batch(pool: &PgPool, batch: Vec<Item>) {
+    futures::future::join_all(chunks(rows(batch)).into_iter().map(|chunk| store(pool, chunk))).await;
+}
+
+/// The batch in ascending `update_id` order with each update once (all writers lock rows in this one order).
+fn rows(mut batch: Vec<Item>) -> Vec<Row> {
+    batch.sort_by_key(|item| item.update_id);
+    let mut rows: Vec<Row> = Vec::with_capacity(batch.len());
+    for item in batch {
+        match rows.last_mut() {
+            Some(last) if last.update_id == item.update_id => last.waiting.push(item.done),
+            _ => rows.push(Row {
+                update_id: item.update_id,
+                chat_id: item.chat_id,
+                payload: item.payload,
+                waiting: vec![item.done],
+            }),
+        }
+    }
+    rows
+}
+
+/// Splits rows into INSERTs of at most `CHUNK_BYTES` of JSON each (a bigger update goes alone), in order.
+fn chunks(rows: Vec<Row>) -> Vec<Vec<Row>> {
     let mut chunks = Vec::new();
     let (mut chunk, mut bytes) = (Vec::new(), 0);
-    for item in batch {
-        let size = item.payload.len();
+    for row in rows {
+        let size = row.payload.len();
         if !chunk.is_empty() && bytes + size > CHUNK_BYTES {
             chunks.push(std::mem::take(&mut chunk));
             bytes = 0;
         }
         bytes += size;
-        chunk.push(item);
+        chunk.push(row);
     }
     if !chunk.is_empty() {
         chunks.push(chunk);
@@ -207,19 +243,20 @@ fn chunks(batch: Vec<Item>) -> Vec<Vec<Item>> {
 }
 
 /// Stores one chunk with one multi-row INSERT, then answers each of its requests.
-async fn store(pool: &PgPool, chunk: Vec<Item>) {
+async fn store(pool: &PgPool, chunk: Vec<Row>) {
     let n = chunk.len();
+    let requests: u64 = chunk.iter().map(|r| r.waiting.len() as u64).sum();
     let (mut ids, mut chats, mut payloads, mut waiting) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    for item in chunk {
-        ids.push(item.update_id);
-        chats.push(item.chat_id);
-        payloads.push(item.payload);
-        waiting.push(item.done);
+    for row in chunk {
+        ids.push(row.update_id);
+        chats.push(row.chat_id);
+        payloads.push(row.payload);
+        waiting.push(row.waiting);
     }
     let results = match inbox::store(pool, &ids, &chats, &payloads).await {
         Ok(new) => {
-            counted(n as u64, new);
+            counted(requests, new);
             vec![Ok(()); n]
         }
         // one update the database will not take (bad JSON escapes): store the others one by one so it alone
@@ -230,7 +267,7 @@ async fn store(pool: &PgPool, chunk: Vec<Item>) {
                 let one = inbox::store(pool, &ids[i..=i], &chats[i..=i], &payloads[i..=i]).await;
                 results.push(match one {
                     Ok(new) => {
-                        counted(1, new);
+                        counted(waiting[i].len() as u64, new);
                         Ok(())
                     }
                     Err(e) if is_bad_data(&e) => Err(IntakeError::Invalid),
@@ -248,8 +285,10 @@ async fn store(pool: &PgPool, chunk: Vec<Item>) {
             vec![Err(IntakeError::Store); n]
         }
     };
-    for (done, result) in waiting.into_iter().zip(results) {
-        let _ = done.send(result);
+    for (row, result) in waiting.into_iter().zip(results) {
+        for done in row {
+            let _ = done.send(result);
+        }
     }
 }
 
@@ -305,14 +344,14 @@ mod tests {
     fn batches_are_split_into_inserts_of_at_most_256_kib_of_json() {
         let one = item(0, 10_000).payload.len();
         let batch: Vec<Item> = (0..64).map(|i| item(i, 10_000)).collect();
-        let chunks = chunks(batch);
+        let chunks = chunks(rows(batch));
         assert!(
             chunks.iter().all(|c| c.len() * one <= CHUNK_BYTES),
             "{:?}",
             chunks.iter().map(Vec::len).collect::<Vec<_>>()
         );
         assert_eq!(chunks.len(), 64_usize.div_ceil(CHUNK_BYTES / one));
-        let ids: Vec<i64> = chunks.iter().flatten().map(|i| i.update_id).collect();
+        let ids: Vec<i64> = chunks.iter().flatten().map(|r| r.update_id).collect();
         assert_eq!(ids, (0..64).collect::<Vec<_>>(), "every update once, in order");
         // an update bigger than the limit goes alone; small batches stay one INSERT
         let sizes: Vec<usize> = chunks_of(vec![item(1, 10), item(2, 300_000), item(3, 10)]);
@@ -321,6 +360,16 @@ mod tests {
     }
 
     fn chunks_of(batch: Vec<Item>) -> Vec<usize> {
-        chunks(batch).iter().map(Vec::len).collect()
+        chunks(rows(batch)).iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn a_batch_is_stored_in_update_id_order_with_each_update_once() {
+        let batch = [5, 3, 9, 3, 1, 5, 5].into_iter().map(|id| item(id, 10)).collect();
+        let rows = rows(batch);
+        let ids: Vec<i64> = rows.iter().map(|r| r.update_id).collect();
+        assert_eq!(ids, vec![1, 3, 5, 9]);
+        let waiting: Vec<usize> = rows.iter().map(|r| r.waiting.len()).collect();
+        assert_eq!(waiting, vec![1, 2, 3, 1], "every request gets the answer of its update's row");
     }
 }

@@ -9,6 +9,7 @@ use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Par
 use teloxide::{ApiError, RequestError};
 
 use super::TgBot;
+use super::limits::Kind;
 use crate::config::JobSettings;
 use crate::db::jobs::ClaimedJob;
 use crate::jobs::{JobHandler, Outcome};
@@ -104,7 +105,7 @@ pub enum SendError {
 pub async fn send(bot: &TgBot, msg: &OutMessage) -> Result<(), SendError> {
     match msg {
         OutMessage::Text { chat_id, text, buttons } => {
-            let mut req = bot.send_message(ChatId(*chat_id), text).parse_mode(ParseMode::Html);
+            let mut req = bot.api().send_message(ChatId(*chat_id), text).parse_mode(ParseMode::Html);
             if !buttons.is_empty() {
                 let rows = buttons
                     .iter()
@@ -116,16 +117,16 @@ pub async fn send(bot: &TgBot, msg: &OutMessage) -> Result<(), SendError> {
                     .collect::<Vec<Vec<_>>>();
                 req = req.reply_markup(InlineKeyboardMarkup::new(rows));
             }
-            req.await.map(|_| ()).map_err(SendError::Telegram)
+            bot.send(ChatId(*chat_id), Kind::Send, req).await.map(|_| ()).map_err(SendError::Telegram)
         }
         OutMessage::Qr { chat_id, link, caption } => {
             let png = access::qr_png(link).map_err(|e| SendError::Qr(e.to_string()))?;
-            bot.send_photo(ChatId(*chat_id), InputFile::memory(png).file_name("qr.png"))
+            let photo = bot
+                .api()
+                .send_photo(ChatId(*chat_id), InputFile::memory(png).file_name("qr.png"))
                 .caption(caption)
-                .parse_mode(ParseMode::Html)
-                .await
-                .map(|_| ())
-                .map_err(SendError::Telegram)
+                .parse_mode(ParseMode::Html);
+            bot.send(ChatId(*chat_id), Kind::Send, photo).await.map(|_| ()).map_err(SendError::Telegram)
         }
     }
 }

@@ -69,3 +69,17 @@ pub async fn find(db: impl PgExecutor<'_>, code: &str) -> sqlx::Result<Option<Lo
         .fetch_optional(db)
         .await
 }
+
+/// The most clients one node of the location can still take, over its enabled nodes not known to be down or
+/// refusing our host key (0 when there is none): whether a new subscription there can be placed now.
+pub async fn room_on_one_node(db: impl PgExecutor<'_>, code: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT COALESCE(max(s.capacity - (SELECT count(*) FROM clients c
+                                              WHERE c.server_id = s.id AND c.desired = 'present')), 0)::int8 AS "room!"
+             FROM servers s
+            WHERE s.location_code = $1 AND s.enabled AND s.health IN ('ok', 'unknown')"#,
+        code
+    )
+    .fetch_one(db)
+    .await
+}

@@ -1,9 +1,11 @@
-//! The `orders` table. A `draft` is the purchase being put together in the bot (one per user).
+//! The `orders` table. A `draft` is the purchase being put together in the bot (one per user); its currency is
+//! fixed when it starts, its price when it is submitted (`awaiting_payment`).
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use crate::domain::Currency;
 use crate::domain::status::OrderStatus;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -15,7 +17,7 @@ pub struct OrderRow {
     pub selection: serde_json::Value,
     pub plan_id: Option<i64>,
     pub amount_minor: Option<i64>,
-    pub currency: Option<String>,
+    pub currency: Option<Currency>,
     pub status: OrderStatus,
     pub subscription_id: Option<i64>,
     pub created_at: DateTime<Utc>,
@@ -26,7 +28,7 @@ macro_rules! select_order {
     ($tail:literal $(, $arg:expr)*) => {
         sqlx::query_as!(
             OrderRow,
-            r#"SELECT id, public_id, user_id, kind, selection, plan_id, amount_minor, currency,
+            r#"SELECT id, public_id, user_id, kind, selection, plan_id, amount_minor, currency AS "currency: Currency",
                       status AS "status: OrderStatus", subscription_id, created_at, updated_at
                  FROM orders "# + $tail
             $(, $arg)*
@@ -47,23 +49,36 @@ pub async fn draft_of(db: impl PgExecutor<'_>, user_id: i64) -> sqlx::Result<Opt
     select_order!("WHERE user_id = $1 AND status = 'draft'", user_id).fetch_optional(db).await
 }
 
-/// Inserts a new draft (the caller has ended any earlier one: one draft per user).
+/// The user's orders awaiting payment, newest first (at most `limit`).
+pub async fn awaiting_payment_of(db: impl PgExecutor<'_>, user_id: i64, limit: i64) -> sqlx::Result<Vec<OrderRow>> {
+    select_order!(
+        "WHERE user_id = $1 AND status = 'awaiting_payment' ORDER BY updated_at DESC, id DESC LIMIT $2",
+        user_id,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Inserts a new draft in `currency` (the caller has ended any earlier one: one draft per user).
 pub async fn insert_draft(
     conn: &mut PgConnection,
     user_id: i64,
     kind: &str,
     subscription_id: Option<i64>,
     selection: &serde_json::Value,
+    currency: Currency,
 ) -> sqlx::Result<OrderRow> {
     sqlx::query_as!(
         OrderRow,
-        r#"INSERT INTO orders (user_id, kind, subscription_id, selection) VALUES ($1, $2, $3, $4)
-           RETURNING id, public_id, user_id, kind, selection, plan_id, amount_minor, currency,
+        r#"INSERT INTO orders (user_id, kind, subscription_id, selection, currency) VALUES ($1, $2, $3, $4, $5)
+           RETURNING id, public_id, user_id, kind, selection, plan_id, amount_minor, currency AS "currency: Currency",
                      status AS "status: OrderStatus", subscription_id, created_at, updated_at"#,
         user_id,
         kind,
         subscription_id,
-        selection
+        selection,
+        currency.as_str()
     )
     .fetch_one(conn)
     .await
@@ -98,6 +113,21 @@ pub async fn set_selection(
     Ok(done.rows_affected() == 1)
 }
 
+/// Cancels the user's order while it is a draft or awaits payment and no payment of it is open (pending or under
+/// review); false otherwise.
+pub async fn cancel_open(conn: &mut PgConnection, id: i64, user_id: i64) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE orders o SET status = 'cancelled', updated_at = now()
+            WHERE o.id = $1 AND o.user_id = $2 AND o.status IN ('draft', 'awaiting_payment')
+              AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.status IN ('pending', 'under_review'))"#,
+        id,
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Moves an order between states, checking the current one; false if it was not `from`.
 pub async fn transition(conn: &mut PgConnection, id: i64, from: OrderStatus, to: OrderStatus) -> sqlx::Result<bool> {
     let done = sqlx::query!(
@@ -120,7 +150,7 @@ pub async fn submit(
     id: i64,
     plan_id: i64,
     amount_minor: i64,
-    currency: &str,
+    currency: Currency,
     selection: &serde_json::Value,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
@@ -130,7 +160,7 @@ pub async fn submit(
         id,
         plan_id,
         amount_minor,
-        currency,
+        currency.as_str(),
         selection
     )
     .execute(conn)

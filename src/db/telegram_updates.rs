@@ -11,6 +11,8 @@ pub struct StoredUpdate {
     /// The update's JSON text as stored (parsed by the handler, so an update we cannot read fails alone).
     pub payload: String,
     pub attempts: i32,
+    /// Messages its handler sent on earlier attempts.
+    pub sent: i32,
 }
 
 /// Channel notified when updates arrive.
@@ -71,7 +73,7 @@ pub async fn claim(
              FROM due
             WHERE u.update_id = due.update_id AND u.handled_at IS NULL
               AND (u.locked_until IS NULL OR u.locked_until < now())
-        RETURNING u.update_id, u.chat_id, u.payload::text AS "payload!", u.attempts"#,
+        RETURNING u.update_id, u.chat_id, u.payload::text AS "payload!", u.attempts, u.sent"#,
         worker,
         lease_secs,
         limit,
@@ -106,6 +108,20 @@ pub async fn finish(db: impl PgExecutor<'_>, update_id: i64, worker: &str, error
     Ok(done.rows_affected() == 1)
 }
 
+/// Records that the handler has sent `sent` messages of this update (never fewer than recorded before); false
+/// when the lease had passed to another worker.
+pub async fn record_sent(db: impl PgExecutor<'_>, update_id: i64, worker: &str, sent: i32) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE telegram_updates SET sent = GREATEST(sent, $3) WHERE update_id = $1 AND locked_by = $2",
+        update_id,
+        worker,
+        sent
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Releases an update for another try after `delay_secs`, keeping the error.
 pub async fn retry_later(
     db: impl PgExecutor<'_>,
@@ -126,6 +142,17 @@ pub async fn retry_later(
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Releases the updates a worker holds (its instance is starting again: it is not handling them any more).
+pub async fn release_worker(db: impl PgExecutor<'_>, worker: &str) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "UPDATE telegram_updates SET locked_by = NULL, locked_until = NULL WHERE locked_by = $1 AND handled_at IS NULL",
+        worker
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Unhandled updates (for readiness and metrics).

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
-use crate::domain::Language;
+use crate::domain::{Currency, Language};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRow {
@@ -13,32 +13,36 @@ pub struct UserRow {
     pub first_name: Option<String>,
     pub language: Language,
     pub language_chosen: bool,
+    /// The currency the customer sees and pays in (fixed when first met; `None` only for customers met before).
+    pub currency: Option<Currency>,
     pub banned_at: Option<DateTime<Utc>>,
     pub ban_notified_at: Option<DateTime<Utc>>,
     pub trial_used_at: Option<DateTime<Utc>>,
 }
 
-/// Inserts the user on first contact or refreshes their name; the language is only set on insert.
+/// Inserts the user on first contact or refreshes their name; the language and currency are only set on insert.
 pub async fn upsert(
     db: impl PgExecutor<'_>,
     telegram_id: i64,
     username: Option<&str>,
     first_name: Option<&str>,
     language: Language,
+    currency: Currency,
 ) -> sqlx::Result<UserRow> {
     sqlx::query_as!(
         UserRow,
-        r#"INSERT INTO users (telegram_id, username, first_name, language) VALUES ($1, $2, $3, $4)
+        r#"INSERT INTO users (telegram_id, username, first_name, language, currency) VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (telegram_id) DO UPDATE
               SET username = EXCLUDED.username, first_name = EXCLUDED.first_name,
                   updated_at = CASE WHEN (users.username, users.first_name) IS DISTINCT FROM
                                          (EXCLUDED.username, EXCLUDED.first_name) THEN now() ELSE users.updated_at END
            RETURNING id, telegram_id, username, first_name, language AS "language: Language", language_chosen,
-                     banned_at, ban_notified_at, trial_used_at"#,
+                     currency AS "currency: Currency", banned_at, ban_notified_at, trial_used_at"#,
         telegram_id,
         username,
         first_name,
         language.as_str(),
+        currency.as_str(),
     )
     .fetch_one(db)
     .await
@@ -48,7 +52,7 @@ pub async fn find(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserR
     sqlx::query_as!(
         UserRow,
         r#"SELECT id, telegram_id, username, first_name, language AS "language: Language", language_chosen,
-                  banned_at, ban_notified_at, trial_used_at
+                  currency AS "currency: Currency", banned_at, ban_notified_at, trial_used_at
              FROM users WHERE id = $1"#,
         id
     )
@@ -60,7 +64,7 @@ pub async fn lock(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<UserR
     sqlx::query_as!(
         UserRow,
         r#"SELECT id, telegram_id, username, first_name, language AS "language: Language", language_chosen,
-                  banned_at, ban_notified_at, trial_used_at
+                  currency AS "currency: Currency", banned_at, ban_notified_at, trial_used_at
              FROM users WHERE id = $1 FOR UPDATE"#,
         id
     )
@@ -79,6 +83,18 @@ pub async fn set_language(db: impl PgExecutor<'_>, id: i64, language: Language) 
     Ok(())
 }
 
+/// Fixes the currency of a customer who has none yet (met before currencies were fixed); returns the one they
+/// have now.
+pub async fn fix_currency(db: impl PgExecutor<'_>, id: i64, currency: Currency) -> sqlx::Result<Currency> {
+    sqlx::query_scalar!(
+        r#"UPDATE users SET currency = COALESCE(currency, $2) WHERE id = $1 RETURNING currency AS "currency!: Currency""#,
+        id,
+        currency.as_str()
+    )
+    .fetch_one(db)
+    .await
+}
+
 /// Marks the ban notice as sent; false if it was sent before.
 pub async fn take_ban_notice(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<bool> {
     let done = sqlx::query!(
@@ -95,19 +111,5 @@ pub async fn take_trial(conn: &mut PgConnection, id: i64) -> sqlx::Result<bool> 
     let done = sqlx::query!("UPDATE users SET trial_used_at = now() WHERE id = $1 AND trial_used_at IS NULL", id)
         .execute(conn)
         .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-pub async fn set_banned(db: impl PgExecutor<'_>, id: i64, banned: bool, reason: Option<&str>) -> sqlx::Result<bool> {
-    let done = sqlx::query!(
-        r#"UPDATE users SET banned_at = CASE WHEN $2 THEN COALESCE(banned_at, now()) END,
-                  ban_reason = CASE WHEN $2 THEN $3 END, ban_notified_at = NULL, updated_at = now()
-            WHERE id = $1"#,
-        id,
-        banned,
-        reason
-    )
-    .execute(db)
-    .await?;
     Ok(done.rows_affected() == 1)
 }

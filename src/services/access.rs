@@ -1,13 +1,16 @@
 //! What a customer connects with: share links per seat, QR codes, and the subscription feed that apps
-//! (v2rayN, v2rayNG, Hiddify, Streisand) import and refresh.
+//! (v2rayN, v2rayNG, Hiddify, Streisand) import and refresh. A link is named after the shop and its location in
+//! the customer's language ("vpnshop 🇩🇪 Germany", "vpnshop 🇩🇪 آلمان").
 
 use sqlx::PgPool;
 
 use crate::config::ProvisionSettings;
 use crate::db::{self, subscriptions::SubscriptionRow};
+use crate::domain::Language;
 use crate::domain::status::SubscriptionStatus;
 use crate::error::{AppError, AppResult};
 use crate::provision::{links, qr};
+use crate::services::shop::label;
 
 /// One seat's connection details.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,13 +37,22 @@ pub async fn usage(pool: &PgPool, subscription_id: i64) -> AppResult<(i64, i64)>
     Ok(rows.first().map(|(_, up, down)| (*up, *down)).unwrap_or((0, 0)))
 }
 
-/// Share links of a subscription's live clients, in seat order (empty until it is placed on a node).
+/// A location as a customer reads it: its flag and its name in `lang` (the code when it is unknown).
+pub async fn place(pool: &PgPool, code: &str, lang: Language) -> AppResult<String> {
+    Ok(match db::locations::find(pool, code).await? {
+        Some(l) => format!("{} {}", l.flag, label(&l.labels, lang, &l.code)),
+        None => code.to_owned(),
+    })
+}
+
+/// Share links of a subscription's live clients, in seat order (empty until it is placed on a node), named in
+/// its owner's language.
 pub async fn links(pool: &PgPool, sub: &SubscriptionRow, shop_name: &str) -> AppResult<Vec<SeatLink>> {
     let Some(server_id) = sub.server_id else { return Ok(Vec::new()) };
+    let lang = db::users::find(pool, sub.user_id).await?.map_or(Language::En, |u| u.language);
     let server = db::servers::node(pool, server_id).await?.ok_or(AppError::NotFound("server"))?;
     let location = db::locations::find(pool, &sub.location_code).await?;
-    let place =
-        location.map(|l| format!("{} {}", l.flag, l.labels.get("en").and_then(|v| v.as_str()).unwrap_or(&l.code)));
+    let place = location.map(|l| format!("{} {}", l.flag, label(&l.labels, lang, &l.code)));
     let port = u16::try_from(server.public_port).map_err(|_| AppError::Internal(anyhow::anyhow!("bad port")))?;
     let clients = db::clients::live_of_subscription(pool, sub.id).await?;
     let many = clients.len() > 1;
@@ -69,8 +81,8 @@ pub fn plausible_token(token: &str) -> bool {
     token.len() == 43 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The feed of the subscription with this token. Links are listed only while it works (active); the
-/// headers always carry usage and expiry so apps show why it stopped.
+/// The feed of the subscription with this token. Links are listed only while it works (active), named in its
+/// owner's language; the headers always carry usage and expiry so apps show why it stopped.
 pub async fn feed(pool: &PgPool, token: &str, settings: &ProvisionSettings) -> AppResult<Feed> {
     if !plausible_token(token) {
         return Err(AppError::NotFound("subscription"));
@@ -104,6 +116,7 @@ pub struct SubscriptionView {
     pub flag: String,
     pub labels: serde_json::Value,
     pub used_bytes: i64,
+    /// Its links (named in the customer's language); they work only while it is active.
     pub links: Vec<SeatLink>,
     /// The feed URL apps import.
     pub feed_url: String,
@@ -112,6 +125,19 @@ pub struct SubscriptionView {
 /// The customer's subscriptions, newest first.
 pub async fn list_for_user(pool: &PgPool, user_id: i64) -> AppResult<Vec<SubscriptionRow>> {
     Ok(db::subscriptions::for_user(pool, user_id).await?)
+}
+
+/// Gives one of the customer's own subscriptions a new feed URL (they think it leaked); the old one answers 404
+/// from now on. Not found for someone else's.
+pub async fn replace_own_feed_url(pool: &PgPool, user_id: i64, subscription_id: i64) -> AppResult<()> {
+    db::subscriptions::find(pool, subscription_id)
+        .await?
+        .filter(|s| s.user_id == user_id)
+        .ok_or(AppError::NotFound("subscription"))?;
+    let who = user_id.to_string();
+    let actor = crate::services::servers::Actor { kind: "user", id: Some(&who) };
+    crate::services::subscriptions::rotate_feed(pool, subscription_id, actor).await?;
+    Ok(())
 }
 
 /// One of the customer's subscriptions with usage, links and feed URL (not found for someone else's).

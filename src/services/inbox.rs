@@ -43,6 +43,11 @@ pub async fn finish(pool: &PgPool, update_id: i64, worker: &str, error: Option<&
     telegram_updates::finish(pool, update_id, worker, error).await
 }
 
+/// Records how many messages the update's handler has sent so far (a retry skips them).
+pub async fn record_sent(pool: &PgPool, update_id: i64, worker: &str, sent: i32) -> sqlx::Result<bool> {
+    telegram_updates::record_sent(pool, update_id, worker, sent).await
+}
+
 /// Puts an update back for `delay_secs` (its chat waits meanwhile); false when its lease had passed on.
 pub async fn retry_later(
     pool: &PgPool,
@@ -52,6 +57,17 @@ pub async fn retry_later(
     delay_secs: f64,
 ) -> sqlx::Result<bool> {
     telegram_updates::retry_later(pool, update_id, worker, error, delay_secs).await
+}
+
+/// The name of an instance's inbox worker (the lease holder of the updates it handles).
+pub fn worker_of(instance: &str) -> String {
+    format!("{instance}/inbox")
+}
+
+/// Releases the updates the inbox of `instance` held when it stopped (it is starting again), so they are
+/// handled at once instead of after their lease.
+pub async fn release_instance(pool: &PgPool, instance: &str) -> sqlx::Result<u64> {
+    telegram_updates::release_worker(pool, &worker_of(instance)).await
 }
 
 /// Deletes updates handled more than `days` ago (Telegram redelivers for at most a day, so a week of ids

@@ -1,11 +1,12 @@
-//! The shop window the bot shows: locations with free nodes, and the plans of a location with prices.
+//! The shop window the bot shows: locations with free nodes, and the plans of a location with prices (in the
+//! customer's currency; converted through the catalogue's rates when a plan has no price of its own in it).
 
 use std::collections::BTreeSet;
 
 use sqlx::PgPool;
 
 use crate::db;
-use crate::domain::{Currency, DataCap, Language, Money};
+use crate::domain::{Currency, DataCap, Language, Money, Rates};
 use crate::error::{AppError, AppResult};
 
 /// A location customers can buy.
@@ -43,9 +44,22 @@ pub struct PlanOption {
 }
 
 impl PlanOption {
-    pub fn price(&self, currency: Currency) -> Option<Money> {
-        self.prices.iter().find(|(c, _)| *c == currency).and_then(|(c, m)| Money::from_minor(*m, *c).ok())
+    /// The price in `currency` (see [`price_in`]).
+    pub fn price_in(&self, currency: Currency, rates: Option<&Rates>) -> Option<Money> {
+        price_in(&self.prices, currency, rates)
     }
+}
+
+/// A price in `currency`: the one listed in it, else one listed in another currency (the rates' base first)
+/// converted through `rates`; `None` when neither is there.
+pub fn price_in(prices: &[(Currency, i64)], currency: Currency, rates: Option<&Rates>) -> Option<Money> {
+    let listed = |c: Currency| prices.iter().find(|(p, _)| *p == c).and_then(|(c, m)| Money::from_minor(*m, *c).ok());
+    if let Some(price) = listed(currency) {
+        return Some(price);
+    }
+    let rates = rates?;
+    let source = listed(rates.base()).or_else(|| prices.iter().find_map(|(c, _)| listed(*c)))?;
+    rates.convert(source, currency).ok()
 }
 
 /// Active locations with at least one plan on sale, with how many nodes serve them.

@@ -1,6 +1,9 @@
 //! The free trial (what the old prototype called `create_temp_plan` / `grant_temp_plan`): once per Telegram
 //! account for life, granted at once through the same subscription path as paid plans, and rate-limited per
-//! customer and across all customers.
+//! customer and across all customers. A trial that cannot be set up right now (provisioning is off, or no
+//! enabled, reachable node of its location has room for it) is granted all the same and says so: it waits in the
+//! placement queue, the admins are alerted (once an hour per location and reason), and the customer gets the
+//! usual "ready" message with the link when it is placed.
 
 use std::time::Duration;
 
@@ -10,14 +13,16 @@ use crate::config::Settings;
 use crate::db::{self, users::UserRow};
 use crate::domain::PlanSpec;
 use crate::error::{AppError, AppResult};
+use crate::services::notify;
 use crate::services::ratelimit::RateLimiter;
 use crate::services::shop;
 use crate::services::subscriptions::{self, NewSubscription};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrialOutcome {
-    /// A pending trial subscription was created; it goes live like a paid one.
-    Granted { subscription_id: i64 },
+    /// A pending trial subscription was created; it goes live like a paid one. `queued` when it cannot be set
+    /// up right now (it waits for a node; the admins were told).
+    Granted { subscription_id: i64, queued: Option<Queued> },
     /// This account already had its trial.
     AlreadyUsed,
     /// Too many trial requests (from this customer, or from everyone right now).
@@ -26,6 +31,44 @@ pub enum TrialOutcome {
     Unavailable,
     /// The shop offers no trials.
     Disabled,
+}
+
+/// Why a new subscription waits instead of being set up at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    /// No SSH key: nothing is provisioned at all.
+    ProvisioningOff,
+    /// No enabled node of the location that is not down has room for all its devices.
+    NoRoom,
+}
+
+impl Queued {
+    fn alert(self, location: &str, devices: i32) -> (&'static str, String) {
+        match self {
+            Queued::ProvisioningOff => (
+                "provisioning-off",
+                "Trials are waiting: provisioning is off (set provision.ssh_key_path or VPNSHOP__PROVISION__SSH_KEY)."
+                    .to_owned(),
+            ),
+            Queued::NoRoom => (
+                "no-room",
+                format!(
+                    "Trials in {location} are waiting: no enabled, reachable node there has room for {devices} \
+                     devices. Add a node or raise a node's capacity."
+                ),
+            ),
+        }
+    }
+}
+
+/// Whether a subscription of `seats` devices in `location` can be set up now.
+async fn queued(pool: &PgPool, settings: &Settings, location: &str, seats: i32) -> AppResult<Option<Queued>> {
+    let p = &settings.provision;
+    if p.ssh_key.is_none() && p.ssh_key_path.is_none() {
+        return Ok(Some(Queued::ProvisioningOff));
+    }
+    let room = db::locations::room_on_one_node(pool, location).await?;
+    Ok((room < i64::from(seats)).then_some(Queued::NoRoom))
 }
 
 pub async fn grant(
@@ -83,7 +126,13 @@ pub async fn grant(
         data_cap_bytes: data.to_db(),
     };
     let subscription_id = subscriptions::create(&mut tx, &new, &settings.jobs).await?;
+    let queued = queued(pool, settings, location, t.devices).await?;
+    if let Some(why) = queued {
+        let (reason, text) = why.alert(location, t.devices);
+        let key = format!("trial-queued:{reason}:{location}:{}", chrono::Utc::now().format("%Y%m%d%H"));
+        notify::enqueue_admin_alert(&mut *tx, &key, &text, &settings.jobs).await?;
+    }
     tx.commit().await?;
     metrics::counter!("vpnshop_trials_granted_total").increment(1);
-    Ok(TrialOutcome::Granted { subscription_id })
+    Ok(TrialOutcome::Granted { subscription_id, queued })
 }

@@ -12,11 +12,16 @@
 //!   production-sized pool, without the inbox handlers, job workers or bot start-up — nothing else touches the
 //!   database. Nothing in the product is switched off: this wiring just does not start those tasks;
 //! - **ours, whole app**: the whole app (`spawn_app_with`) with its bot on the fake Telegram: the inbox
-//!   handlers claim and answer the stored updates (replies throttled to Telegram's 30 messages/s) while the
+//!   handlers claim and answer the stored updates (replies kept within Telegram's limits) while the
 //!   webhook is loaded;
 //! - a diagnostic, **ours, intake only with `synchronous_commit=off`** on the writers' connections (set by the
 //!   benchmark, not a product setting): commits stop waiting for the WAL flush, which shows what bounds the
 //!   durable intake — the disk or the CPU.
+//!
+//! `bench_intake_duplicates` runs the Rust generator with every update sent twice, by two connections at about
+//! the same time (Telegram re-delivers when answers are slow): writers then store overlapping ids at once, which
+//! deadlocked before batches were sorted by `update_id` (a deadlock fails its whole batch with 503s, which this
+//! benchmark counts as failures).
 //!
 //! `bench_intake_insert_size` times one `insert_many` by rows per statement, sequentially: the statement-size
 //! cliff that sqlx-core 0.9.0 as released has without TCP_NODELAY, gone with vendor/sqlx-core (vendor/README.md).
@@ -51,6 +56,8 @@ use crate::bot::{SECRET, bot_settings};
 use crate::helpers::{TestApp, multi_thread, spawn_app_with, test_settings, tools_required};
 use crate::support::{FakeTelegram, TgUser, command_update};
 
+mod replies;
+
 const PATH: &str = "/telegram/webhook";
 /// Distinct users (and so chats) the updates come from.
 const USERS: u64 = 10_000;
@@ -70,6 +77,9 @@ struct Config {
     warmup: Duration,
     measure: Duration,
     rounds: usize,
+    /// Every update is sent twice, by two connections at about the same time (Telegram re-delivering while
+    /// our answers are slow): the Rust generator only.
+    duplicates: bool,
 }
 
 impl Config {
@@ -79,6 +89,7 @@ impl Config {
             warmup: Duration::from_secs(env_u64("VPNSHOP_BENCH_INTAKE_WARMUP_SECS", 2)),
             measure: Duration::from_secs(env_u64("VPNSHOP_BENCH_INTAKE_SECS", 10)),
             rounds: env_u64("VPNSHOP_BENCH_INTAKE_ROUNDS", 3).max(1) as usize,
+            duplicates: false,
         }
     }
 }
@@ -350,6 +361,10 @@ async fn run_targets(config: Arc<Config>, connect: PgConnectOptions, title: &str
                     );
                     None
                 }
+                // with duplicates, request r carries update first + r / 2: each id is sent (at most) twice
+                None if config.duplicates => {
+                    Some(check_stored_and_clear(&pool, ids, load.answered.div_ceil(2), load.written.div_ceil(2)).await)
+                }
                 None => Some(check_stored_and_clear(&pool, ids, load.answered, load.written).await),
             };
             let r = &load.measured;
@@ -513,12 +528,15 @@ async fn worker(
     template: Arc<str>,
     ids: Arc<AtomicU64>,
     window: (Instant, Instant),
+    duplicates: Option<u64>,
 ) -> Worker {
     let (id_mark, user_mark) = (ID_MARK.to_string(), USER_MARK.to_string());
     let mut out = Worker { sent: 0, not_2xx: Vec::new(), latencies: Vec::with_capacity(1 << 16) };
     let (mut request, mut answer) = (Vec::with_capacity(1024), Vec::with_capacity(4096));
     while Instant::now() < window.1 {
-        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let request_no = ids.fetch_add(1, Ordering::Relaxed);
+        // with duplicates (from `first`), two requests in a row carry the same update
+        let id = duplicates.map_or(request_no, |first| first + (request_no - first) / 2);
         let body = template.replace(&id_mark, &id.to_string()).replace(&user_mark, &user_of(id).to_string());
         request.clear();
         request.extend_from_slice(
@@ -549,6 +567,7 @@ async fn worker(
 /// server's), warm-up then the measured window. Update ids are `first`, `first + 1`, … with none skipped.
 fn rust_load(addr: SocketAddr, config: &Config, first: u64) -> Load {
     let (connections, warmup, measure) = (config.connections, config.warmup, config.measure);
+    let duplicates = config.duplicates.then_some(first);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("load runtime");
     runtime.block_on(async move {
@@ -565,7 +584,7 @@ fn rust_load(addr: SocketAddr, config: &Config, first: u64) -> Load {
         let window = (start, start + measure);
         let workers: Vec<_> = streams
             .into_iter()
-            .map(|s| tokio::spawn(worker(s, host.clone(), template.clone(), ids.clone(), window)))
+            .map(|s| tokio::spawn(worker(s, host.clone(), template.clone(), ids.clone(), window, duplicates)))
             .collect();
         let (mut sent, mut not_2xx, mut latencies) = (0, Vec::new(), Vec::new());
         for w in workers {
@@ -586,7 +605,7 @@ fn rust_load(addr: SocketAddr, config: &Config, first: u64) -> Load {
             max: latencies[latencies.len() - 1],
         };
         Load {
-            span: sent,
+            span: if duplicates.is_some() { sent.div_ceil(2) } else { sent },
             answered: sent,
             written: sent,
             failures: not_2xx.len() as u64,
@@ -602,6 +621,19 @@ async fn bench_intake_webhook(_: PgPoolOptions, connect: PgConnectOptions) {
     multi_thread(async move {
         let config = Arc::new(Config::from_env());
         let block = run_targets(config, connect, "Telegram intake, Rust load generator", Arc::new(rust_load)).await;
+        report(&block);
+    });
+}
+
+/// Every update twice, by two connections at about the same time (what Telegram does when answers are slow):
+/// the writers store overlapping ids at once, which must neither deadlock nor fail a batch.
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+#[ignore = "benchmark: run with scripts/bench bench_intake"]
+async fn bench_intake_duplicates(_: PgPoolOptions, connect: PgConnectOptions) {
+    multi_thread(async move {
+        let config = Arc::new(Config { duplicates: true, ..Config::from_env() });
+        let title = "Telegram intake, every update delivered twice at once, Rust load generator";
+        let block = run_targets(config, connect, title, Arc::new(rust_load)).await;
         report(&block);
     });
 }

@@ -140,6 +140,14 @@ async fn a_restarted_instance_takes_back_its_running_jobs_at_once(pool: PgPool) 
         .await
         .unwrap();
     }
+    // and its inbox was handling a Telegram update
+    sqlx::query(
+        "INSERT INTO telegram_updates (update_id, chat_id, payload, locked_by, locked_until, attempts)
+         VALUES (1, 5, '{\"update_id\": 1}', 'shop-a/inbox', now() + interval '1 hour', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let app = spawn_app_with(pool.clone(), |s| s.instance.name = Some("shop-a".into())).await;
     assert_eq!(app.state.instance, "shop-a");
     let status = |key: &'static str| {
@@ -157,5 +165,16 @@ async fn a_restarted_instance_takes_back_its_running_jobs_at_once(pool: PgPool) 
     })
     .await;
     assert_eq!(status("theirs").await, "running", "another live instance's job is left alone");
+    let leased: Option<String> = sqlx::query_scalar("SELECT locked_by FROM telegram_updates WHERE update_id = 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(leased, None, "the update its previous run was handling is free to be handled again at once");
+
+    // a second instance with the same name is refused: it would take the first one's work away
+    let listeners = vpnshop::app::Listeners::bind(&app.state.settings).await.unwrap();
+    let twin = vpnshop::app::AppState::with_pool(app.state.settings.clone(), pool.clone()).unwrap();
+    let refused = vpnshop::app::run(twin, listeners, tokio_util::sync::CancellationToken::new()).await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("another instance named \"shop-a\"")));
     app.stop().await.unwrap();
 }

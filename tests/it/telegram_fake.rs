@@ -363,3 +363,26 @@ fn an_update_from_a_json_value_must_be_parsed_from_text() {
     let from_text: Update = serde_json::from_str(&update.to_string()).unwrap();
     assert!(matches!(from_text.kind, UpdateKind::Message(_)));
 }
+
+#[tokio::test]
+async fn telegrams_rate_limits_are_enforced_when_asked() {
+    let tg = FakeTelegram::start().await;
+    let bot = bot(&tg);
+    bot.send_message(CHAT, "one").await.unwrap();
+    bot.send_message(CHAT, "two").await.expect("not enforced by default");
+    tg.enforce_limits();
+    bot.send_message(CHAT, "three").await.unwrap();
+    let err = bot.send_message(CHAT, "four").await.unwrap_err();
+    assert!(matches!(err, RequestError::RetryAfter(s) if s.seconds() == 1), "one message a second in a chat: {err:?}");
+    let sent = bot.send_message(ChatId(777_002), "another chat").await.expect("other chats are not held up");
+    bot.edit_message_text(ChatId(777_002), sent.id, "edited").await.expect("an edit is not a new message");
+    // thirty messages a second overall (new or edited): 3 so far
+    for i in 0..27 {
+        bot.send_message(ChatId(800_000 + i), "bulk").await.unwrap();
+    }
+    let err = bot.send_message(ChatId(900_000), "one too many").await.unwrap_err();
+    assert!(matches!(err, RequestError::RetryAfter(_)), "{err:?}");
+    assert_eq!(tg.rate_limited(), 2);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    bot.send_message(CHAT, "a second later").await.expect("both windows passed");
+}

@@ -1,6 +1,8 @@
-//! Buying: location → duration → devices → data → summary with the price → payment method. Every step edits
-//! the same message, has a Back button, and is stored in the draft order, so /start (or a restart of the
-//! service) resumes it where the customer left.
+//! Buying: location → duration → devices → data → summary with the price → payment method (`pay`). Every step
+//! edits the same message, has a Back button, and is stored in the draft order, so /start (or a restart of the
+//! service) resumes it where the customer left. Prices are in the draft's currency (the customer's, fixed when
+//! they were first met), whatever language the bot speaks. Renewals and top-ups a subscription cannot take are
+//! refused with the reason before anything is bought.
 
 use super::{HandlerError, HandlerResult};
 use crate::bot::callback::Cb;
@@ -10,25 +12,28 @@ use crate::domain::status::PaymentMethod;
 use crate::domain::{Currency, DataCap, Language};
 use crate::error::AppError;
 use crate::i18n::{self, Arg};
-use crate::services::orders::{self, Choice, Draft};
+use crate::services::orders::{self, Choice, Draft, Refusal};
 use crate::services::shop::{self, distinct};
+use crate::services::users;
 
-fn currency(ctx: &Ctx<'_>) -> Currency {
-    ctx.app.settings.shop.currency.get(&ctx.lang()).copied().unwrap_or(Currency::Usd)
+/// The currency a draft is priced in.
+fn currency(ctx: &Ctx<'_>, draft: &Draft) -> Currency {
+    draft.currency(users::currency(&ctx.app.settings, &ctx.user))
 }
 
 fn days_text(lang: Language, days: i32) -> String {
     i18n::t_args(lang, "days", &[("n", Arg::Count(days.into())), ("days", i18n::number(lang, days.into()).into())])
 }
 
-fn devices_text(lang: Language, n: i32) -> String {
+pub fn devices_text(lang: Language, n: i32) -> String {
     i18n::t_args(lang, "devices", &[("n", Arg::Count(n.into())), ("devices", i18n::number(lang, n.into()).into())])
 }
 
 pub fn data_text(lang: Language, cap: DataCap) -> String {
-    match cap {
-        DataCap::Unlimited => i18n::t(lang, "data-unlimited"),
-        DataCap::Limited(bytes) => i18n::t_args(lang, "data-gb", &[("gb", i18n::gigabytes(lang, bytes).into())]),
+    match (cap, cap.whole_gb(), cap.whole_mb()) {
+        (DataCap::Unlimited, ..) => i18n::t(lang, "data-unlimited"),
+        (_, None, Some(mb)) => i18n::t_args(lang, "data-mb", &[("mb", i18n::number(lang, mb).into())]),
+        (DataCap::Limited(bytes), ..) => i18n::t_args(lang, "data-gb", &[("gb", i18n::gigabytes(lang, bytes).into())]),
     }
 }
 
@@ -53,7 +58,8 @@ pub async fn describe(ctx: &Ctx<'_>, s: &Selection) -> Result<String, HandlerErr
 }
 
 pub async fn start(ctx: &Ctx<'_>) -> HandlerResult {
-    let draft = orders::start(&ctx.app.pool, ctx.user.id).await?;
+    let currency = users::currency(&ctx.app.settings, &ctx.user);
+    let draft = orders::start(&ctx.app.pool, ctx.user.id, currency).await?;
     show_step(ctx, &draft).await
 }
 
@@ -70,28 +76,48 @@ pub async fn choose(ctx: &Ctx<'_>, order_id: i64, choice: Choice) -> Result<Opti
     Ok(None)
 }
 
-pub async fn choose_data(ctx: &Ctx<'_>, order_id: i64, gb: Option<i64>) -> Result<Option<String>, HandlerError> {
-    let cap = match gb {
+pub async fn choose_data(ctx: &Ctx<'_>, order_id: i64, mb: Option<i64>) -> Result<Option<String>, HandlerError> {
+    let cap = match mb {
         None => DataCap::Unlimited,
-        Some(gb) => DataCap::from_gb(gb).map_err(|_| AppError::invalid("bad data choice"))?,
+        Some(mb) => DataCap::from_mb(mb).map_err(|_| AppError::invalid("bad data choice"))?,
     };
     choose(ctx, order_id, Choice::Data(cap)).await
 }
 
 pub async fn renew(ctx: &Ctx<'_>, subscription_id: i64) -> HandlerResult {
-    let draft = orders::start_renewal(&ctx.app.pool, ctx.user.id, subscription_id).await?;
-    show_step(ctx, &draft).await
+    let currency = users::currency(&ctx.app.settings, &ctx.user);
+    match orders::start_renewal(&ctx.app.pool, ctx.user.id, subscription_id, currency).await? {
+        Ok(draft) => show_step(ctx, &draft).await,
+        Err(refusal) => Ok(ctx.show(refusal_screen(ctx, refusal, Some(subscription_id))).await?),
+    }
 }
 
 pub async fn top_up(ctx: &Ctx<'_>, subscription_id: i64) -> HandlerResult {
-    let draft = orders::start_topup(&ctx.app.pool, ctx.user.id, subscription_id).await?;
-    show_step(ctx, &draft).await
+    let currency = users::currency(&ctx.app.settings, &ctx.user);
+    match orders::start_topup(&ctx.app.pool, ctx.user.id, subscription_id, currency).await? {
+        Ok(draft) => show_step(ctx, &draft).await,
+        Err(refusal) => Ok(ctx.show(refusal_screen(ctx, refusal, Some(subscription_id))).await?),
+    }
 }
 
-pub async fn cancel(ctx: &Ctx<'_>, order_id: i64) -> Result<Option<String>, HandlerError> {
-    orders::cancel(&ctx.app.pool, ctx.user.id, order_id).await?;
-    super::menu::main(ctx).await?;
-    Ok(Some(ctx.t("purchase-cancelled")))
+/// Why a purchase cannot be made, and where to go instead.
+pub fn refusal_screen(ctx: &Ctx<'_>, refusal: Refusal, subscription: Option<i64>) -> Screen {
+    let support = || vec![("support", html(&ctx.app.settings.shop.support_contact).into())];
+    let (text, next) = match refusal {
+        Refusal::Trial => (ctx.t("extend-trial"), Some(button(ctx.t("menu-buy"), Cb::Buy))),
+        Refusal::Pending => {
+            (ctx.t("extend-pending"), subscription.map(|s| button(ctx.t("btn-service"), Cb::Service(s))))
+        }
+        Refusal::Revoked => (ctx.t_args("extend-revoked", &support()), Some(button(ctx.t("menu-buy"), Cb::Buy))),
+        Refusal::Expired => (ctx.t("topup-expired"), subscription.map(|s| button(ctx.t("btn-renew"), Cb::Renew(s)))),
+        Refusal::Unlimited => {
+            (ctx.t("topup-unlimited"), subscription.map(|s| button(ctx.t("btn-service"), Cb::Service(s))))
+        }
+        Refusal::NoPrice => (ctx.t_args("price-unavailable", &support()), None),
+    };
+    let mut rows: Vec<Vec<_>> = next.into_iter().map(|b| vec![b]).collect();
+    rows.push(vec![button(ctx.t("btn-menu"), Cb::Menu)]);
+    Screen::new(text, rows)
 }
 
 /// The screen of the draft's current step.
@@ -107,25 +133,24 @@ async fn step_screen(ctx: &Ctx<'_>, draft: &Draft) -> Result<Screen, HandlerErro
     let nav = vec![button(ctx.t("btn-back"), Cb::Back(o)), button(ctx.t("btn-cancel"), Cb::Cancel(o))];
     let step = s.step();
     if step == Step::Location {
+        // how many servers serve a location is the shop's business: admins see it, customers do not
+        let admin = users::is_admin(pool, &ctx.app.settings, ctx.user.telegram_id).await?;
         let mut rows = Vec::new();
-        for l in shop::locations(pool).await? {
-            let servers = i18n::number(lang, l.servers);
-            let label = if l.free_seats > 0 {
+        for l in shop::locations(pool).await?.into_iter().filter(|l| l.free_seats > 0) {
+            let label = if admin {
                 ctx.t_args(
                     "location-item",
                     &[
                         ("flag", l.flag.clone().into()),
                         ("name", l.name(lang).into()),
                         ("n", Arg::Count(l.servers)),
-                        ("servers", servers.into()),
+                        ("servers", i18n::number(lang, l.servers).into()),
                     ],
                 )
             } else {
-                ctx.t_args("location-full", &[("flag", l.flag.clone().into()), ("name", l.name(lang).into())])
+                format!("{} {}", l.flag, l.name(lang))
             };
-            if l.free_seats > 0 {
-                rows.push(vec![button(label, Cb::Location(o, l.code))]);
-            }
+            rows.push(vec![button(label, Cb::Location(o, l.code))]);
         }
         let text = if rows.is_empty() { ctx.t("buy-no-locations") } else { ctx.t("buy-location") };
         rows.push(vec![button(ctx.t("btn-menu"), Cb::Menu), button(ctx.t("btn-cancel"), Cb::Cancel(o))]);
@@ -158,13 +183,16 @@ async fn step_screen(ctx: &Ctx<'_>, draft: &Draft) -> Result<Screen, HandlerErro
                 .iter()
                 .filter(matching)
                 .filter_map(|p| {
-                    let price = p.price(currency(ctx))?.format(lang);
-                    let label = format!("{} — {price}", data_text(lang, p.data));
-                    let gb = match p.data {
-                        DataCap::Unlimited => None,
-                        cap => Some(cap.whole_gb()?),
+                    // without a price here, the summary says why it cannot be sold
+                    let label = match p.price_in(currency(ctx, draft), ctx.app.rates.as_ref()) {
+                        Some(price) => format!("{} — {}", data_text(lang, p.data), price.format(lang)),
+                        None => data_text(lang, p.data),
                     };
-                    Some(vec![button(label, Cb::Data(o, gb))])
+                    let mb = match p.data {
+                        DataCap::Unlimited => None,
+                        cap => Some(cap.whole_mb()?),
+                    };
+                    Some(vec![button(label, Cb::Data(o, mb))])
                 })
                 .collect(),
         ),
@@ -182,7 +210,14 @@ async fn summary(
     draft: &Draft,
     nav: Vec<teloxide::types::InlineKeyboardButton>,
 ) -> Result<Screen, HandlerError> {
-    let quote = orders::quote(&ctx.app.pool, &draft.selection, currency(ctx)).await?;
+    let quote = match orders::quote(&ctx.app.pool, draft, currency(ctx, draft), ctx.app.rates.as_ref()).await? {
+        Ok(quote) => quote,
+        Err(refusal) => {
+            let mut screen = refusal_screen(ctx, refusal, draft.subscription_id);
+            screen.keyboard = Some(teloxide::types::InlineKeyboardMarkup::new([nav]));
+            return Ok(screen);
+        }
+    };
     let picked = describe(ctx, &draft.selection).await?;
     let key = match draft.kind.as_str() {
         orders::RENEWAL => "buy-summary-renewal",
@@ -206,23 +241,4 @@ fn method_key(m: PaymentMethod) -> &'static str {
         PaymentMethod::Stripe => "pay-method-stripe",
         PaymentMethod::Zarinpal => "pay-method-zarinpal",
     }
-}
-
-/// The payment method was chosen: the order is submitted at today's price and the customer told how to pay.
-pub async fn pay(ctx: &Ctx<'_>, order_id: i64, method: PaymentMethod) -> Result<Option<String>, HandlerError> {
-    let settings = &ctx.app.settings;
-    let submitted = orders::submit(&ctx.app.pool, settings, ctx.user.id, order_id, method, currency(ctx)).await?;
-    let card = &settings.payments.card;
-    let text = ctx.t_args(
-        "pay-card",
-        &[
-            ("order", i18n::number(ctx.lang(), submitted.order_id).into()),
-            ("price", submitted.price.format(ctx.lang()).into()),
-            ("card", html(&card.number).into()),
-            ("holder", html(&card.holder).into()),
-            ("bank", html(&card.bank).into()),
-        ],
-    );
-    ctx.show(Screen::new(text, vec![vec![button(ctx.t("btn-menu"), Cb::Menu)]])).await?;
-    Ok(None)
 }

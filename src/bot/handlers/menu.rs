@@ -1,4 +1,5 @@
-//! The main menu, /start (with the offer to resume an unfinished purchase), help and language.
+//! The main menu (with the orders awaiting payment), /start (the offer to resume an unfinished purchase, or the
+//! payment details of an order awaiting payment), help and language.
 
 use super::{HandlerError, HandlerResult};
 use crate::bot::callback::Cb;
@@ -7,26 +8,29 @@ use crate::domain::Language;
 use crate::i18n;
 use crate::services::{orders, users};
 
-/// The main menu screen.
-pub fn main_screen(ctx: &Ctx<'_>) -> Screen {
+/// The main menu screen: the orders awaiting payment first, if any.
+pub async fn main_screen(ctx: &Ctx<'_>) -> Result<Screen, HandlerError> {
     let name = ctx.user.first_name.clone().unwrap_or_default();
-    let text = ctx.t_args("menu-title", &[("name", html(&name).into())]);
-    Screen::new(
-        text,
-        vec![
-            vec![button(ctx.t("menu-buy"), Cb::Buy), button(ctx.t("menu-trial"), Cb::Trial)],
-            vec![button(ctx.t("menu-services"), Cb::Services)],
-            vec![button(ctx.t("menu-language"), Cb::Language), button(ctx.t("menu-help"), Cb::Help)],
-        ],
-    )
+    let mut text = ctx.t_args("menu-title", &[("name", html(&name).into())]);
+    let mut rows = super::pay::awaiting_buttons(ctx).await?;
+    if !rows.is_empty() {
+        text = format!("{text}\n\n{}", ctx.t("menu-awaiting-payment"));
+    }
+    rows.extend([
+        vec![button(ctx.t("menu-buy"), Cb::Buy), button(ctx.t("menu-trial"), Cb::Trial)],
+        vec![button(ctx.t("menu-services"), Cb::Services)],
+        vec![button(ctx.t("menu-language"), Cb::Language), button(ctx.t("menu-help"), Cb::Help)],
+    ]);
+    Ok(Screen::new(text, rows))
 }
 
 pub async fn main(ctx: &Ctx<'_>) -> HandlerResult {
-    ctx.show(main_screen(ctx)).await?;
+    ctx.show(main_screen(ctx).await?).await?;
     Ok(())
 }
 
-/// `/start`: the menu, or first the unfinished purchase to pick up where the customer left.
+/// `/start`: the unfinished purchase to pick up where the customer left, or the order awaiting payment with its
+/// payment details, or the menu.
 pub async fn start(ctx: &Ctx<'_>) -> HandlerResult {
     if let Some(draft) = orders::current_draft(&ctx.app.pool, ctx.user.id).await?
         && draft.selection.is_started()
@@ -43,7 +47,11 @@ pub async fn start(ctx: &Ctx<'_>) -> HandlerResult {
         ctx.send(screen).await?;
         return Ok(());
     }
-    ctx.send(main_screen(ctx)).await?;
+    if let Some(order) = super::pay::newest_awaiting(ctx).await? {
+        ctx.send(super::pay::payment_screen(ctx, &order)).await?;
+        return Ok(());
+    }
+    ctx.send(main_screen(ctx).await?).await?;
     Ok(())
 }
 
@@ -67,14 +75,14 @@ pub async fn set_language(ctx: &Ctx<'_>, lang: Language) -> Result<Option<String
     users::set_language(&ctx.app.pool, ctx.user.id, lang).await?;
     let mut user = ctx.user.clone();
     user.language = lang;
-    let switched = Ctx { app: ctx.app, bot: ctx.bot, user, chat: ctx.chat, origin: ctx.origin };
-    switched.show(main_screen(&switched)).await?;
+    let switched = Ctx { user, ..*ctx };
+    switched.show(main_screen(&switched).await?).await?;
     Ok(Some(i18n::t(lang, "language-set")))
 }
 
 /// Anything we do not understand: say so, and show the menu.
 pub async fn unknown(ctx: &Ctx<'_>) -> HandlerResult {
-    let mut screen = main_screen(ctx);
+    let mut screen = main_screen(ctx).await?;
     screen.text = format!("{}\n\n{}", ctx.t("unknown-message"), screen.text);
     ctx.send(screen).await?;
     Ok(())

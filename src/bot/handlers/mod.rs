@@ -1,8 +1,11 @@
-//! Routing: an update becomes a call to one handler. Handlers are thin (parse → service → screen) and safe
-//! to run twice: state lives in the database, screens are edited in place.
+//! Routing: an update becomes a call to one handler. Handlers are thin (parse → service → screen). An update
+//! may be handled again (after an error, a panic, the time limit or a crash): state lives in the database, the
+//! messages an earlier attempt sent are skipped (`ui::Progress`), and screens are edited in place — but a
+//! service call that is not idempotent can take effect twice, so services check state before they change it.
 
 mod buy;
 mod menu;
+mod pay;
 mod services;
 mod trial;
 
@@ -11,7 +14,7 @@ use teloxide::types::{CallbackQuery, Message, Update, UpdateKind};
 
 use super::TgBot;
 use super::callback::Cb;
-use super::ui::Ctx;
+use super::ui::{Ctx, Progress};
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::services::users::{self, TelegramUser};
@@ -27,8 +30,8 @@ pub enum HandlerError {
 
 pub type HandlerResult = Result<(), HandlerError>;
 
-/// Handles one stored update.
-pub async fn handle(app: &AppState, bot: &TgBot, payload: &str) -> HandlerResult {
+/// Handles one stored update; `progress` knows what earlier attempts sent.
+pub async fn handle(app: &AppState, bot: &TgBot, payload: &str, progress: &Progress) -> HandlerResult {
     let update: Update = match serde_json::from_str(payload) {
         Ok(u) => u,
         Err(e) => {
@@ -37,8 +40,8 @@ pub async fn handle(app: &AppState, bot: &TgBot, payload: &str) -> HandlerResult
         }
     };
     match update.kind {
-        UpdateKind::Message(msg) => on_message(app, bot, msg).await,
-        UpdateKind::CallbackQuery(q) => on_callback(app, bot, q).await,
+        UpdateKind::Message(msg) => on_message(app, bot, msg, progress).await,
+        UpdateKind::CallbackQuery(q) => on_callback(app, bot, q, progress).await,
         _ => Ok(()),
     }
 }
@@ -48,6 +51,7 @@ async fn context<'a>(
     bot: &'a TgBot,
     from: &teloxide::types::User,
     chat: ChatId,
+    progress: &'a Progress,
 ) -> Result<Ctx<'a>, HandlerError> {
     let who = TelegramUser {
         telegram_id: i64::try_from(from.id.0).map_err(|_| AppError::invalid("bad user id"))?,
@@ -55,8 +59,8 @@ async fn context<'a>(
         first_name: Some(from.first_name.as_str()),
         language_code: from.language_code.as_deref(),
     };
-    let user = users::touch(&app.pool, &who, app.settings.shop.default_language).await?;
-    Ok(Ctx { app, bot, user, chat, origin: None })
+    let user = users::touch(&app.pool, &who, &app.settings).await?;
+    Ok(Ctx { app, bot, user, chat, origin: None, progress })
 }
 
 /// Banned customers get one clear message, once, and nothing else.
@@ -71,12 +75,12 @@ async fn banned(ctx: &Ctx<'_>) -> Result<bool, HandlerError> {
     Ok(true)
 }
 
-async fn on_message(app: &AppState, bot: &TgBot, msg: Message) -> HandlerResult {
+async fn on_message(app: &AppState, bot: &TgBot, msg: Message, progress: &Progress) -> HandlerResult {
     let Some(from) = msg.from.as_ref() else { return Ok(()) };
     if !msg.chat.is_private() || from.is_bot {
         return Ok(());
     }
-    let ctx = context(app, bot, from, msg.chat.id).await?;
+    let ctx = context(app, bot, from, msg.chat.id, progress).await?;
     if banned(&ctx).await? {
         return Ok(());
     }
@@ -94,10 +98,10 @@ async fn on_message(app: &AppState, bot: &TgBot, msg: Message) -> HandlerResult 
     }
 }
 
-async fn on_callback(app: &AppState, bot: &TgBot, q: CallbackQuery) -> HandlerResult {
+async fn on_callback(app: &AppState, bot: &TgBot, q: CallbackQuery, progress: &Progress) -> HandlerResult {
     let chat =
         q.message.as_ref().map(|m| m.chat().id).unwrap_or(ChatId(i64::try_from(q.from.id.0).unwrap_or_default()));
-    let mut ctx = context(app, bot, &q.from, chat).await?;
+    let mut ctx = context(app, bot, &q.from, chat, progress).await?;
     ctx.origin = q.message.as_ref().map(|m| m.id());
     if banned(&ctx).await? {
         answer(&ctx, &q, Some(ctx.t_args("banned", &[("support", app.settings.shop.support_contact.clone().into())])))
@@ -138,8 +142,9 @@ async fn route(ctx: &Ctx<'_>, cb: Cb) -> Result<Option<String>, HandlerError> {
         Cb::Devices(o, n) => buy::choose(ctx, o, crate::services::orders::Choice::Devices(n)).await,
         Cb::Data(o, gb) => buy::choose_data(ctx, o, gb).await,
         Cb::Back(o) => buy::choose(ctx, o, crate::services::orders::Choice::Back).await,
-        Cb::Pay(o, method) => buy::pay(ctx, o, method).await,
-        Cb::Cancel(o) => buy::cancel(ctx, o).await,
+        Cb::Pay(o, method) => pay::pay(ctx, o, method).await,
+        Cb::Cancel(o) => pay::cancel(ctx, o).await,
+        Cb::Order(o) => pay::order(ctx, o).await.map(|_| None),
         Cb::Trial => trial::offer(ctx).await.map(|_| None),
         Cb::TrialLocation(code) => trial::take(ctx, &code).await,
         Cb::Services => services::list(ctx).await.map(|_| None),
@@ -147,6 +152,7 @@ async fn route(ctx: &Ctx<'_>, cb: Cb) -> Result<Option<String>, HandlerError> {
         Cb::Qr(id) => services::qr(ctx, id).await,
         Cb::Renew(id) => buy::renew(ctx, id).await.map(|_| None),
         Cb::TopUp(id) => buy::top_up(ctx, id).await.map(|_| None),
+        Cb::NewFeedUrl(id) => services::new_feed_url(ctx, id).await,
     }
 }
 
@@ -163,7 +169,7 @@ fn error_key(e: &AppError) -> &'static str {
 
 /// Every button press is answered (or the customer's spinner hangs); a failed answer changes nothing.
 async fn answer(ctx: &Ctx<'_>, q: &CallbackQuery, text: Option<String>) {
-    let mut req = ctx.bot.answer_callback_query(q.id.clone());
+    let mut req = ctx.bot.api().answer_callback_query(q.id.clone());
     if let Some(text) = text {
         req = req.text(text);
     }

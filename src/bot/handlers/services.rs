@@ -1,4 +1,5 @@
-//! My services: each subscription with its status, time and data left, links, QR codes and feed URL.
+//! My services: the orders awaiting payment, then each subscription with its status, time and data left, and —
+//! once it works (active) — its links, QR codes and feed URL.
 
 use chrono::Utc;
 use teloxide::prelude::*;
@@ -6,12 +7,19 @@ use teloxide::types::{InputFile, ParseMode};
 
 use super::{HandlerError, HandlerResult};
 use crate::bot::callback::Cb;
+use crate::bot::limits::Kind;
 use crate::bot::ui::{Ctx, Screen, button, html};
 use crate::domain::DataCap;
 use crate::domain::status::SubscriptionStatus;
+use crate::error::AppError;
 use crate::i18n::{self, Arg};
 use crate::services::access;
 use crate::services::shop::label;
+
+/// Whether a subscription's links work now (a pending one is not on its node yet; an ended one is off it).
+fn links_work(s: SubscriptionStatus) -> bool {
+    s == SubscriptionStatus::Active
+}
 
 fn status_key(s: SubscriptionStatus) -> &'static str {
     match s {
@@ -34,17 +42,13 @@ pub async fn list(ctx: &Ctx<'_>) -> HandlerResult {
     let subs = access::list_for_user(&ctx.app.pool, ctx.user.id).await?;
     let lang = ctx.lang();
     let home = vec![button(ctx.t("btn-menu"), Cb::Menu)];
-    if subs.is_empty() {
+    let mut rows = super::pay::awaiting_buttons(ctx).await?;
+    if subs.is_empty() && rows.is_empty() {
         let rows = vec![vec![button(ctx.t("menu-buy"), Cb::Buy), button(ctx.t("menu-trial"), Cb::Trial)], home];
         return Ok(ctx.show(Screen::new(ctx.t("services-empty"), rows)).await?);
     }
-    let mut rows = Vec::new();
     for sub in subs.iter().take(20) {
-        let place = crate::db::locations::find(&ctx.app.pool, &sub.location_code).await.ok().flatten();
-        let name = place
-            .as_ref()
-            .map(|l| format!("{} {}", l.flag, label(&l.labels, lang, &l.code)))
-            .unwrap_or_else(|| sub.location_code.clone());
+        let name = access::place(&ctx.app.pool, &sub.location_code, lang).await?;
         let trial = if sub.is_trial { format!(" · {}", ctx.t("trial-tag")) } else { String::new() };
         rows.push(vec![button(format!("{name}{trial} · {}", ctx.t(status_key(sub.status))), Cb::Service(sub.id))]);
     }
@@ -54,8 +58,8 @@ pub async fn list(ctx: &Ctx<'_>) -> HandlerResult {
 }
 
 pub async fn show(ctx: &Ctx<'_>, id: i64) -> HandlerResult {
-    let v = access::view(&ctx.app.pool, ctx.user.id, id, &ctx.app.settings).await?;
     let lang = ctx.lang();
+    let v = access::view(&ctx.app.pool, ctx.user.id, id, &ctx.app.settings).await?;
     let s = &v.sub;
     let time = match (s.status, s.expires_at) {
         (SubscriptionStatus::Pending, _) | (_, None) => ctx.t("time-not-started"),
@@ -79,17 +83,22 @@ pub async fn show(ctx: &Ctx<'_>, id: i64) -> HandlerResult {
         }
         _ => ctx.t_args("data-usage-unlimited", &[("used", i18n::gigabytes(lang, v.used_bytes).into())]),
     };
-    let links = v
-        .links
-        .iter()
-        .map(|l| {
-            ctx.t_args(
-                "device-link",
-                &[("seat", i18n::number(lang, l.seat.into()).into()), ("link", html(&l.link).into())],
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let links_text = match s.status {
+        _ if links_work(s.status) && !v.links.is_empty() => v
+            .links
+            .iter()
+            .map(|l| {
+                ctx.t_args(
+                    "device-link",
+                    &[("seat", i18n::number(lang, l.seat.into()).into()), ("link", html(&l.link).into())],
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        SubscriptionStatus::Pending | SubscriptionStatus::Active => ctx.t("links-pending"),
+        SubscriptionStatus::Limited | SubscriptionStatus::Expired => ctx.t("links-paused"),
+        SubscriptionStatus::Revoked => ctx.t("links-ended"),
+    };
     let text = ctx.t_args(
         "service-detail",
         &[
@@ -98,11 +107,11 @@ pub async fn show(ctx: &Ctx<'_>, id: i64) -> HandlerResult {
             ("time", time.into()),
             ("data", data.into()),
             ("url", html(&v.feed_url).into()),
-            ("links", if links.is_empty() { ctx.t("links-pending") } else { links }.into()),
+            ("links", links_text.into()),
         ],
     );
     let mut rows = Vec::new();
-    if !v.links.is_empty() && s.status == SubscriptionStatus::Active {
+    if !v.links.is_empty() && links_work(s.status) {
         rows.push(vec![button(ctx.t("btn-qr"), Cb::Qr(s.id))]);
     }
     let mut extend = Vec::new();
@@ -120,22 +129,40 @@ pub async fn show(ctx: &Ctx<'_>, id: i64) -> HandlerResult {
     if !extend.is_empty() {
         rows.push(extend);
     }
+    if s.status != SubscriptionStatus::Revoked {
+        rows.push(vec![button(ctx.t("btn-new-url"), Cb::NewFeedUrl(s.id))]);
+    }
     rows.push(vec![button(ctx.t("btn-back"), Cb::Services), button(ctx.t("btn-menu"), Cb::Menu)]);
     ctx.show(Screen::new(text, rows)).await?;
     Ok(())
 }
 
+/// Replaces the subscription URL (the customer thinks it leaked) and shows the details with the new one.
+pub async fn new_feed_url(ctx: &Ctx<'_>, id: i64) -> Result<Option<String>, HandlerError> {
+    access::replace_own_feed_url(&ctx.app.pool, ctx.user.id, id).await?;
+    show(ctx, id).await?;
+    Ok(Some(ctx.t("feed-url-replaced")))
+}
+
 /// Sends one QR code image per device.
 pub async fn qr(ctx: &Ctx<'_>, id: i64) -> Result<Option<String>, HandlerError> {
     let v = access::view(&ctx.app.pool, ctx.user.id, id, &ctx.app.settings).await?;
+    if !links_work(v.sub.status) {
+        return Err(AppError::conflict("its links do not work now").into());
+    }
     for link in &v.links {
+        // sent by an earlier attempt of this update
+        let Some(step) = ctx.progress.step() else { continue };
         let png = access::qr_png(&link.link)?;
         let caption = ctx.t_args("qr-caption", &[("seat", i18n::number(ctx.lang(), link.seat.into()).into())]);
-        ctx.bot
+        let photo = ctx
+            .bot
+            .api()
             .send_photo(ctx.chat, InputFile::memory(png).file_name(format!("device-{}.png", link.seat)))
             .caption(caption)
-            .parse_mode(ParseMode::Html)
-            .await?;
+            .parse_mode(ParseMode::Html);
+        ctx.bot.send(ctx.chat, Kind::Send, photo).await?;
+        step.sent().await;
     }
     Ok(None)
 }

@@ -1,9 +1,9 @@
-//! The free trial: pick a location, get a trial subscription through the same path as a paid one.
+//! The free trial: pick a location, get a trial subscription through the same path as a paid one, and be told
+//! honestly when it will come (at once, or queued until a node can take it).
 
 use super::{HandlerError, HandlerResult};
 use crate::bot::callback::Cb;
 use crate::bot::ui::{Ctx, Screen, button};
-use crate::domain::DataCap;
 use crate::i18n::{self, Arg};
 use crate::services::shop;
 use crate::services::trials::{self, TrialOutcome};
@@ -20,13 +20,14 @@ pub async fn offer(ctx: &Ctx<'_>) -> HandlerResult {
             .show(Screen::new(ctx.t("trial-used"), vec![vec![button(ctx.t("menu-buy"), Cb::Buy)], home]))
             .await?);
     }
-    let data = DataCap::from_gb(t.data_gb).map(|c| super::buy::data_text(lang, c)).unwrap_or_default();
+    let data = t.data_cap().map(|c| super::buy::data_text(lang, c)).unwrap_or_default();
     let text = ctx.t_args(
         "trial-choose",
         &[
             ("n", Arg::Count(t.duration_days.into())),
             ("days", i18n::number(lang, t.duration_days.into()).into()),
             ("data", data.into()),
+            ("devices", super::buy::devices_text(lang, t.devices).into()),
         ],
     );
     let mut rows: Vec<_> = shop::locations(&ctx.app.pool)
@@ -44,8 +45,9 @@ pub async fn take(ctx: &Ctx<'_>, location: &str) -> Result<Option<String>, Handl
     let outcome = trials::grant(&ctx.app.pool, &ctx.app.limiter, &ctx.app.settings, &ctx.user, location).await?;
     let home = vec![button(ctx.t("btn-menu"), Cb::Menu)];
     let screen = match outcome {
-        TrialOutcome::Granted { .. } => {
-            Screen::new(ctx.t("trial-granted"), vec![vec![button(ctx.t("menu-services"), Cb::Services)], home])
+        TrialOutcome::Granted { queued, .. } => {
+            let key = if queued.is_some() { "trial-queued" } else { "trial-granted" };
+            Screen::new(ctx.t(key), vec![vec![button(ctx.t("menu-services"), Cb::Services)], home])
         }
         TrialOutcome::AlreadyUsed => {
             Screen::new(ctx.t("trial-used"), vec![vec![button(ctx.t("menu-buy"), Cb::Buy)], home])

@@ -199,6 +199,11 @@ impl Catalog {
         Ok(Catalog { locations, durations: raw.durations, seats: raw.seats, data, rates, currencies })
     }
 
+    /// The exchange rates of `[pricing.rates]`.
+    pub fn rates(&self) -> &Rates {
+        &self.rates
+    }
+
     pub fn currencies(&self) -> impl Iterator<Item = Currency> + '_ {
         self.currencies.values().map(|(c, _, _)| *c)
     }

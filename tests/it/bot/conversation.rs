@@ -3,20 +3,9 @@
 
 use sqlx::PgPool;
 
-use super::{BotShop, CARD, Screen, bot_settings, bot_shop, next_id};
+use super::{BotShop, CARD, Screen, bot_settings, bot_shop, next_id, press, user};
 use crate::helpers::spawn_app_with;
-use crate::support::{TgUser, callback_update, command_update};
-
-fn user(id: i64, lang: &str) -> TgUser {
-    TgUser { id, first_name: "Sam".into(), username: Some(format!("sam{id}")), language_code: Some(lang.into()) }
-}
-
-/// Presses a button on the bot's latest message in this chat and returns the screen it leads to.
-async fn press(shop: &BotShop, u: &TgUser, data: &str) -> Screen {
-    let message = shop.last_message_id(u);
-    shop.deliver(&callback_update(next_id(), u, message, data)).await;
-    shop.screen(u)
-}
+use crate::support::{callback_update, command_update};
 
 async fn walk_to_payment(pool: PgPool, lang: &str, place: &str, price: &str) {
     let shop = bot_shop(pool).await;

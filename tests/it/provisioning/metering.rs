@@ -236,3 +236,35 @@ async fn removal_grace_and_restart_spacing_are_judged_on_the_database_clock(pool
     assert!(vpnshop::db::servers::restart_allowed(&pool, server, 20.0).await.unwrap());
     app.stop().await.unwrap();
 }
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+#[ignore = "debug"]
+async fn debug_full_speed(pool: PgPool) {
+    let shop = shop(pool).await;
+    let cap: i64 = 256 * 1024 * 1024;
+    let plan = plan_with_cap(shop.pool(), "de-256mb", cap).await;
+    let sub = subscribe(&shop, 699, &plan).await;
+    wait_status(shop.pool(), sub, SubscriptionStatus::Active).await;
+    wait_node_synced(shop.pool(), shop.server_id).await;
+    let client = TestV2rayClient::start(links_of(&shop, sub).await[0].as_str()).await;
+    meter(&shop).await;
+    let started = Instant::now();
+    let stream = slow_download(&shop, &client, 100_000, 0);
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let r = meter(&shop).await;
+        let (up, down) = used(shop.pool(), sub).await;
+        let raw: (i64, i64) = sqlx::query_as("SELECT last_raw_up, last_raw_down FROM traffic t JOIN clients c ON c.id = t.client_id WHERE c.subscription_id = $1").bind(sub).fetch_one(shop.pool()).await.unwrap();
+        eprintln!(
+            "DEBUG {:?} used {} MB raw {:?} report {r:?} status {:?}",
+            started.elapsed(),
+            (up + down) / 1048576,
+            raw,
+            status_of(shop.pool(), sub).await
+        );
+        if status_of(shop.pool(), sub).await == SubscriptionStatus::Limited {
+            break;
+        }
+    }
+    stream.abort();
+}

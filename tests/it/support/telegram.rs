@@ -1,9 +1,11 @@
 //! `FakeTelegram`: a local Bot API server on 127.0.0.1 (port 0) that teloxide talks to as if it were
 //! api.telegram.org. It records every call, answers with the real `{"ok":…}` envelope, keeps the messages the
-//! bot sent (so edits follow the real rules), serves files, hands queued updates to `getUpdates`, and fails
-//! on request. Update builders in the exact Bot API shape live in [`updates`].
+//! bot sent (so edits follow the real rules), serves files, hands queued updates to `getUpdates`, fails on
+//! request, and (when asked) enforces Telegram's rate limits with 429s. Update builders in the exact Bot API shape
+//! live in [`updates`].
 
 mod api;
+mod limits;
 mod messages;
 mod multipart;
 mod updates;
@@ -89,6 +91,8 @@ struct State {
     /// The params of the last `setWebhook` (cleared by `deleteWebhook`).
     webhook: Option<Value>,
     commands: Value,
+    /// Telegram's rate limits, when enforced.
+    limits: Option<limits::Enforced>,
 }
 
 impl State {
@@ -134,6 +138,7 @@ impl FakeTelegram {
             updates: VecDeque::new(),
             webhook: None,
             commands: Value::Array(vec![]),
+            limits: None,
         };
         let shared = Arc::new(Shared { state: Mutex::new(state), updates_queued: Notify::new() });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake telegram");
@@ -196,6 +201,19 @@ impl FakeTelegram {
     /// Lenient: such edits succeed (an unknown message is taken as sent) and deletes of unknown ones too.
     pub fn set_strict_edits(&self, strict: bool) {
         self.shared.lock().strict_edits = strict;
+    }
+
+    /// From now on, answers like Telegram when the bot sends too fast: `429 Too Many Requests` with `retry_after`
+    /// for a new message less than a second after the previous one to the same chat (three in a group), or for
+    /// any message (new or edited) beyond 30 in the last second overall. Refused calls are recorded but not
+    /// counted against the limits.
+    pub fn enforce_limits(&self) {
+        self.shared.lock().limits = Some(limits::Enforced::default());
+    }
+
+    /// How many calls the enforced limits refused.
+    pub fn rate_limited(&self) -> u64 {
+        self.shared.lock().limits.as_ref().map_or(0, |l| l.refused)
     }
 
     /// Queues an update (e.g. from [`message_update`]) for `getUpdates`.

@@ -54,8 +54,13 @@ async fn call(shared: &Shared, token: &str, name: &str, uri: &Uri, headers: &Hea
     let injected = {
         let mut st = shared.lock();
         let params = form.as_ref().map_or_else(|e| json!({"unreadable_body": e}), Form::recorded);
-        st.calls.push(Call { method: method.clone(), params, at: Instant::now() });
-        if token == TEST_TOKEN { take_failure(&mut st, &method) } else { None }
+        let now = Instant::now();
+        let limited = match (&mut st.limits, token == TEST_TOKEN) {
+            (Some(limits), true) => limits.check(&method, &params, now),
+            _ => None,
+        };
+        st.calls.push(Call { method: method.clone(), params, at: now });
+        if token != TEST_TOKEN { None } else { take_failure(&mut st, &method).or(limited.map(Failure::RetryAfter)) }
     };
     if token != TEST_TOKEN {
         return error(401, "Unauthorized", None);

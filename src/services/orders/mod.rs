@@ -1,13 +1,19 @@
-//! Purchases: the draft a customer builds step by step in the bot (resumable at any time), and its
-//! submission for payment with the price fixed at that moment.
+//! Purchases: the draft a customer builds step by step in the bot (resumable at any time), its submission for
+//! payment with the price fixed at that moment, and the orders awaiting payment (shown with their payment details
+//! until paid or cancelled). A draft's currency is the customer's, fixed when it starts; a plan without a price in
+//! it is converted through the catalogue's rates, or refused. Renewals and top-ups (`extend`) check that the
+//! subscription can take them before a draft is made, and again when it is submitted.
+
+mod extend;
 
 use sqlx::PgPool;
 
+pub use self::extend::{Refusal, start_renewal, start_topup};
 use crate::config::Settings;
 use crate::db::{self, orders::OrderRow};
 use crate::domain::draft::{Selection, Step};
 use crate::domain::status::{OrderStatus, PaymentMethod};
-use crate::domain::{Currency, DataCap, Money};
+use crate::domain::{Currency, DataCap, Money, Rates};
 use crate::error::{AppError, AppResult};
 use crate::services::shop::{self, PlanOption};
 
@@ -22,13 +28,26 @@ pub struct Draft {
     pub order_id: i64,
     pub kind: String,
     pub subscription_id: Option<i64>,
+    /// Fixed when the draft started (`None` only for drafts started before currencies were fixed).
+    pub currency: Option<Currency>,
     pub selection: Selection,
 }
 
 impl Draft {
     fn from_row(row: OrderRow) -> Draft {
         let selection = serde_json::from_value(row.selection).unwrap_or_default();
-        Draft { order_id: row.id, kind: row.kind, subscription_id: row.subscription_id, selection }
+        Draft {
+            order_id: row.id,
+            kind: row.kind,
+            subscription_id: row.subscription_id,
+            currency: row.currency,
+            selection,
+        }
+    }
+
+    /// The currency it is priced in: its own, or (for an old draft) the customer's.
+    pub fn currency(&self, customer: Currency) -> Currency {
+        self.currency.unwrap_or(customer)
     }
 }
 
@@ -42,7 +61,7 @@ pub enum Choice {
     Back,
 }
 
-/// The plan a complete selection resolves to, and its price in the customer's currency.
+/// The plan a complete selection resolves to, and its price in the order's currency.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quote {
     pub plan: PlanOption,
@@ -54,9 +73,9 @@ pub async fn current_draft(pool: &PgPool, user_id: i64) -> AppResult<Option<Draf
     Ok(db::orders::draft_of(pool, user_id).await?.map(Draft::from_row))
 }
 
-/// Starts a new purchase (an unfinished one is cancelled, so its buttons go stale).
-pub async fn start(pool: &PgPool, user_id: i64) -> AppResult<Draft> {
-    new_draft(pool, user_id, NEW, None, &serde_json::json!({})).await
+/// Starts a new purchase in the customer's `currency` (an unfinished one is cancelled, so its buttons go stale).
+pub async fn start(pool: &PgPool, user_id: i64, currency: Currency) -> AppResult<Draft> {
+    new_draft(pool, user_id, NEW, None, &Selection::default(), currency).await
 }
 
 async fn new_draft(
@@ -64,60 +83,16 @@ async fn new_draft(
     user_id: i64,
     kind: &str,
     subscription_id: Option<i64>,
-    selection: &serde_json::Value,
+    selection: &Selection,
+    currency: Currency,
 ) -> AppResult<Draft> {
+    let json = serde_json::to_value(selection).map_err(anyhow::Error::from)?;
     let mut tx = pool.begin().await?;
     db::users::lock(&mut tx, user_id).await?;
     db::orders::cancel_draft_of(&mut tx, user_id).await?;
-    let row = db::orders::insert_draft(&mut tx, user_id, kind, subscription_id, selection).await?;
+    let row = db::orders::insert_draft(&mut tx, user_id, kind, subscription_id, &json, currency).await?;
     tx.commit().await?;
     Ok(Draft::from_row(row))
-}
-
-/// Starts a renewal of a subscription: the same plan again, straight to the summary.
-pub async fn start_renewal(pool: &PgPool, user_id: i64, subscription_id: i64) -> AppResult<Draft> {
-    let sub = owned_subscription(pool, user_id, subscription_id).await?;
-    let plan = db::plans::list(pool, false)
-        .await?
-        .into_iter()
-        .find(|p| p.id == sub.plan_id)
-        .ok_or(AppError::NotFound("plan"))?;
-    if sub.is_trial {
-        return Err(AppError::conflict("a trial cannot be renewed; buy a plan instead"));
-    }
-    let selection = Selection {
-        location: Some(plan.location_code),
-        duration_days: Some(plan.duration_days),
-        seats: Some(plan.seats),
-        data: Some(DataCap::from_db(plan.data_cap_bytes).map_err(|e| AppError::Internal(e.into()))?),
-        method: None,
-    };
-    let json = serde_json::to_value(&selection).map_err(anyhow::Error::from)?;
-    new_draft(pool, user_id, RENEWAL, Some(subscription_id), &json).await
-}
-
-/// Starts buying more data for a subscription: its location, 30 days' worth of the chosen data tier.
-pub async fn start_topup(pool: &PgPool, user_id: i64, subscription_id: i64) -> AppResult<Draft> {
-    let sub = owned_subscription(pool, user_id, subscription_id).await?;
-    if sub.data_cap_bytes.is_none() {
-        return Err(AppError::conflict("this subscription already has unlimited data"));
-    }
-    if sub.is_trial {
-        return Err(AppError::conflict("a trial cannot be topped up; buy a plan instead"));
-    }
-    let selection = Selection {
-        location: Some(sub.location_code),
-        duration_days: Some(30),
-        seats: Some(sub.seats),
-        data: None,
-        method: None,
-    };
-    let json = serde_json::to_value(&selection).map_err(anyhow::Error::from)?;
-    new_draft(pool, user_id, TOPUP, Some(subscription_id), &json).await
-}
-
-async fn owned_subscription(pool: &PgPool, user_id: i64, id: i64) -> AppResult<db::subscriptions::SubscriptionRow> {
-    db::subscriptions::find(pool, id).await?.filter(|s| s.user_id == user_id).ok_or(AppError::NotFound("subscription"))
 }
 
 /// The customer's draft with this id, or a conflict when the button belongs to an older purchase.
@@ -163,10 +138,20 @@ pub async fn choose(pool: &PgPool, user_id: i64, order_id: i64, choice: Choice) 
     Ok(draft)
 }
 
-/// The plan and price of a complete selection.
-pub async fn quote(pool: &PgPool, selection: &Selection, currency: Currency) -> AppResult<Quote> {
+/// The plan and price of a complete draft in `currency`: a renewal at its plan's price (see `extend`), anything
+/// else at the price of the plan on sale that the selection names.
+pub async fn quote(
+    pool: &PgPool,
+    draft: &Draft,
+    currency: Currency,
+    rates: Option<&Rates>,
+) -> AppResult<Result<Quote, Refusal>> {
+    let selection = &draft.selection;
     if selection.step() != Step::Summary {
         return Err(AppError::invalid("the purchase is not complete yet"));
+    }
+    if draft.kind == RENEWAL {
+        return extend::renewal_quote(pool, draft, currency, rates).await;
     }
     let location = selection.location.as_deref().unwrap_or_default();
     let plan = shop::plans_in(pool, location)
@@ -178,9 +163,10 @@ pub async fn quote(pool: &PgPool, selection: &Selection, currency: Currency) -> 
                 && Some(p.data) == selection.data
         })
         .ok_or_else(|| AppError::invalid("that plan is no longer on sale"))?;
-    let price =
-        plan.price(currency).ok_or_else(|| AppError::invalid(format!("this plan has no price in {currency}")))?;
-    Ok(Quote { plan, price })
+    Ok(match plan.price_in(currency, rates) {
+        Some(price) => Ok(Quote { plan, price }),
+        None => Err(Refusal::NoPrice),
+    })
 }
 
 /// The payment methods customers can use now: card-to-card when card details are configured. (Stripe and
@@ -193,7 +179,7 @@ pub fn payment_methods(settings: &Settings) -> Vec<PaymentMethod> {
     methods
 }
 
-/// A submitted order, awaiting payment.
+/// An order awaiting payment: what to pay and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Submitted {
     pub order_id: i64,
@@ -202,39 +188,85 @@ pub struct Submitted {
     pub method: PaymentMethod,
 }
 
-/// `draft → awaiting_payment`: fixes the plan and the price (the snapshot later price changes never touch).
+impl Submitted {
+    fn from_row(row: &OrderRow) -> Option<Submitted> {
+        let price = Money::from_minor(row.amount_minor?, row.currency?).ok()?;
+        let selection: Selection = serde_json::from_value(row.selection.clone()).unwrap_or_default();
+        let method = selection.method.unwrap_or(PaymentMethod::Card);
+        Some(Submitted { order_id: row.id, public_id: row.public_id, price, method })
+    }
+}
+
+/// `draft → awaiting_payment`: fixes the plan and the price in the draft's currency (the snapshot later price
+/// changes never touch). The same button pressed again, once the order awaits payment, gives the same order.
 pub async fn submit(
     pool: &PgPool,
     settings: &Settings,
+    rates: Option<&Rates>,
     user_id: i64,
     order_id: i64,
     method: PaymentMethod,
-    currency: Currency,
-) -> AppResult<Submitted> {
+    customer_currency: Currency,
+) -> AppResult<Result<Submitted, Refusal>> {
     if !payment_methods(settings).contains(&method) {
         return Err(AppError::invalid("that payment method is not available"));
     }
-    let mut draft = own_draft(pool, user_id, order_id).await?;
-    let quote = quote(pool, &draft.selection, currency).await?;
+    let mut draft = match own_draft(pool, user_id, order_id).await {
+        Ok(draft) => draft,
+        // pressed twice: the order already awaits payment
+        Err(e) => return awaiting(pool, user_id, order_id).await.map(Ok).map_err(|_| e),
+    };
+    if let Err(refusal) = extend::still_possible(pool, &draft).await? {
+        return Ok(Err(refusal));
+    }
+    let currency = draft.currency(customer_currency);
+    let quote = match quote(pool, &draft, currency, rates).await? {
+        Ok(quote) => quote,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     draft.selection.method = Some(method);
     let json = serde_json::to_value(&draft.selection).map_err(anyhow::Error::from)?;
     let mut tx = pool.begin().await?;
     let row = db::orders::lock(&mut tx, order_id).await?.ok_or(AppError::NotFound("order"))?;
     row.status.check(OrderStatus::AwaitingPayment)?;
     let amount = quote.price.minor();
-    if !db::orders::submit(&mut tx, order_id, quote.plan.plan_id, amount, currency.as_str(), &json).await? {
+    if !db::orders::submit(&mut tx, order_id, quote.plan.plan_id, amount, currency, &json).await? {
         return Err(AppError::conflict("this purchase is no longer open"));
     }
     tx.commit().await?;
-    Ok(Submitted { order_id, public_id: row.public_id, price: quote.price, method })
+    Ok(Ok(Submitted { order_id, public_id: row.public_id, price: quote.price, method }))
 }
 
-/// Drops the customer's unfinished purchase.
+/// How many orders awaiting payment the bot shows at once.
+const SHOWN_AWAITING: i64 = 5;
+
+/// The customer's orders awaiting payment, newest first.
+pub async fn awaiting_payment(pool: &PgPool, user_id: i64) -> AppResult<Vec<Submitted>> {
+    let rows = db::orders::awaiting_payment_of(pool, user_id, SHOWN_AWAITING).await?;
+    Ok(rows.iter().filter_map(Submitted::from_row).collect())
+}
+
+/// One of the customer's orders awaiting payment (a conflict once it is paid, cancelled or not theirs).
+pub async fn awaiting(pool: &PgPool, user_id: i64, order_id: i64) -> AppResult<Submitted> {
+    db::orders::find(pool, order_id)
+        .await?
+        .filter(|o| o.user_id == user_id && o.status == OrderStatus::AwaitingPayment)
+        .as_ref()
+        .and_then(Submitted::from_row)
+        .ok_or_else(|| AppError::conflict("this order no longer awaits payment"))
+}
+
+/// Cancels the customer's unfinished purchase or order awaiting payment (not one whose payment is being
+/// checked).
 pub async fn cancel(pool: &PgPool, user_id: i64, order_id: i64) -> AppResult<()> {
-    own_draft(pool, user_id, order_id).await?;
     let mut tx = pool.begin().await?;
-    if !db::orders::transition(&mut tx, order_id, OrderStatus::Draft, OrderStatus::Cancelled).await? {
-        return Err(AppError::conflict("this purchase is no longer open"));
+    let row = db::orders::lock(&mut tx, order_id)
+        .await?
+        .filter(|o| o.user_id == user_id)
+        .ok_or_else(|| AppError::conflict("this purchase is no longer open"))?;
+    row.status.check(OrderStatus::Cancelled).map_err(|_| AppError::conflict("this purchase is no longer open"))?;
+    if !db::orders::cancel_open(&mut tx, order_id, user_id).await? {
+        return Err(AppError::conflict("a payment of this order is being checked"));
     }
     tx.commit().await?;
     Ok(())

@@ -1,0 +1,83 @@
+//! Paying: the payment method chosen on the summary submits the order at its price and shows how to pay. An
+//! order awaiting payment stays in view: /start shows its payment details again, the menu and My services list
+//! it, the same button pressed twice shows the same details, and it can be cancelled until a payment of it is
+//! being checked.
+
+use teloxide::types::InlineKeyboardButton;
+
+use super::buy::refusal_screen;
+use super::{HandlerError, HandlerResult};
+use crate::bot::callback::Cb;
+use crate::bot::ui::{Ctx, Screen, button, html};
+use crate::domain::status::PaymentMethod;
+use crate::i18n;
+use crate::services::orders::{self, Submitted};
+use crate::services::users;
+
+/// How to pay an order awaiting payment, with Cancel.
+pub fn payment_screen(ctx: &Ctx<'_>, order: &Submitted) -> Screen {
+    let card = &ctx.app.settings.payments.card;
+    let text = ctx.t_args(
+        "pay-card",
+        &[
+            ("order", i18n::number(ctx.lang(), order.order_id).into()),
+            ("price", order.price.format(ctx.lang()).into()),
+            ("card", html(&card.number).into()),
+            ("holder", html(&card.holder).into()),
+            ("bank", html(&card.bank).into()),
+        ],
+    );
+    Screen::new(
+        text,
+        vec![vec![button(ctx.t("btn-cancel-order"), Cb::Cancel(order.order_id)), button(ctx.t("btn-menu"), Cb::Menu)]],
+    )
+}
+
+/// A button per order awaiting payment (newest first), leading to its payment details.
+pub async fn awaiting_buttons(ctx: &Ctx<'_>) -> Result<Vec<Vec<InlineKeyboardButton>>, HandlerError> {
+    let orders = orders::awaiting_payment(&ctx.app.pool, ctx.user.id).await?;
+    Ok(orders
+        .iter()
+        .map(|o| {
+            let label = ctx.t_args(
+                "btn-order-awaiting",
+                &[("order", i18n::number(ctx.lang(), o.order_id).into()), ("price", o.price.format(ctx.lang()).into())],
+            );
+            vec![button(label, Cb::Order(o.order_id))]
+        })
+        .collect())
+}
+
+/// The customer's newest order awaiting payment, if any.
+pub async fn newest_awaiting(ctx: &Ctx<'_>) -> Result<Option<Submitted>, HandlerError> {
+    Ok(orders::awaiting_payment(&ctx.app.pool, ctx.user.id).await?.into_iter().next())
+}
+
+/// The payment method was chosen: the order is submitted at today's price and the customer told how to pay
+/// (the same screen again when it was submitted already).
+pub async fn pay(ctx: &Ctx<'_>, order_id: i64, method: PaymentMethod) -> Result<Option<String>, HandlerError> {
+    let app = ctx.app;
+    let currency = users::currency(&app.settings, &ctx.user);
+    let submitted =
+        orders::submit(&app.pool, &app.settings, app.rates.as_ref(), ctx.user.id, order_id, method, currency).await?;
+    let screen = match submitted {
+        Ok(order) => payment_screen(ctx, &order),
+        Err(refusal) => refusal_screen(ctx, refusal, None),
+    };
+    ctx.show(screen).await?;
+    Ok(None)
+}
+
+/// The payment details of one order awaiting payment.
+pub async fn order(ctx: &Ctx<'_>, order_id: i64) -> HandlerResult {
+    let order = orders::awaiting(&ctx.app.pool, ctx.user.id, order_id).await?;
+    ctx.show(payment_screen(ctx, &order)).await?;
+    Ok(())
+}
+
+/// Cancels the unfinished purchase or the order awaiting payment, and shows the menu.
+pub async fn cancel(ctx: &Ctx<'_>, order_id: i64) -> Result<Option<String>, HandlerError> {
+    orders::cancel(&ctx.app.pool, ctx.user.id, order_id).await?;
+    super::menu::main(ctx).await?;
+    Ok(Some(ctx.t("purchase-cancelled")))
+}
