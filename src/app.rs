@@ -214,6 +214,15 @@ pub async fn prepare(state: &AppState) -> anyhow::Result<()> {
     if state.settings.database.migrate_on_start {
         db::migrate(&state.pool).await?;
     }
+    // every node gets its current base (isolation rules included) at once, not at its next reconcile
+    let nodes = crate::services::sweeps::enqueue_per_node(
+        &state.pool,
+        crate::services::nodes::RECONCILE_KIND,
+        &state.settings.jobs,
+    );
+    if let Err(e) = nodes.await {
+        tracing::warn!(error = %e, "could not enqueue the start-up sync of the nodes");
+    }
     if state.settings.catalog.seed_on_start {
         let catalog = Catalog::load(&state.settings.catalog.path)?;
         if let Some(report) = catalog::seed_if_empty(&state.pool, &catalog).await.map_err(anyhow::Error::from)? {
@@ -292,11 +301,17 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
     }
 
     // the instance's name must be its own: another live instance with it would see its jobs taken back below
-    let Some(alive) = state.locks.try_lock(db::advisory_key(&format!("instance.{}", state.instance))).await? else {
-        anyhow::bail!(
+    let alive = match state.locks.try_lock(db::advisory_key(&format!("instance.{}", state.instance))).await {
+        Ok(Some(held)) => Some(held),
+        Ok(None) => anyhow::bail!(
             "another instance named {:?} is running on this database; give each instance its own `instance.name`",
             state.instance
-        );
+        ),
+        // the database is down: the process still starts (and says so in /readyz)
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check that this instance's name is its own");
+            None
+        }
     };
     // this instance is starting: whatever its previous run was still running is not running any more
     match crate::services::queue::release_instance(&state.pool, &state.instance).await {
@@ -312,12 +327,6 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
         Err(e) => {
             tracing::warn!(error = %e, "could not look for Telegram updates left by this instance's previous run")
         }
-    }
-    // every node gets its current base (isolation rules included) at once, not at its next reconcile
-    let nodes =
-        crate::services::sweeps::enqueue_per_node(&state.pool, crate::services::nodes::RECONCILE_KIND, &settings.jobs);
-    if let Err(e) = nodes.await {
-        tracing::warn!(error = %e, "could not enqueue the start-up sync of the nodes");
     }
     let registry = Arc::new(job_registry(&state));
     let wake = Arc::new(tokio::sync::Notify::new());
@@ -378,7 +387,9 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
     if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {
         tracing::warn!("some tasks did not stop within 30 s; exiting anyway");
     }
-    alive.release().await;
+    if let Some(alive) = alive {
+        alive.release().await;
+    }
     // connections still checked out (a job stuck on a hanging node) must not hold the exit up
     let close = async {
         state.locks.close().await;

@@ -90,6 +90,9 @@ pub struct HttpSettings {
     pub idle_timeout_secs: u64,
     /// Open connections at most; at the cap no new connection is accepted until one closes.
     pub max_connections: usize,
+    /// Open connections from one client address at most (an IPv6 /64 counts as one; trusted proxies are
+    /// exempt): one client cannot take every place. Above Telegram's webhook `max_connections`.
+    pub max_connections_per_ip: usize,
     /// Request body limit of every route but the Telegram webhook (`telegram.max_update_bytes`).
     pub max_body_bytes: usize,
     /// Per-client-IP rate limit of the public routes (the feed, unknown paths): sustained rate and burst.
@@ -608,6 +611,13 @@ impl Settings {
         }
         if h.max_connections == 0 {
             problems.push("`http.max_connections` must be at least 1".to_owned());
+        }
+        if h.max_connections_per_ip <= usize::from(self.telegram.max_connections) {
+            problems.push(
+                "`http.max_connections_per_ip` must be above `telegram.max_connections` (Telegram delivers on that \
+                 many connections at once)"
+                    .to_owned(),
+            );
         }
         if h.max_body_bytes == 0 {
             problems.push("`http.max_body_bytes` must be at least 1".to_owned());

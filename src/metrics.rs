@@ -44,6 +44,10 @@ fn describe() {
     );
     describe_gauge!("vpnshop_http_connections", "Open connections on the public listener");
     describe_counter!(
+        "vpnshop_http_connections_refused_total",
+        "Connections closed at once, by reason (per_ip: the client address held its share of places)"
+    );
+    describe_counter!(
         "vpnshop_jobs_total",
         "Job attempts by kind and outcome (done, deferred, retry, dead, lost: its lease passed to another worker)"
     );

@@ -39,13 +39,16 @@ use tower::ServiceExt;
 use crate::config::HttpSettings;
 
 /// The listener's limits, from `HttpSettings`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub header_read: Duration,
     pub idle: Duration,
     /// How long a closing connection may take to finish what is in flight before it is dropped.
     pub grace: Duration,
     pub max_connections: usize,
+    /// Open connections per client address (`client_ip::key_of`), but for `exempt` peers (trusted proxies).
+    pub max_per_ip: usize,
+    pub exempt: Arc<[ipnet::IpNet]>,
 }
 
 impl Limits {
@@ -56,6 +59,8 @@ impl Limits {
             // requests are cut at the request timeout; a little more lets their 408 go out
             grace: Duration::from_secs(http.request_timeout_secs + 5),
             max_connections: http.max_connections,
+            max_per_ip: http.max_connections_per_ip,
+            exempt: http.trusted_proxies.clone().into(),
         }
     }
 }
@@ -69,6 +74,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let builder = Arc::new(builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let clients: Clients = Arc::default();
     let connections = TaskTracker::new();
     loop {
         // At the cap nothing is accepted: new connections wait in the kernel's listen backlog (bounded) until
@@ -92,13 +98,65 @@ pub async fn serve(
                 }
             },
         };
+        let from_proxy = limits.exempt.iter().any(|net| net.contains(&peer.ip()));
+        let per_ip = if from_proxy {
+            None
+        } else {
+            match PerIp::enter(&clients, super::client_ip::key_of(peer.ip()), limits.max_per_ip) {
+                Some(entry) => Some(entry),
+                None => {
+                    // this address holds its share of places already: closed at once, the others go on
+                    metrics::counter!("vpnshop_http_connections_refused_total", "reason" => "per_ip").increment(1);
+                    drop(stream);
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
-        connections.spawn(connection(stream, peer, router.clone(), builder.clone(), limits, cancel.clone(), slot));
+        let serving = connection(stream, peer, router.clone(), builder.clone(), limits.clone(), cancel.clone(), slot);
+        connections.spawn(async move {
+            serving.await;
+            drop(per_ip);
+        });
     }
     drop(listener);
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// Open connections per client address.
+type Clients = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// One open connection counted against its client address; leaving (drop) uncounts it.
+struct PerIp {
+    clients: Clients,
+    key: std::net::IpAddr,
+}
+
+impl PerIp {
+    /// Counts a connection from `key`, unless it already has `max` open.
+    fn enter(clients: &Clients, key: std::net::IpAddr, max: usize) -> Option<PerIp> {
+        let mut open = clients.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(key).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(PerIp { clients: clients.clone(), key })
+    }
+}
+
+impl Drop for PerIp {
+    fn drop(&mut self) {
+        let mut open = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// hyper's settings for both protocols.
@@ -251,6 +309,8 @@ mod tests {
             idle: Duration::from_secs(idle),
             grace: Duration::from_secs(1),
             max_connections: 1,
+            max_per_ip: 1,
+            exempt: Arc::from(Vec::new()),
         }
     }
 

@@ -30,8 +30,10 @@ pub fn run(cmd: &mut Command) -> Output {
 fn add_node(db: &str, node: &TestNode, name: &str) -> Output {
     let seed = run(vpnshop(db, &node.key_path()).args(["catalog", "seed"]));
     assert!(seed.status.success(), "{}", text(&seed));
+    // the node runs the isolated base (as setup.sh leaves it), and the shop is given the same
     let base = node.dir().join("base.json");
-    std::fs::write(&base, node.base_config()).unwrap();
+    std::fs::write(&base, node.isolated_base_config()).unwrap();
+    std::fs::write(node.config_path(), node.isolated_base_config()).unwrap();
     let t = node.target();
     run(vpnshop(db, &node.key_path())
         .args(["server", "add", "--name", name, "--location", "de", "--host", "127.0.0.1"])

@@ -20,7 +20,7 @@ async fn walk_to_payment(pool: PgPool, lang: &str, place: &str, price: &str) {
     let durations = press(&shop, &u, &de).await;
     let devices = press(&shop, &u, &durations.data(&format!("d:{order}:30"))).await;
     let data = press(&shop, &u, &devices.data(&format!("s:{order}:1"))).await;
-    let fifty = data.data(&format!("g:{order}:50"));
+    let fifty = data.data(&format!("dm:{order}:51200"));
     assert!(data.label_of(&fifty).contains(price), "the price is shown per data option: {data:#?}");
     let summary = press(&shop, &u, &fifty).await;
     assert!(summary.text.contains(price), "{}", summary.text);

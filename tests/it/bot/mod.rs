@@ -196,7 +196,7 @@ pub async fn walk_to_summary(shop: &BotShop, u: &TgUser) -> (i64, Screen) {
     let durations = press(shop, u, &de).await;
     let devices = press(shop, u, &durations.data(&format!("d:{order}:30"))).await;
     let data = press(shop, u, &devices.data(&format!("s:{order}:1"))).await;
-    let summary = press(shop, u, &data.data(&format!("g:{order}:50"))).await;
+    let summary = press(shop, u, &data.data(&format!("dm:{order}:51200"))).await;
     (order, summary)
 }
 

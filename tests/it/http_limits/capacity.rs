@@ -116,3 +116,39 @@ async fn a_feed_flood_holding_the_public_share_leaves_the_pool_to_intake_and_job
     assert!(busy.iter().all(|(_, retry)| retry.as_deref() == Some("1")), "{answers:?}");
     assert_eq!(answers.iter().filter(|(status, _)| *status == 404).count(), 2, "{answers:?}");
 }
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn one_address_cannot_take_every_connection(pool: PgPool) {
+    let app = spawn_app_with(pool, |s| {
+        s.http.max_connections = 100;
+        s.http.max_connections_per_ip = 41;
+        s.http.header_read_timeout_secs = 30;
+        s.http.idle_timeout_secs = 30;
+    })
+    .await;
+    // one address opens its share and keeps it
+    let mut held = Vec::new();
+    for _ in 0..41 {
+        let mut conn = TcpStream::connect(app.addr).await.unwrap();
+        conn.write_all(HEALTHZ).await.unwrap();
+        assert_eq!(read_response(&mut conn, Duration::from_secs(5)).await.expect("served").status, 200);
+        held.push(conn);
+    }
+    // its next connection is closed at once, unanswered
+    let mut extra = TcpStream::connect(app.addr).await.unwrap();
+    let _ = extra.write_all(HEALTHZ).await;
+    assert!(read_response(&mut extra, Duration::from_secs(2)).await.is_none(), "over its share");
+    assert!(closed_by(&mut extra, Instant::now() + Duration::from_secs(2)).await.is_some(), "closed at once");
+    // another address is served meanwhile
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = socket.connect(app.addr).await.unwrap();
+    other.write_all(HEALTHZ).await.unwrap();
+    assert_eq!(read_response(&mut other, Duration::from_secs(5)).await.expect("served").status, 200);
+    // and the first address gets a place back when one of its connections closes
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = TcpStream::connect(app.addr).await.unwrap();
+    again.write_all(HEALTHZ).await.unwrap();
+    assert_eq!(read_response(&mut again, Duration::from_secs(5)).await.expect("served again").status, 200);
+}

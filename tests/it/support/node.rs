@@ -118,8 +118,8 @@ impl TestNode {
         ClientParams { protocol: self.protocol, host: "127.0.0.1".into(), port: self.proxy_port, uuid }
     }
 
-    /// The spec's working server config: API + stats + policy, the API inbound, an empty `proxy` inbound, and
-    /// the shop's isolation rules (customers never reach the node itself).
+    /// The spec's working server config: API + stats + policy, the API inbound, an empty `proxy` inbound (no
+    /// isolation: the node API tests browse to an origin on loopback through it).
     pub fn base_config(&self) -> String {
         let proxy_settings = match self.protocol {
             Protocol::Vmess => serde_json::json!({"clients": []}),
@@ -142,7 +142,12 @@ impl TestNode {
             "outbounds": [{"tag": "direct", "protocol": "freedom", "settings": {}}],
             "routing": {"rules": [{"type": "field", "inboundTag": ["api"], "outboundTag": "api"}]}
         });
-        let mut config = config;
+        serde_json::to_string_pretty(&config).expect("config json")
+    }
+
+    /// [`Self::base_config`] with the shop's isolation rules (what a node prepared by setup.sh runs).
+    pub fn isolated_base_config(&self) -> String {
+        let mut config: serde_json::Value = serde_json::from_str(&self.base_config()).expect("config json");
         vpnshop::provision::isolation::isolate(&mut config, &[], &[]).expect("isolated test config");
         serde_json::to_string_pretty(&config).expect("config json")
     }
