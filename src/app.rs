@@ -113,7 +113,9 @@ impl AppState {
         let limiter = RateLimiter::new(redis.clone(), &settings.redis.prefix);
         let telegram = Telegram::new(&settings, redis.clone())?;
         let notifier = notifier.unwrap_or_else(|| match &telegram {
-            Some(_) => Arc::new(TelegramNotifier { pool: pool.clone(), settings: settings.clone() }),
+            Some(tg) => {
+                Arc::new(TelegramNotifier { pool: pool.clone(), settings: settings.clone(), bot: tg.bot.clone() })
+            }
             None => Arc::new(LogNotifier),
         });
         let rates = match Catalog::load(&settings.catalog.path) {
@@ -250,6 +252,19 @@ pub fn job_registry(state: &AppState) -> Registry {
     }
     registry.register(notify::USER_KIND, Arc::new(NotifyUserJob { notifier: state.notifier.clone() }));
     registry.register(notify::ADMINS_KIND, Arc::new(NotifyAdminsJob { notifier: state.notifier.clone() }));
+    {
+        use crate::jobs::payments::{AutoAcceptJob, PaymentMessage, PaymentMessageJob};
+        use crate::services::payments as pay;
+        let settings = state.settings.clone();
+        registry.register(pay::AUTO_ACCEPT_KIND, Arc::new(AutoAcceptJob { pool: state.pool.clone(), settings }));
+        for (kind, which) in [
+            (pay::PAYMENT_NOTICE_KIND, PaymentMessage::Notice),
+            (pay::REVIEW_POST_KIND, PaymentMessage::PostReview),
+            (pay::REVIEW_CLOSE_KIND, PaymentMessage::CloseReview),
+        ] {
+            registry.register(kind, Arc::new(PaymentMessageJob { notifier: state.notifier.clone(), which }));
+        }
+    }
     if let Some(tg) = &state.telegram {
         registry.register(
             crate::bot::outbox::SEND_KIND,
@@ -273,6 +288,8 @@ pub fn sweeps(state: &AppState) -> HashMap<String, Arc<dyn Sweep>> {
     ] {
         sweeps.insert(name.into(), Arc::new(ProvisionSweeps { pool: pool.clone(), jobs: jobs.clone(), which }));
     }
+    let payments = crate::jobs::payments::PaymentSweep { pool: pool.clone(), settings: state.settings.clone() };
+    sweeps.insert("auto_accept".into(), Arc::new(payments));
     sweeps
 }
 

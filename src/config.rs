@@ -324,12 +324,56 @@ pub struct PaymentSettings {
     pub card: CardSettings,
 }
 
-/// Card-to-card details shown to customers who pay by bank transfer; card payments are off when empty.
+/// Card-to-card transfers: the cards shown to customers (`number`/`holder`/`bank`, and any in `cards`, in turn),
+/// how long a customer has to pay, how receipts are reviewed and when an overdue review is accepted on its own.
+/// Card payments are off while no card has a number.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CardSettings {
     pub number: String,
     pub holder: String,
     pub bank: String,
+    /// More cards; orders are given the cards in turn.
+    #[serde(default)]
+    pub cards: Vec<Card>,
+    /// Minutes a customer has to pay and send the receipt; the order expires after them.
+    pub deadline_mins: i32,
+    /// Minutes a review may take; after them an overdue review is accepted automatically (when `auto_accept`).
+    pub review_mins: i32,
+    pub auto_accept: bool,
+    /// Per currency (`USD = "20"`, in major units): overdue reviews above it are never accepted automatically; a
+    /// currency not listed is never auto-accepted.
+    #[serde(default)]
+    pub auto_accept_max: HashMap<String, rust_decimal::Decimal>,
+    /// Receipts one customer may send per window.
+    pub receipt_max: u32,
+    pub receipt_window_secs: u64,
+    /// The largest receipt file downloaded (Telegram allows bots 20 MB).
+    pub receipt_max_bytes: u64,
+    /// An admin group chat that receives the reviews instead of each admin's private chat.
+    #[serde(default)]
+    pub review_chat_id: Option<i64>,
+}
+
+/// One card customers pay to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct Card {
+    pub number: String,
+    pub holder: String,
+    pub bank: String,
+}
+
+impl CardSettings {
+    /// Every card with a number, the main one first.
+    pub fn all(&self) -> Vec<Card> {
+        let main = Card { number: self.number.clone(), holder: self.holder.clone(), bank: self.bank.clone() };
+        std::iter::once(main).chain(self.cards.iter().cloned()).filter(|c| !c.number.trim().is_empty()).collect()
+    }
+
+    /// The highest amount auto-accepted in `currency` (minor units), if any.
+    pub fn auto_accept_ceiling(&self, currency: crate::domain::Currency) -> Option<i64> {
+        let major = self.auto_accept_max.get(currency.as_str())?;
+        crate::domain::Money::from_major(*major, currency).ok().map(|m| m.minor())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -524,6 +568,21 @@ impl Settings {
         }
         if self.telegram.intake_queue == 0 || self.telegram.handlers == 0 {
             problems.push("`telegram.intake_queue` and `telegram.handlers` must be at least 1".to_owned());
+        }
+        let card = &self.payments.card;
+        if card.deadline_mins < 1 || card.review_mins < 1 || card.receipt_max == 0 || card.receipt_window_secs == 0 {
+            problems.push(
+                "`payments.card.deadline_mins`, `review_mins`, `receipt_max` and `receipt_window_secs` must be at least 1"
+                    .to_owned(),
+            );
+        }
+        for (currency, max) in &card.auto_accept_max {
+            match currency.parse::<crate::domain::Currency>() {
+                Ok(c) if crate::domain::Money::from_major(*max, c).is_ok() || max.is_zero() => {}
+                _ => problems.push(format!(
+                    "`payments.card.auto_accept_max.{currency}`: a known currency (USD, EUR, IRR) and an amount in it"
+                )),
+            }
         }
         if self.jobs.workers == 0 {
             problems.push("`jobs.workers` must be at least 1".to_owned());

@@ -109,6 +109,16 @@ pub fn number(lang: Language, n: i64) -> String {
     if lang == Language::Fa { persian_digits(&out) } else { out }
 }
 
+/// A date or time (ASCII digits) in the language's digits.
+pub fn localize_digits(lang: Language, text: &str) -> String {
+    if lang == Language::Fa { persian_digits(text) } else { text.to_owned() }
+}
+
+/// A moment as customers read it: `2026-12-02 14:30 UTC`, in the language's digits.
+pub fn moment(lang: Language, at: chrono::DateTime<chrono::Utc>) -> String {
+    localize_digits(lang, &at.format("%Y-%m-%d %H:%M UTC").to_string())
+}
+
 /// A byte count as GB with one decimal (binary GB, as the plans count them), in the language's digits.
 pub fn gigabytes(lang: Language, bytes: i64) -> String {
     let tenths = (i128::from(bytes.max(0)) * 10 + (1 << 29)) / (1i128 << 30);

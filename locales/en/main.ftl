@@ -95,7 +95,79 @@ pay-card =
     Transfer exactly this amount to:
     <code>{ $card }</code>
     { $holder } · { $bank }
-    Then send a photo of the receipt here. We check it quickly and your service starts right after.
+    Pay by <b>{ $deadline }</b>, then send a photo of the receipt here. Reviews usually take up to { $n ->
+        [one] { $minutes } minute
+       *[other] { $minutes } minutes
+    }; your service starts right after.
+btn-copy-card = 📋 Copy card number
+btn-payment-details = 💳 Payment details
+receipt-hint = 🧾 Please send the receipt of your transfer as a <b>photo</b> (or as an image file) here.
+receipt-no-order = You have no order waiting for a card payment. Choose a plan first, then send the receipt.
+receipt-already = 🧾 The receipt for order <b>#{ $order }</b> is being checked. You will hear from us here.
+receipt-too-many = Too many receipts. Please wait { $n ->
+    [one] { $minutes } minute
+   *[other] { $minutes } minutes
+} and try again.
+receipt-reused = ⚠️ This receipt was already sent before and cannot be used again. Please send the receipt of your own transfer for this order.
+receipt-too-large = This file is too large (the limit is { $mb } MB). Please send a photo of the receipt.
+receipt-not-image = This is not an image. Please send the receipt as a photo.
+receipt-under-review = 🧾 Thank you! The receipt for order <b>#{ $order }</b> is under review. This usually takes up to { $n ->
+    [one] { $minutes } minute
+   *[other] { $minutes } minutes
+}; you will hear from us here.
+receipt-order-closed = This order is no longer open for payment (its time ran out). Please start a new purchase.
+payment-accepted-new = ✅ Payment for order <b>#{ $order }</b> accepted. Your service is being set up; the link arrives here in a moment.
+payment-accepted-renewal = ✅ Payment for order <b>#{ $order }</b> accepted: { $place } is renewed until <b>{ $until }</b>.
+payment-accepted-topup = ✅ Payment for order <b>#{ $order }</b> accepted: { $data } added to { $place }.
+payment-rejected =
+    ❌ The receipt for order <b>#{ $order }</b> was not accepted: { $reason }
+    Please check the transfer and send a new receipt for this order.
+payment-revoked =
+    ❌ After review, the payment for order <b>#{ $order }</b> was rejected: { $reason }
+    What it gave has been withdrawn. If you think this is a mistake, write to { $support }.
+reject-reason-wrong-amount = the amount is wrong
+reject-reason-unreadable = the receipt cannot be read
+reject-reason-not-received = the money has not arrived
+reject-reason-duplicate = this receipt was used before
+reject-reason-other = it could not be verified
+
+review-caption =
+    🧾 <b>Payment #{ $payment }</b> · { $status }
+    Order #{ $order } · { $kind } · { $plan }
+    Amount: <b>{ $amount }</b> · card { $card }
+    Customer: { $customer }
+    History: { $paid } paid, { $rejected } rejected
+    Sent { $sent } · { $auto }
+review-status-open = ⏳ under review
+review-status-accepted = ✅ accepted by { $by } at { $at }
+review-status-auto = 🤖 accepted automatically at { $at }
+review-status-rejected = ❌ rejected by { $by } at { $at }: { $reason }
+review-auto-at = auto-accept at { $at }
+review-no-auto = never auto-accepted
+order-kind-new = new
+order-kind-renewal = renewal
+order-kind-topup = data top-up
+btn-accept = ✅ Accept
+btn-reject = ❌ Reject
+btn-reject-typed = ✍️ Other reason
+admin-typed-reason = Send /reject { $payment } followed by the reason.
+admin-decided-accepted = ✅ Payment #{ $payment } accepted.
+admin-decided-rejected = ❌ Payment #{ $payment } rejected.
+admin-decided-auto-accepted = 🤖 Payment #{ $payment } accepted automatically.
+admin-already = Payment #{ $payment } is already { $status } by { $by } at { $at }.
+admin-not-due = Payment #{ $payment } is not due for automatic acceptance.
+admin-no-payment = There is no payment #{ $payment }.
+admin-cannot = Payment #{ $payment } cannot be decided: { $why }
+admin-usage = Usage: { $command } &lt;payment id&gt;
+admin-queue-empty = No receipts are waiting for review.
+admin-queue = { $n } waiting for review, oldest first:
+stats-title = 📊 <b>Sales</b>
+stats-today = Today
+stats-days = Last { $days } days
+stats-window =
+    <b>{ $window }</b>: { $revenue }
+    { $orders } paid orders · { $customers } new customers · { $trials } trials
+stats-now = Now: { $active } active subscriptions · { $pending } reviews waiting
 
 trial-choose = <b>Free trial</b>: { $n ->
     [one] { $days } day

@@ -96,7 +96,79 @@ pay-card =
     دقیقاً همین مبلغ را به این کارت واریز کنید:
     <code>{ $card }</code>
     { $holder } · { $bank }
-    سپس عکس رسید را همین‌جا بفرستید. رسید را سریع بررسی می‌کنیم و سرویس شما بلافاصله فعال می‌شود.
+    تا <b>{ $deadline }</b> پرداخت کنید و سپس عکس رسید را همین‌جا بفرستید. بررسی رسید معمولاً حداکثر { $n ->
+        [one] { $minutes } دقیقه
+       *[other] { $minutes } دقیقه
+    } طول می‌کشد و سرویس شما بلافاصله پس از آن فعال می‌شود.
+btn-copy-card = 📋 کپی شماره کارت
+btn-payment-details = 💳 اطلاعات پرداخت
+receipt-hint = 🧾 لطفاً رسید واریز خود را به‌صورت <b>عکس</b> (یا فایل تصویری) همین‌جا بفرستید.
+receipt-no-order = هیچ سفارشی در انتظار پرداخت کارت به کارت ندارید. ابتدا یک سرویس انتخاب کنید، سپس رسید را بفرستید.
+receipt-already = 🧾 رسید سفارش <b>#{ $order }</b> در حال بررسی است. نتیجه را همین‌جا به شما اطلاع می‌دهیم.
+receipt-too-many = تعداد رسیدهای ارسالی زیاد است. لطفاً { $n ->
+    [one] { $minutes } دقیقه
+   *[other] { $minutes } دقیقه
+} دیگر دوباره امتحان کنید.
+receipt-reused = ⚠️ این رسید قبلاً ارسال شده و دوباره قابل استفاده نیست. لطفاً رسید واریز خودتان برای همین سفارش را بفرستید.
+receipt-too-large = حجم این فایل زیاد است (حداکثر { $mb } مگابایت). لطفاً عکس رسید را بفرستید.
+receipt-not-image = این فایل تصویر نیست. لطفاً رسید را به‌صورت عکس بفرستید.
+receipt-under-review = 🧾 متشکریم! رسید سفارش <b>#{ $order }</b> در حال بررسی است. این کار معمولاً حداکثر { $n ->
+    [one] { $minutes } دقیقه
+   *[other] { $minutes } دقیقه
+} طول می‌کشد؛ نتیجه را همین‌جا به شما اطلاع می‌دهیم.
+receipt-order-closed = مهلت پرداخت این سفارش تمام شده و دیگر قابل پرداخت نیست. لطفاً یک خرید جدید شروع کنید.
+payment-accepted-new = ✅ پرداخت سفارش <b>#{ $order }</b> تأیید شد. سرویس شما در حال آماده‌سازی است؛ لینک تا چند لحظهٔ دیگر همین‌جا می‌رسد.
+payment-accepted-renewal = ✅ پرداخت سفارش <b>#{ $order }</b> تأیید شد: سرویس { $place } تا <b>{ $until }</b> تمدید شد.
+payment-accepted-topup = ✅ پرداخت سفارش <b>#{ $order }</b> تأیید شد: { $data } به سرویس { $place } اضافه شد.
+payment-rejected =
+    ❌ رسید سفارش <b>#{ $order }</b> تأیید نشد: { $reason }
+    لطفاً واریز خود را بررسی کنید و رسید جدیدی برای این سفارش بفرستید.
+payment-revoked =
+    ❌ پس از بررسی، پرداخت سفارش <b>#{ $order }</b> رد شد: { $reason }
+    آنچه بابت این پرداخت دریافت کرده بودید پس گرفته شد. اگر فکر می‌کنید اشتباهی شده، به { $support } پیام بدهید.
+reject-reason-wrong-amount = مبلغ واریزی درست نیست
+reject-reason-unreadable = رسید خوانا نیست
+reject-reason-not-received = مبلغ به حساب ما نرسیده است
+reject-reason-duplicate = این رسید قبلاً استفاده شده است
+reject-reason-other = پرداخت قابل تأیید نبود
+
+review-caption =
+    🧾 <b>پرداخت #{ $payment }</b> · { $status }
+    سفارش #{ $order } · { $kind } · { $plan }
+    مبلغ: <b>{ $amount }</b> · کارت { $card }
+    مشتری: { $customer }
+    سابقه: { $paid } پرداخت تأییدشده، { $rejected } ردشده
+    ارسال: { $sent } · { $auto }
+review-status-open = ⏳ در حال بررسی
+review-status-accepted = ✅ تأیید شده توسط { $by } در { $at }
+review-status-auto = 🤖 تأیید خودکار در { $at }
+review-status-rejected = ❌ رد شده توسط { $by } در { $at }: { $reason }
+review-auto-at = تأیید خودکار در { $at }
+review-no-auto = بدون تأیید خودکار
+order-kind-new = خرید جدید
+order-kind-renewal = تمدید
+order-kind-topup = خرید حجم اضافه
+btn-accept = ✅ تأیید
+btn-reject = ❌ رد
+btn-reject-typed = ✍️ دلیل دیگر
+admin-typed-reason = دستور /reject { $payment } را همراه با دلیل بفرستید.
+admin-decided-accepted = ✅ پرداخت #{ $payment } تأیید شد.
+admin-decided-rejected = ❌ پرداخت #{ $payment } رد شد.
+admin-decided-auto-accepted = 🤖 پرداخت #{ $payment } به‌صورت خودکار تأیید شد.
+admin-already = وضعیت پرداخت #{ $payment } قبلاً تعیین شده است: { $status } (توسط { $by } در { $at }).
+admin-not-due = پرداخت #{ $payment } فعلاً مشمول تأیید خودکار نیست.
+admin-no-payment = پرداختی با شمارهٔ #{ $payment } وجود ندارد.
+admin-cannot = دربارهٔ پرداخت #{ $payment } نمی‌توان تصمیم گرفت: { $why }
+admin-usage = نحوهٔ استفاده: { $command } &lt;شناسهٔ پرداخت&gt;
+admin-queue-empty = هیچ رسیدی در انتظار بررسی نیست.
+admin-queue = { $n } رسید در انتظار بررسی، به ترتیب از قدیمی‌ترین:
+stats-title = 📊 <b>فروش</b>
+stats-today = امروز
+stats-days = { $days } روز اخیر
+stats-window =
+    <b>{ $window }</b>: { $revenue }
+    { $orders } سفارش پرداخت‌شده · { $customers } مشتری جدید · { $trials } تست رایگان
+stats-now = اکنون: { $active } اشتراک فعال · { $pending } رسید در انتظار بررسی
 
 trial-choose = <b>تست رایگان</b>: { $n ->
     [one] { $days } روز

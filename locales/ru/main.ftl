@@ -101,7 +101,90 @@ pay-card =
     Переведите ровно эту сумму на карту:
     <code>{ $card }</code>
     { $holder } · { $bank }
-    Затем пришлите сюда фото чека. Мы быстро его проверим, и подписка заработает сразу после этого.
+    Оплатите до <b>{ $deadline }</b>, затем пришлите сюда фото чека. Проверка обычно занимает до { $n ->
+        [one] { $minutes } минуты
+        [few] { $minutes } минут
+        [many] { $minutes } минут
+       *[other] { $minutes } минуты
+    }; подписка заработает сразу после неё.
+btn-copy-card = 📋 Скопировать номер карты
+btn-payment-details = 💳 Реквизиты для оплаты
+receipt-hint = 🧾 Пришлите сюда чек о переводе в виде <b>фото</b> (или файла-изображения).
+receipt-no-order = У вас нет заказа, который ждёт оплаты переводом на карту. Сначала выберите тариф, затем пришлите чек.
+receipt-already = 🧾 Чек по заказу <b>#{ $order }</b> проверяется. Мы сообщим результат здесь.
+receipt-too-many = Слишком много чеков. Подождите { $n ->
+    [one] { $minutes } минуту
+    [few] { $minutes } минуты
+    [many] { $minutes } минут
+   *[other] { $minutes } минуты
+} и попробуйте снова.
+receipt-reused = ⚠️ Этот чек уже присылали раньше, использовать его повторно нельзя. Пришлите чек о своём переводе по этому заказу.
+receipt-too-large = Файл слишком большой (максимум { $mb } МБ). Пришлите фото чека.
+receipt-not-image = Это не изображение. Пришлите чек в виде фото.
+receipt-under-review = 🧾 Спасибо! Чек по заказу <b>#{ $order }</b> на проверке. Обычно это занимает до { $n ->
+    [one] { $minutes } минуты
+    [few] { $minutes } минут
+    [many] { $minutes } минут
+   *[other] { $minutes } минуты
+}; мы сообщим результат здесь.
+receipt-order-closed = Этот заказ больше нельзя оплатить (время на оплату истекло). Оформите новую покупку.
+payment-accepted-new = ✅ Оплата заказа <b>#{ $order }</b> подтверждена. Настраиваем подписку; ссылка придёт сюда через несколько секунд.
+payment-accepted-renewal = ✅ Оплата заказа <b>#{ $order }</b> подтверждена: подписка { $place } продлена до <b>{ $until }</b>.
+payment-accepted-topup = ✅ Оплата заказа <b>#{ $order }</b> подтверждена: к подписке { $place } добавлено { $data }.
+payment-rejected =
+    ❌ Чек по заказу <b>#{ $order }</b> не принят: { $reason }
+    Проверьте перевод и пришлите новый чек по этому заказу.
+payment-revoked =
+    ❌ После проверки оплата заказа <b>#{ $order }</b> отклонена: { $reason }
+    Всё, что было выдано по этой оплате, отозвано. Если вы считаете, что это ошибка, напишите { $support }.
+reject-reason-wrong-amount = неверная сумма
+reject-reason-unreadable = чек невозможно прочитать
+reject-reason-not-received = деньги не поступили
+reject-reason-duplicate = этот чек уже использовался
+reject-reason-other = оплату не удалось подтвердить
+
+review-caption =
+    🧾 <b>Платёж #{ $payment }</b> · { $status }
+    Заказ #{ $order } · { $kind } · { $plan }
+    Сумма: <b>{ $amount }</b> · карта { $card }
+    Клиент: { $customer }
+    История: оплачено { $paid }, отклонено { $rejected }
+    Отправлен { $sent } · { $auto }
+review-status-open = ⏳ на проверке
+review-status-accepted = ✅ принят ({ $by }, { $at })
+review-status-auto = 🤖 принят автоматически { $at }
+review-status-rejected = ❌ отклонён ({ $by }, { $at }): { $reason }
+review-auto-at = автоподтверждение { $at }
+review-no-auto = без автоподтверждения
+order-kind-new = новая подписка
+order-kind-renewal = продление
+order-kind-topup = докупка трафика
+btn-accept = ✅ Принять
+btn-reject = ❌ Отклонить
+btn-reject-typed = ✍️ Другая причина
+admin-typed-reason = Отправьте /reject { $payment } и через пробел причину.
+admin-decided-accepted = ✅ Платёж #{ $payment } принят.
+admin-decided-rejected = ❌ Платёж #{ $payment } отклонён.
+admin-decided-auto-accepted = 🤖 Платёж #{ $payment } принят автоматически.
+admin-already = Платёж #{ $payment } уже обработан: { $status } ({ $by }, { $at }).
+admin-not-due = Платёж #{ $payment } пока не подлежит автоматическому подтверждению.
+admin-no-payment = Платежа #{ $payment } не существует.
+admin-cannot = По платежу #{ $payment } нельзя принять решение: { $why }
+admin-usage = Использование: { $command } &lt;номер платежа&gt;
+admin-queue-empty = Чеков на проверке нет.
+admin-queue = Ждут проверки: { $n }. Сначала самые старые:
+stats-title = 📊 <b>Продажи</b>
+stats-today = Сегодня
+stats-days = { $days ->
+    [one] Последний { $days } день
+    [few] Последние { $days } дня
+    [many] Последние { $days } дней
+   *[other] Последние { $days } дня
+}
+stats-window =
+    <b>{ $window }</b>: { $revenue }
+    Оплаченных заказов: { $orders } · новых клиентов: { $customers } · пробных: { $trials }
+stats-now = Сейчас: активных подписок — { $active } · ждут проверки — { $pending }
 
 trial-choose = <b>Пробный период</b>: { $n ->
     [one] { $days } день

@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::domain::Language;
 use crate::domain::status::PaymentMethod;
+use crate::services::payments::review::RejectReason;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cb {
@@ -36,6 +37,15 @@ pub enum Cb {
     Language,
     SetLanguage(Language),
     Help,
+    /// Admins: accept a payment under review.
+    ReviewAccept(i64),
+    /// Admins: reject it (shows the reasons).
+    ReviewReject(i64),
+    ReviewRejectWith(i64, RejectReason),
+    /// Admins: reject with a typed reason (how to send one).
+    ReviewTyped(i64),
+    /// Admins: back from the reasons to Accept / Reject.
+    ReviewBack(i64),
 }
 
 impl fmt::Display for Cb {
@@ -63,6 +73,11 @@ impl fmt::Display for Cb {
             Cb::Language => write!(f, "lg"),
             Cb::SetLanguage(l) => write!(f, "lg:{l}"),
             Cb::Help => write!(f, "h"),
+            Cb::ReviewAccept(p) => write!(f, "ra:{p}"),
+            Cb::ReviewReject(p) => write!(f, "rr:{p}"),
+            Cb::ReviewRejectWith(p, r) => write!(f, "rx:{p}:{r}"),
+            Cb::ReviewTyped(p) => write!(f, "rt:{p}"),
+            Cb::ReviewBack(p) => write!(f, "rb:{p}"),
         }
     }
 }
@@ -118,6 +133,11 @@ impl Cb {
             ("lg", None, None) => Cb::Language,
             ("lg", Some(l), None) => Cb::SetLanguage(l.parse().ok()?),
             ("h", None, None) => Cb::Help,
+            ("ra", Some(_), None) => Cb::ReviewAccept(id(a)?),
+            ("rr", Some(_), None) => Cb::ReviewReject(id(a)?),
+            ("rx", Some(_), Some(r)) => Cb::ReviewRejectWith(id(a)?, r.parse().ok()?),
+            ("rt", Some(_), None) => Cb::ReviewTyped(id(a)?),
+            ("rb", Some(_), None) => Cb::ReviewBack(id(a)?),
             _ => return None,
         })
     }
@@ -154,6 +174,12 @@ mod tests {
             Cb::Language,
             Cb::SetLanguage(Language::Fa),
             Cb::Help,
+            Cb::ReviewAccept(big),
+            Cb::ReviewReject(big),
+            Cb::ReviewRejectWith(big, RejectReason::WrongAmount),
+            Cb::ReviewRejectWith(big, RejectReason::NotReceived),
+            Cb::ReviewTyped(big),
+            Cb::ReviewBack(big),
         ];
         for cb in all {
             let data = cb.to_string();
@@ -180,6 +206,8 @@ mod tests {
             "nf:0",
             "l:1:de:x",
             "o:0",
+            "rx:1:bogus",
+            "ra:-1",
         ] {
             assert_eq!(Cb::parse(junk), None, "{junk:?}");
         }

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod notifier;
 pub mod outbox;
 pub mod polling;
+pub mod review;
 pub mod ui;
 
 use anyhow::Context;

@@ -8,14 +8,15 @@ use super::outbox::{self, OutMessage};
 use super::ui::html;
 use crate::config::Settings;
 use crate::i18n::{self, Arg};
-use crate::services::access;
 use crate::services::notify::{Notice, Notifier, NotifyError, UserNotice};
 use crate::services::shop::label;
 use crate::services::users;
+use crate::services::{access, payments};
 
 pub struct TelegramNotifier {
     pub pool: PgPool,
     pub settings: Settings,
+    pub bot: super::TgBot,
 }
 
 impl TelegramNotifier {
@@ -82,6 +83,59 @@ impl TelegramNotifier {
         })
     }
 
+    /// The customer's message about a decided payment.
+    async fn payment_messages(&self, payment_id: i64, event: &str) -> anyhow::Result<Vec<OutMessage>> {
+        let v = payments::view(&self.pool, payment_id).await?;
+        let lang = v.customer.language;
+        let chat_id = v.customer.telegram_id;
+        let order = i18n::number(lang, v.order.id);
+        let reason = || super::review::reason_text(lang, v.payment.reason_code.as_deref(), v.payment.reason.as_deref());
+        let b = |key: &str, cb: Cb| (i18n::t(lang, key), cb.to_string());
+        let place = |sub_id: i64| async move {
+            let view = access::view(&self.pool, v.customer.id, sub_id, &self.settings).await?;
+            let place = html(&format!("{} {}", view.flag, label(&view.labels, lang, &view.sub.location_code)));
+            anyhow::Ok((place, view.sub))
+        };
+        let (key, args, buttons): (&str, Vec<(&'static str, Arg)>, Vec<Vec<(String, String)>>) = match event {
+            "accepted" => match (v.order.kind.as_str(), v.order.subscription_id) {
+                (crate::services::orders::RENEWAL, Some(sub)) => {
+                    let (place, sub_row) = place(sub).await?;
+                    let until = sub_row.expires_at.map(|t| i18n::moment(lang, t)).unwrap_or_default();
+                    let args = vec![("order", order.into()), ("place", place.into()), ("until", until.into())];
+                    ("payment-accepted-renewal", args, vec![vec![b("menu-services", Cb::Service(sub))]])
+                }
+                (crate::services::orders::TOPUP, Some(sub)) => {
+                    let (place, _) = place(sub).await?;
+                    let added = v.order.granted_bytes.unwrap_or_default();
+                    let data = super::handlers::data_text(lang, crate::domain::DataCap::from_db(Some(added))?);
+                    let args = vec![("order", order.into()), ("place", place.into()), ("data", data.into())];
+                    ("payment-accepted-topup", args, vec![vec![b("menu-services", Cb::Service(sub))]])
+                }
+                _ => (
+                    "payment-accepted-new",
+                    vec![("order", order.into())],
+                    vec![vec![b("menu-services", Cb::Services)]],
+                ),
+            },
+            "rejected" => {
+                let again = match v.order.status {
+                    crate::domain::status::OrderStatus::AwaitingPayment => {
+                        vec![vec![b("btn-payment-details", Cb::Order(v.order.id))]]
+                    }
+                    _ => vec![],
+                };
+                ("payment-rejected", vec![("order", order.into()), ("reason", reason().into())], again)
+            }
+            "revoked" => {
+                let support = html(&self.settings.shop.support_contact);
+                let args = vec![("order", order.into()), ("reason", reason().into()), ("support", support.into())];
+                ("payment-revoked", args, vec![])
+            }
+            other => anyhow::bail!("unknown payment event {other:?}"),
+        };
+        Ok(vec![OutMessage::Text { chat_id, text: i18n::t_args(lang, key, &args), buttons }])
+    }
+
     async fn admin_chats(&self) -> Vec<i64> {
         let mut ids = self.settings.telegram.admin_ids.clone();
         if let Ok(more) = users::admin_telegram_ids(&self.pool).await {
@@ -101,6 +155,21 @@ impl Notifier for TelegramNotifier {
             outbox::enqueue(&self.pool, messages, key, &self.settings.jobs).await.map_err(anyhow::Error::from)?;
         }
         Ok(())
+    }
+
+    async fn notify_payment(&self, payment_id: i64, event: &str) -> Result<(), NotifyError> {
+        let messages = self.payment_messages(payment_id, event).await?;
+        let key = format!("payment:{payment_id}:{event}");
+        outbox::enqueue(&self.pool, messages, &key, &self.settings.jobs).await.map_err(anyhow::Error::from)?;
+        Ok(())
+    }
+
+    async fn post_review(&self, payment_id: i64) -> Result<(), NotifyError> {
+        super::review::post(&self.bot, &self.pool, &self.settings, payment_id).await
+    }
+
+    async fn close_review(&self, payment_id: i64) -> Result<(), NotifyError> {
+        super::review::close(&self.bot, &self.pool, &self.settings, payment_id).await
     }
 
     async fn alert_admins(&self, text: &str) -> Result<(), NotifyError> {

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `catalog`, `server`, `subscription`. Each command is parse → service →
+//! The command line: `serve`, `migrate`, `catalog`, `server`, `subscription`, `payment`, `admin`. Each command is parse → service →
 //! print: results on stdout, and on stderr only the warnings and errors that concern the command.
 
 use clap::{Parser, Subcommand};
@@ -8,11 +8,15 @@ use crate::app::{self, AppState, Listeners};
 use crate::config::Settings;
 use crate::{db, telemetry};
 
+mod admin;
 mod catalog;
+mod payment;
 mod server;
 mod subscription;
 
+pub use admin::AdminCommand;
 pub use catalog::CatalogCommand;
+pub use payment::PaymentCommand;
 pub use server::{AddServer, ServerCommand};
 pub use subscription::SubscriptionCommand;
 
@@ -38,6 +42,12 @@ pub enum Command {
     /// Customers' subscriptions (what an operator does on request: new feed URL, new device link, revoke).
     #[command(subcommand)]
     Subscription(SubscriptionCommand),
+    /// Card payments: the review queue, accept, reject.
+    #[command(subcommand)]
+    Payment(PaymentCommand),
+    /// The shop's admins (who review payments in Telegram).
+    #[command(subcommand)]
+    Admin(AdminCommand),
 }
 
 pub(crate) fn parse_text<T: std::str::FromStr<Err = crate::domain::UnknownValue>>(raw: &str) -> Result<T, String> {
@@ -62,6 +72,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Catalog(cmd) => catalog::run(settings, cmd).await,
         Command::Server(cmd) => server::run(settings, cmd).await,
         Command::Subscription(cmd) => subscription::run(settings, cmd).await,
+        Command::Payment(cmd) => payment::run(settings, cmd).await,
+        Command::Admin(cmd) => admin::run(settings, cmd).await,
     };
     if let Err(e) = &result {
         // An operator's mistake (bad input, a conflict) is only printed by main; anything else is also logged

@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod locations;
 pub mod locks;
 pub mod orders;
+pub mod payments;
 pub mod plans;
 pub mod servers;
 pub mod subscriptions;

@@ -22,6 +22,13 @@ pub struct OrderRow {
     pub subscription_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// A card order: pay by then (the order expires after it unless a receipt is being checked).
+    pub pay_by: Option<DateTime<Utc>>,
+    /// A card order: the card shown (number, holder, bank), fixed when it was submitted.
+    pub pay_to: Option<serde_json::Value>,
+    /// What its fulfilment granted: days added (renewal) and bytes added (renewal or top-up).
+    pub granted_days: Option<i32>,
+    pub granted_bytes: Option<i64>,
 }
 
 macro_rules! select_order {
@@ -29,7 +36,8 @@ macro_rules! select_order {
         sqlx::query_as!(
             OrderRow,
             r#"SELECT id, public_id, user_id, kind, selection, plan_id, amount_minor, currency AS "currency: Currency",
-                      status AS "status: OrderStatus", subscription_id, created_at, updated_at
+                      status AS "status: OrderStatus", subscription_id, created_at, updated_at,
+                      pay_by, pay_to, granted_days, granted_bytes
                  FROM orders "# + $tail
             $(, $arg)*
         )
@@ -73,7 +81,8 @@ pub async fn insert_draft(
         OrderRow,
         r#"INSERT INTO orders (user_id, kind, subscription_id, selection, currency) VALUES ($1, $2, $3, $4, $5)
            RETURNING id, public_id, user_id, kind, selection, plan_id, amount_minor, currency AS "currency: Currency",
-                     status AS "status: OrderStatus", subscription_id, created_at, updated_at"#,
+                     status AS "status: OrderStatus", subscription_id, created_at, updated_at,
+                     pay_by, pay_to, granted_days, granted_bytes"#,
         user_id,
         kind,
         subscription_id,
@@ -144,7 +153,8 @@ pub async fn transition(conn: &mut PgConnection, id: i64, from: OrderStatus, to:
     Ok(done.rows_affected() == 1)
 }
 
-/// `draft → awaiting_payment` with the plan and the price snapshot it will be paid at.
+/// `draft → awaiting_payment` with the plan and the price snapshot it will be paid at, and for a card order the
+/// card shown and the minutes it may take to pay.
 pub async fn submit(
     conn: &mut PgConnection,
     id: i64,
@@ -152,18 +162,54 @@ pub async fn submit(
     amount_minor: i64,
     currency: Currency,
     selection: &serde_json::Value,
+    pay: Option<(&serde_json::Value, i32)>,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         r#"UPDATE orders SET status = 'awaiting_payment', plan_id = $2, amount_minor = $3, currency = $4,
-                  selection = $5, updated_at = now()
+                  selection = $5, updated_at = now(), pay_to = $6, pay_by = now() + make_interval(mins => $7)
             WHERE id = $1 AND status = 'draft'"#,
         id,
         plan_id,
         amount_minor,
         currency.as_str(),
-        selection
+        selection,
+        pay.map(|(to, _)| to),
+        pay.map(|(_, mins)| mins),
     )
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Records what fulfilment granted (for taking it back if the payment is rejected later).
+pub async fn set_granted(
+    conn: &mut PgConnection,
+    id: i64,
+    subscription_id: i64,
+    days: Option<i32>,
+    bytes: Option<i64>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE orders SET subscription_id = $2, granted_days = $3, granted_bytes = $4, updated_at = now() WHERE id = $1",
+        id,
+        subscription_id,
+        days,
+        bytes
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Card orders past their deadline with no receipt being checked: they expire.
+pub async fn overdue_unpaid(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar!(
+        r#"SELECT o.id FROM orders o
+            WHERE o.status = 'awaiting_payment' AND o.pay_by < now()
+              AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.status IN ('pending', 'under_review'))
+            ORDER BY o.pay_by LIMIT $1"#,
+        limit
+    )
+    .fetch_all(db)
+    .await
 }

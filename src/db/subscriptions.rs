@@ -176,6 +176,30 @@ pub async fn add_data(conn: &mut PgConnection, id: i64, bytes: i64) -> sqlx::Res
     Ok(())
 }
 
+/// Takes back what a rejected payment granted: `days` off the end, `bytes` off the data cap (never below one byte).
+/// Returns the new end.
+pub async fn take_back(
+    conn: &mut PgConnection,
+    id: i64,
+    days: Option<i32>,
+    bytes: Option<i64>,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar!(
+        r#"UPDATE subscriptions
+              SET expires_at = CASE WHEN $2::int IS NULL THEN expires_at ELSE expires_at - make_interval(days => $2) END,
+                  data_cap_bytes = CASE WHEN $3::bigint IS NULL OR data_cap_bytes IS NULL THEN data_cap_bytes
+                                        ELSE GREATEST(data_cap_bytes - $3, 1) END,
+                  updated_at = now()
+            WHERE id = $1
+        RETURNING expires_at"#,
+        id,
+        days,
+        bytes
+    )
+    .fetch_one(conn)
+    .await
+}
+
 /// Active or limited subscriptions whose time is up.
 pub async fn due_to_expire(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar!(

@@ -72,6 +72,8 @@ impl OrderStatus {
                 | (Paid, Fulfilled)
                 | (Draft | AwaitingPayment, Cancelled | Expired)
                 | (Paid | Fulfilled, Refunded)
+                // its payment was accepted automatically and then rejected by an admin: what it granted is taken back
+                | (Fulfilled, Cancelled)
         )
     }
 
@@ -92,6 +94,8 @@ impl PaymentStatus {
         match (self, to) {
             (Pending, UnderReview) => card,
             (UnderReview, Accepted | Rejected | AutoAccepted) => card,
+            // an admin overrules the automatic acceptance of an overdue review
+            (AutoAccepted, Rejected) => card,
             (Pending, Succeeded | Failed) => !card,
             (from, Refunded) => from.is_settled(),
             _ => false,
@@ -158,7 +162,9 @@ mod tests {
         assert!(Pending.check(UnderReview, Stripe).is_err());
         assert!(Pending.check(Succeeded, Zarinpal).is_ok());
         assert!(Pending.check(Succeeded, Card).is_err());
-        assert!(Accepted.check(Rejected, Card).is_err(), "a decision is final");
+        assert!(Accepted.check(Rejected, Card).is_err(), "an admin's decision is final");
+        assert!(AutoAccepted.check(Rejected, Card).is_ok(), "an automatic acceptance can be overruled");
+        assert!(AutoAccepted.check(Accepted, Card).is_err());
         assert!(Rejected.check(Refunded, Card).is_err(), "only money taken can be refunded");
         assert!(Succeeded.check(Refunded, Stripe).is_ok());
     }

@@ -8,6 +8,7 @@ use crate::db::jobs::ClaimedJob;
 pub use crate::services::queue::Outcome;
 
 pub mod maintenance;
+pub mod payments;
 pub mod provision;
 pub mod scheduler;
 pub mod worker;

@@ -7,6 +7,7 @@ pub mod inbox;
 pub mod nodes;
 pub mod notify;
 pub mod orders;
+pub mod payments;
 pub mod queue;
 pub mod ratelimit;
 pub mod servers;

@@ -139,6 +139,8 @@ impl Nodes {
         }
         db::servers::set_core_run(&mut *tx, row.id, Some(reading.run)).await?;
         tx.commit().await?;
+        tracing::debug!(node = %row.name, ?same_run, uptime = reading.run.uptime_secs, up = total_up, down = total_down,
+            "counters folded");
         metrics::counter!("vpnshop_traffic_bytes_total", "node" => row.name.clone(), "direction" => "up")
             .increment(total_up);
         metrics::counter!("vpnshop_traffic_bytes_total", "node" => row.name.clone(), "direction" => "down")
@@ -164,6 +166,7 @@ impl Nodes {
         let reading = self.read_counters(&row, &node).await?;
         let folded = self.fold(&row, &reading).await?;
         let since = db::servers::record_metered(&self.pool, row.id).await?.filter(|s| *s > 0.0);
+        tracing::debug!(node = %row.name, bytes = folded.bytes, since, "metering pass");
         let mut report = MeterReport { bytes: folded.bytes, ..MeterReport::default() };
 
         let mut cut_off = HashSet::new();

@@ -101,6 +101,24 @@ pub trait Notifier: Send + Sync {
     /// Delivers a notice; `key` is unique per notice (repeat calls with it must not repeat messages).
     async fn notify_user(&self, notice: &UserNotice, key: &str) -> Result<(), NotifyError>;
     async fn alert_admins(&self, text: &str) -> Result<(), NotifyError>;
+
+    /// Tells a customer how their payment was decided (`accepted`, `rejected`, `revoked`).
+    async fn notify_payment(&self, payment_id: i64, event: &str) -> Result<(), NotifyError> {
+        tracing::info!(payment.id = payment_id, event, "payment notice not sent: bot disabled");
+        Ok(())
+    }
+
+    /// Posts a payment's review (receipt, order, customer, Accept/Reject) to the admins.
+    async fn post_review(&self, payment_id: i64) -> Result<(), NotifyError> {
+        tracing::warn!(payment.id = payment_id, "a receipt awaits review (bot disabled: use the CLI or the API)");
+        Ok(())
+    }
+
+    /// Edits every admin's copy of a decided review to show who decided, when, and the outcome.
+    async fn close_review(&self, payment_id: i64) -> Result<(), NotifyError> {
+        tracing::debug!(payment.id = payment_id, "review decided");
+        Ok(())
+    }
 }
 
 /// Used when the bot is off: notices are logged and dropped.

@@ -138,7 +138,23 @@ pub async fn activate_if_on_node(pool: &PgPool, id: i64, jobs: &JobSettings) -> 
 /// (and changes nothing) when it is not in a state that can make this move — whoever lost the race.
 pub async fn end(pool: &PgPool, id: i64, to: SubscriptionStatus, reason: &str, jobs: &JobSettings) -> AppResult<bool> {
     let mut tx = pool.begin().await?;
-    let sub = db::subscriptions::lock(&mut tx, id).await?.ok_or(AppError::NotFound("subscription"))?;
+    let ended = end_in(&mut tx, id, to, reason, jobs).await?;
+    if ended {
+        tx.commit().await?;
+        metrics::counter!("vpnshop_subscription_transitions_total", "to" => to.as_str()).increment(1);
+    }
+    Ok(ended)
+}
+
+/// [`end`] in the caller's transaction.
+pub async fn end_in(
+    tx: &mut PgConnection,
+    id: i64,
+    to: SubscriptionStatus,
+    reason: &str,
+    jobs: &JobSettings,
+) -> AppResult<bool> {
+    let sub = db::subscriptions::lock(&mut *tx, id).await?.ok_or(AppError::NotFound("subscription"))?;
     if sub.status == to || !sub.status.can_become(to) {
         return Ok(false);
     }
@@ -149,11 +165,11 @@ pub async fn end(pool: &PgPool, id: i64, to: SubscriptionStatus, reason: &str, j
             return Ok(false);
         }
     }
-    if !db::subscriptions::transition(&mut tx, id, sub.status, to, Some(reason)).await? {
+    if !db::subscriptions::transition(&mut *tx, id, sub.status, to, Some(reason)).await? {
         return Ok(false);
     }
-    for server_id in db::clients::set_desired_for_subscription(&mut tx, id, false).await? {
-        enqueue_node_apply(&mut tx, server_id, jobs).await?;
+    for server_id in db::clients::set_desired_for_subscription(&mut *tx, id, false).await? {
+        enqueue_node_apply(&mut *tx, server_id, jobs).await?;
     }
     let notice = match to {
         SubscriptionStatus::Limited => Notice::DataCapReached,
@@ -170,8 +186,6 @@ pub async fn end(pool: &PgPool, id: i64, to: SubscriptionStatus, reason: &str, j
         jobs,
     )
     .await?;
-    tx.commit().await?;
-    metrics::counter!("vpnshop_subscription_transitions_total", "to" => to.as_str()).increment(1);
     Ok(true)
 }
 

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use crate::config::Settings;
 use crate::db::{self, users::UserRow};
 use crate::domain::{Currency, Language};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 
 /// Who sent an update, as Telegram describes them.
 #[derive(Debug, Clone)]
@@ -67,4 +67,58 @@ pub async fn is_admin(pool: &PgPool, settings: &Settings, telegram_id: i64) -> A
         return Ok(true);
     }
     Ok(admin_telegram_ids(pool).await?.contains(&telegram_id))
+}
+
+/// Adds an admin (or updates one with the same username), recorded in the audit log.
+pub async fn add_admin(
+    pool: &PgPool,
+    username: &str,
+    telegram_id: Option<i64>,
+    role: &str,
+) -> AppResult<db::admins::AdminRow> {
+    let valid_name = !username.is_empty()
+        && username.len() <= 64
+        && username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@' | '-'));
+    if !valid_name {
+        return Err(AppError::invalid("an admin's username is 1-64 characters of A-Z, a-z, 0-9, _ . @ -"));
+    }
+    if !["owner", "admin", "viewer"].contains(&role) {
+        return Err(AppError::invalid("the role is owner, admin or viewer"));
+    }
+    if telegram_id.is_some_and(|id| id <= 0) {
+        return Err(AppError::invalid("a Telegram id is a positive number"));
+    }
+    let mut tx = pool.begin().await?;
+    let admin = match db::admins::upsert(&mut *tx, username, telegram_id, role).await {
+        Ok(admin) => admin,
+        Err(e) if crate::error::violated_constraint(&e).is_some() => {
+            return Err(AppError::conflict("another admin has this Telegram id"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let id = admin.id.to_string();
+    db::audit::record(
+        &mut *tx,
+        &db::audit::AuditEntry {
+            actor_kind: "cli",
+            actor_id: None,
+            action: "admin.add",
+            entity: "admin",
+            entity_id: Some(&id),
+            detail: serde_json::json!({ "username": username, "telegram_id": telegram_id, "role": role }),
+            source_ip: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(admin)
+}
+
+pub async fn admins(pool: &PgPool) -> AppResult<Vec<db::admins::AdminRow>> {
+    Ok(db::admins::list(pool).await?)
+}
+
+/// Disables an admin; false when there is no active one by that name.
+pub async fn remove_admin(pool: &PgPool, username: &str) -> AppResult<bool> {
+    Ok(db::admins::disable(pool, username).await?)
 }

@@ -22,6 +22,14 @@ const MB: i64 = 1024 * 1024;
 
 /// A shop with the scheduler on and production provisioning settings, and a node of its own.
 async fn metered_shop(pool: PgPool, n: usize) -> Shop {
+    // the earlier cases' nodes are gone: nothing is placed on them, synced or metered any more
+    for forget in [
+        "UPDATE servers SET enabled = false",
+        "UPDATE clients SET desired = 'absent', node_state = 'absent'",
+        "DELETE FROM jobs WHERE kind LIKE 'node.%'",
+    ] {
+        sqlx::query(forget).execute(&pool).await.unwrap();
+    }
     let node = TestNode::start().await;
     let key = node.key_path();
     let origin = Origin::start().await;
@@ -33,8 +41,6 @@ async fn metered_shop(pool: PgPool, n: usize) -> Shop {
         s.jobs.poll_interval_ms = 500;
     })
     .await;
-    // the earlier cases' nodes are gone: nothing is placed on them
-    sqlx::query("UPDATE servers SET enabled = false").execute(&app.state.pool).await.unwrap();
     let input = crate::provisioning::node_input(&node, &format!("de-caps-{n}"), 100);
     let server = servers::add(&app.state.pool, &input, Actor::CLI).await.expect("register the node");
     Shop { app, node, server_id: server.id, origin }

@@ -13,6 +13,7 @@ mod jobs;
 mod node_api;
 mod node_locks;
 mod node_setup;
+mod payments;
 mod process;
 mod provisioning;
 mod schema;

@@ -21,7 +21,7 @@ fn currency(ctx: &Ctx<'_>, draft: &Draft) -> Currency {
     draft.currency(users::currency(&ctx.app.settings, &ctx.user))
 }
 
-fn days_text(lang: Language, days: i32) -> String {
+pub fn days_text(lang: Language, days: i32) -> String {
     i18n::t_args(lang, "days", &[("n", Arg::Count(days.into())), ("days", i18n::number(lang, days.into()).into())])
 }
 

@@ -3,11 +3,15 @@
 //! messages an earlier attempt sent are skipped (`ui::Progress`), and screens are edited in place — but a
 //! service call that is not idempotent can take effect twice, so services check state before they change it.
 
+mod admin;
 mod buy;
 mod menu;
 mod pay;
+mod receipt;
 mod services;
 mod trial;
+
+pub use buy::{data_text, days_text, devices_text};
 
 use teloxide::prelude::*;
 use teloxide::types::{CallbackQuery, Message, Update, UpdateKind};
@@ -77,15 +81,33 @@ async fn banned(ctx: &Ctx<'_>) -> Result<bool, HandlerError> {
 
 async fn on_message(app: &AppState, bot: &TgBot, msg: Message, progress: &Progress) -> HandlerResult {
     let Some(from) = msg.from.as_ref() else { return Ok(()) };
-    if !msg.chat.is_private() || from.is_bot {
+    let command =
+        msg.text().map(|t| t.split_whitespace().next().unwrap_or("").split('@').next().unwrap_or("").to_owned());
+    let admin_command = command.as_deref().is_some_and(|c| admin::COMMANDS.contains(&c));
+    // the admin group (payments.card.review_chat_id) takes admin commands; other groups are ignored
+    let admin_group = app.settings.payments.card.review_chat_id == Some(msg.chat.id.0);
+    if from.is_bot || !(msg.chat.is_private() || (admin_group && admin_command)) {
         return Ok(());
     }
     let ctx = context(app, bot, from, msg.chat.id, progress).await?;
     if banned(&ctx).await? {
         return Ok(());
     }
-    let command =
-        msg.text().map(|t| t.split_whitespace().next().unwrap_or("").split('@').next().unwrap_or("").to_owned());
+    if admin_command {
+        if users::is_admin(&app.pool, &app.settings, ctx.user.telegram_id).await? {
+            return admin::command(&ctx, from, msg.text().unwrap_or_default()).await;
+        }
+        if !msg.chat.is_private() {
+            return Ok(());
+        }
+        return menu::unknown(&ctx).await;
+    }
+    if let Some((receipt, meta, mime)) = receipt::receipt_of(&msg) {
+        return receipt::take(&ctx, receipt, meta, mime).await;
+    }
+    if command.as_deref().is_none_or(|c| !c.starts_with('/')) && receipt::awaits_receipt(&ctx).await? {
+        return receipt::hint(&ctx).await;
+    }
     match command.as_deref() {
         Some("/start") => menu::start(&ctx).await,
         Some("/menu") => menu::main(&ctx).await,
@@ -112,7 +134,20 @@ async fn on_callback(app: &AppState, bot: &TgBot, q: CallbackQuery, progress: &P
         answer(&ctx, &q, Some(ctx.t("stale-button"))).await;
         return menu::main(&ctx).await;
     };
-    let result = route(&ctx, cb).await;
+    let result = match cb {
+        Cb::ReviewAccept(_)
+        | Cb::ReviewReject(_)
+        | Cb::ReviewRejectWith(..)
+        | Cb::ReviewTyped(_)
+        | Cb::ReviewBack(_) => {
+            if users::is_admin(&app.pool, &app.settings, ctx.user.telegram_id).await? {
+                admin::button(&ctx, &q, cb).await
+            } else {
+                Ok(Some(ctx.t("stale-button")))
+            }
+        }
+        cb => route(&ctx, cb).await,
+    };
     let toast = match &result {
         Ok(toast) => toast.clone(),
         Err(HandlerError::App(e)) => Some(ctx.t(error_key(e))),
@@ -153,6 +188,12 @@ async fn route(ctx: &Ctx<'_>, cb: Cb) -> Result<Option<String>, HandlerError> {
         Cb::Renew(id) => buy::renew(ctx, id).await.map(|_| None),
         Cb::TopUp(id) => buy::top_up(ctx, id).await.map(|_| None),
         Cb::NewFeedUrl(id) => services::new_feed_url(ctx, id).await,
+        // admins' review buttons are routed before this
+        Cb::ReviewAccept(_)
+        | Cb::ReviewReject(_)
+        | Cb::ReviewRejectWith(..)
+        | Cb::ReviewTyped(_)
+        | Cb::ReviewBack(_) => Ok(Some(ctx.t("stale-button"))),
     }
 }
 

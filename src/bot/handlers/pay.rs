@@ -3,33 +3,50 @@
 //! it, the same button pressed twice shows the same details, and it can be cancelled until a payment of it is
 //! being checked.
 
-use teloxide::types::InlineKeyboardButton;
+use teloxide::types::{CopyTextButton, InlineKeyboardButton, InlineKeyboardButtonKind};
 
 use super::buy::refusal_screen;
 use super::{HandlerError, HandlerResult};
 use crate::bot::callback::Cb;
 use crate::bot::ui::{Ctx, Screen, button, html};
 use crate::domain::status::PaymentMethod;
-use crate::i18n;
+use crate::i18n::{self, Arg};
 use crate::services::orders::{self, Submitted};
 use crate::services::users;
 
-/// How to pay an order awaiting payment, with Cancel.
+/// How to pay an order awaiting payment: the card (with a copy button), the exact amount, the deadline and how
+/// long reviews take; with Cancel.
 pub fn payment_screen(ctx: &Ctx<'_>, order: &Submitted) -> Screen {
-    let card = &ctx.app.settings.payments.card;
+    let settings = &ctx.app.settings.payments.card;
+    let card = order.card.clone().or_else(|| crate::services::payments::card_for(&ctx.app.settings, order.order_id));
+    let Some(card) = card else {
+        return Screen::new(ctx.t("pay-none"), vec![vec![button(ctx.t("btn-menu"), Cb::Menu)]]);
+    };
+    let lang = ctx.lang();
+    let deadline = order.pay_by.map(|t| i18n::moment(lang, t)).unwrap_or_default();
     let text = ctx.t_args(
         "pay-card",
         &[
-            ("order", i18n::number(ctx.lang(), order.order_id).into()),
-            ("price", order.price.format(ctx.lang()).into()),
+            ("order", i18n::number(lang, order.order_id).into()),
+            ("price", order.price.format(lang).into()),
             ("card", html(&card.number).into()),
             ("holder", html(&card.holder).into()),
             ("bank", html(&card.bank).into()),
+            ("deadline", deadline.into()),
+            ("n", Arg::Count(settings.review_mins.into())),
+            ("minutes", i18n::number(lang, settings.review_mins.into()).into()),
         ],
+    );
+    let copy = InlineKeyboardButton::new(
+        ctx.t("btn-copy-card"),
+        InlineKeyboardButtonKind::CopyText(CopyTextButton { text: card.number.clone() }),
     );
     Screen::new(
         text,
-        vec![vec![button(ctx.t("btn-cancel-order"), Cb::Cancel(order.order_id)), button(ctx.t("btn-menu"), Cb::Menu)]],
+        vec![
+            vec![copy],
+            vec![button(ctx.t("btn-cancel-order"), Cb::Cancel(order.order_id)), button(ctx.t("btn-menu"), Cb::Menu)],
+        ],
     )
 }
 

@@ -173,7 +173,7 @@ pub async fn quote(
 /// Zarinpal join this list with their checkout flows.)
 pub fn payment_methods(settings: &Settings) -> Vec<PaymentMethod> {
     let mut methods = Vec::new();
-    if !settings.payments.card.number.trim().is_empty() {
+    if !settings.payments.card.all().is_empty() {
         methods.push(PaymentMethod::Card);
     }
     methods
@@ -186,6 +186,9 @@ pub struct Submitted {
     pub public_id: uuid::Uuid,
     pub price: Money,
     pub method: PaymentMethod,
+    /// A card order: the card to pay to, and the time to pay by.
+    pub card: Option<crate::config::Card>,
+    pub pay_by: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Submitted {
@@ -193,7 +196,8 @@ impl Submitted {
         let price = Money::from_minor(row.amount_minor?, row.currency?).ok()?;
         let selection: Selection = serde_json::from_value(row.selection.clone()).unwrap_or_default();
         let method = selection.method.unwrap_or(PaymentMethod::Card);
-        Some(Submitted { order_id: row.id, public_id: row.public_id, price, method })
+        let card = crate::services::payments::card_of(row);
+        Some(Submitted { order_id: row.id, public_id: row.public_id, price, method, card, pay_by: row.pay_by })
     }
 }
 
@@ -230,11 +234,18 @@ pub async fn submit(
     let row = db::orders::lock(&mut tx, order_id).await?.ok_or(AppError::NotFound("order"))?;
     row.status.check(OrderStatus::AwaitingPayment)?;
     let amount = quote.price.minor();
-    if !db::orders::submit(&mut tx, order_id, quote.plan.plan_id, amount, currency, &json).await? {
+    let card = match method {
+        PaymentMethod::Card => crate::services::payments::card_for(settings, order_id),
+        _ => None,
+    };
+    let card = card.map(|c| serde_json::to_value(c).map_err(anyhow::Error::from)).transpose()?;
+    let pay = card.as_ref().map(|c| (c, settings.payments.card.deadline_mins));
+    if !db::orders::submit(&mut tx, order_id, quote.plan.plan_id, amount, currency, &json, pay).await? {
         return Err(AppError::conflict("this purchase is no longer open"));
     }
     tx.commit().await?;
-    Ok(Ok(Submitted { order_id, public_id: row.public_id, price: quote.price, method }))
+    let order = db::orders::find(pool, order_id).await?.ok_or(AppError::NotFound("order"))?;
+    Submitted::from_row(&order).map(Ok).ok_or_else(|| AppError::Internal(anyhow::anyhow!("order {order_id} unpriced")))
 }
 
 /// How many orders awaiting payment the bot shows at once.
