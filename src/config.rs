@@ -340,6 +340,9 @@ pub struct CardSettings {
     /// Minutes a review may take; after them an overdue review is accepted automatically (when `auto_accept`).
     pub review_mins: i32,
     pub auto_accept: bool,
+    /// Seconds the customer's notice of an automatic acceptance waits, so that an admin's Reject racing the sweep
+    /// leaves them with one message (the rejection) rather than "accepted" and then "taken back".
+    pub auto_accept_notice_secs: u64,
     /// Per currency (`USD = "20"`, in major units): overdue reviews above it are never accepted automatically; a
     /// currency not listed is never auto-accepted.
     #[serde(default)]

@@ -86,6 +86,10 @@ impl TelegramNotifier {
     /// The customer's message about a decided payment.
     async fn payment_messages(&self, payment_id: i64, event: &str) -> anyhow::Result<Vec<OutMessage>> {
         let v = payments::view(&self.pool, payment_id).await?;
+        if event == "accepted" && !v.payment.status.is_settled() {
+            // overruled since: the customer hears the outcome that stands
+            return Ok(Vec::new());
+        }
         let lang = v.customer.language;
         let chat_id = v.customer.telegram_id;
         let order = i18n::number(lang, v.order.id);
@@ -159,6 +163,9 @@ impl Notifier for TelegramNotifier {
 
     async fn notify_payment(&self, payment_id: i64, event: &str) -> Result<(), NotifyError> {
         let messages = self.payment_messages(payment_id, event).await?;
+        if messages.is_empty() {
+            return Ok(());
+        }
         let key = format!("payment:{payment_id}:{event}");
         outbox::enqueue(&self.pool, messages, &key, &self.settings.jobs).await.map_err(anyhow::Error::from)?;
         Ok(())

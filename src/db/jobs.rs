@@ -98,6 +98,13 @@ pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> sqlx::Result<
     }
 }
 
+/// Deletes the queued (not yet started) job with this idempotency key; true if there was one.
+pub async fn cancel_queued(db: impl PgExecutor<'_>, key: &str) -> sqlx::Result<bool> {
+    let done =
+        sqlx::query!("DELETE FROM jobs WHERE idempotency_key = $1 AND status = 'queued'", key).execute(db).await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Claims up to `limit` due jobs for `worker` for `lease_secs`: queued jobs whose time has come, and running
 /// jobs whose lease ran out (their worker died).
 pub async fn claim(

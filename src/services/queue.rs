@@ -80,6 +80,11 @@ impl JobSpec {
     }
 }
 
+/// Withdraws a once-only job that has not started yet; true if it was still waiting.
+pub async fn cancel_queued(db: impl PgExecutor<'_>, key: &str) -> sqlx::Result<bool> {
+    jobs::cancel_queued(db, key).await
+}
+
 pub async fn claim(
     db: impl PgExecutor<'_>,
     worker: &str,

@@ -138,7 +138,7 @@ pub async fn activate_if_on_node(pool: &PgPool, id: i64, jobs: &JobSettings) -> 
 /// (and changes nothing) when it is not in a state that can make this move — whoever lost the race.
 pub async fn end(pool: &PgPool, id: i64, to: SubscriptionStatus, reason: &str, jobs: &JobSettings) -> AppResult<bool> {
     let mut tx = pool.begin().await?;
-    let ended = end_in(&mut tx, id, to, reason, jobs).await?;
+    let ended = end_in(&mut tx, id, to, reason, true, jobs).await?;
     if ended {
         tx.commit().await?;
         metrics::counter!("vpnshop_subscription_transitions_total", "to" => to.as_str()).increment(1);
@@ -146,12 +146,13 @@ pub async fn end(pool: &PgPool, id: i64, to: SubscriptionStatus, reason: &str, j
     Ok(ended)
 }
 
-/// [`end`] in the caller's transaction.
+/// [`end`] in the caller's transaction; `tell` = false leaves telling the customer to the caller.
 pub async fn end_in(
     tx: &mut PgConnection,
     id: i64,
     to: SubscriptionStatus,
     reason: &str,
+    tell: bool,
     jobs: &JobSettings,
 ) -> AppResult<bool> {
     let sub = db::subscriptions::lock(&mut *tx, id).await?.ok_or(AppError::NotFound("subscription"))?;
@@ -170,6 +171,9 @@ pub async fn end_in(
     }
     for server_id in db::clients::set_desired_for_subscription(&mut *tx, id, false).await? {
         enqueue_node_apply(&mut *tx, server_id, jobs).await?;
+    }
+    if !tell {
+        return Ok(true);
     }
     let notice = match to {
         SubscriptionStatus::Limited => Notice::DataCapReached,

@@ -103,14 +103,16 @@ pub async fn take_back(conn: &mut PgConnection, order: &OrderRow, jobs: &JobSett
                 db::subscriptions::take_back(&mut *conn, sub_id, locked.granted_days, locked.granted_bytes).await?;
             let now = db::now(&mut *conn).await?;
             if until.is_some_and(|end| end <= now) {
-                subscriptions::end_in(&mut *conn, sub_id, SubscriptionStatus::Expired, WHY, jobs).await?;
+                subscriptions::end_in(&mut *conn, sub_id, SubscriptionStatus::Expired, WHY, true, jobs).await?;
             } else {
                 // over the lowered cap: limited (end_in checks the usage itself)
-                subscriptions::end_in(&mut *conn, sub_id, SubscriptionStatus::Limited, WHY, jobs).await?;
+                subscriptions::end_in(&mut *conn, sub_id, SubscriptionStatus::Limited, WHY, true, jobs).await?;
             }
         }
         _ => {
-            subscriptions::end_in(&mut *conn, sub_id, SubscriptionStatus::Revoked, WHY, jobs).await?;
+            // the payment's own notice tells the customer; a subscription that never started needs no other
+            let started = db::subscriptions::find(&mut *conn, sub_id).await?.is_some_and(|s| s.starts_at.is_some());
+            subscriptions::end_in(&mut *conn, sub_id, SubscriptionStatus::Revoked, WHY, started, jobs).await?;
         }
     }
     if !db::orders::transition(&mut *conn, order.id, OrderStatus::Fulfilled, OrderStatus::Cancelled).await? {

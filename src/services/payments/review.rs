@@ -14,7 +14,7 @@ use crate::db::{self, payments::DecisionRecord};
 use crate::domain::status::{PaymentMethod, PaymentStatus};
 use crate::error::{AppError, AppResult};
 use crate::services::notify;
-use crate::services::queue::JobSpec;
+use crate::services::queue::{self, JobSpec};
 
 crate::text_enum! {
     /// Why a receipt was rejected (each has its message for the customer).
@@ -174,7 +174,9 @@ pub async fn decide(
         (PaymentStatus::AutoAccepted, _) => {
             let order = db::orders::find(&mut *tx, payment.order_id).await?.ok_or(AppError::NotFound("order"))?;
             fulfil::take_back(&mut tx, &order, jobs).await?;
-            "revoked"
+            // overruled before the customer heard of the acceptance: to them it is simply rejected
+            let unheard = queue::cancel_queued(&mut *tx, &notice_key(payment_id, "accepted")).await?;
+            if unheard { "rejected" } else { "revoked" }
         }
         (_, PaymentStatus::Rejected) => "rejected",
         _ => {
@@ -198,10 +200,14 @@ pub async fn decide(
         }),
     )
     .await?;
-    JobSpec::new(PAYMENT_NOTICE_KIND, serde_json::json!({ "payment_id": payment_id, "event": event }))
-        .once(format!("payment.notice:{payment_id}:{event}"))
-        .enqueue(&mut *tx, jobs)
-        .await?;
+    let mut notice = JobSpec::new(PAYMENT_NOTICE_KIND, serde_json::json!({ "payment_id": payment_id, "event": event }))
+        .once(notice_key(payment_id, event));
+    if to == PaymentStatus::AutoAccepted {
+        // an admin may still overrule it in the next moments (a Reject racing the sweep): the customer hears
+        // only the outcome that stands
+        notice = notice.after(std::time::Duration::from_secs(settings.payments.card.auto_accept_notice_secs));
+    }
+    notice.enqueue(&mut *tx, jobs).await?;
     JobSpec::new(REVIEW_CLOSE_KIND, serde_json::json!({ "payment_id": payment_id }))
         .once(format!("review.close:{payment_id}:{}", to.as_str()))
         .enqueue(&mut *tx, jobs)
@@ -218,6 +224,10 @@ pub async fn decide(
     metrics::counter!("vpnshop_payments_decided_total", "status" => to.as_str(), "via" => reviewer.via.as_str())
         .increment(1);
     Ok(Decision::Decided { status: to })
+}
+
+fn notice_key(payment_id: i64, event: &str) -> String {
+    format!("payment.notice:{payment_id}:{event}")
 }
 
 /// Reviews waiting for a decision, oldest first.
