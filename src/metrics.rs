@@ -60,6 +60,10 @@ fn describe() {
     describe_counter!("vpnshop_traffic_bytes_total", "Traffic metered on nodes, by node and direction");
     describe_counter!("vpnshop_subscription_transitions_total", "Subscription state changes, by new status");
     describe_counter!("vpnshop_trials_granted_total", "Free trials granted");
+    describe_counter!("vpnshop_receipts_total", "Card payment receipts taken for review");
+    describe_counter!("vpnshop_receipts_reused_total", "Receipts refused because they were sent before");
+    describe_counter!("vpnshop_payments_decided_total", "Payment decisions, by new status and where they came from");
+    describe_counter!("vpnshop_orders_fulfilled_total", "Orders fulfilled, by kind (new, renewal, topup)");
     describe_gauge!("vpnshop_telegram_intake_queue", "Telegram updates waiting to be stored");
     describe_counter!("vpnshop_telegram_updates_total", "Telegram updates received, by result (stored, duplicate)");
     describe_counter!("vpnshop_telegram_webhook_rejected_total", "Webhook requests refused, by reason");

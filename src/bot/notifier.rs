@@ -100,7 +100,8 @@ impl TelegramNotifier {
             let place = html(&format!("{} {}", view.flag, label(&view.labels, lang, &view.sub.location_code)));
             anyhow::Ok((place, view.sub))
         };
-        let (key, args, buttons): (&str, Vec<(&'static str, Arg)>, Vec<Vec<(String, String)>>) = match event {
+        type Buttons = Vec<Vec<(String, String)>>;
+        let (key, args, buttons): (&str, Vec<(&'static str, Arg)>, Buttons) = match event {
             "accepted" => match (v.order.kind.as_str(), v.order.subscription_id) {
                 (crate::services::orders::RENEWAL, Some(sub)) => {
                     let (place, sub_row) = place(sub).await?;

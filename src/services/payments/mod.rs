@@ -66,7 +66,7 @@ impl ReceiptKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReceiptTarget {
     /// This order awaits a receipt.
-    Order(OrderRow),
+    Order(Box<OrderRow>),
     /// Every card order of the customer already has a receipt being checked.
     UnderReview { order_id: i64 },
     /// Nothing to pay by card.
@@ -79,7 +79,7 @@ pub async fn receipt_target(pool: &PgPool, user_id: i64) -> AppResult<ReceiptTar
     let mut reviewing = None;
     for order in orders.into_iter().filter(|o| o.pay_to.is_some()) {
         match db::payments::open_of_order(pool, order.id).await? {
-            None => return Ok(ReceiptTarget::Order(order)),
+            None => return Ok(ReceiptTarget::Order(Box::new(order))),
             Some(_) => reviewing = reviewing.or(Some(order.id)),
         }
     }
