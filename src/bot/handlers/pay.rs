@@ -92,9 +92,18 @@ pub async fn order(ctx: &Ctx<'_>, order_id: i64) -> HandlerResult {
     Ok(())
 }
 
-/// Cancels the unfinished purchase or the order awaiting payment, and shows the menu.
+/// Cancels the unfinished purchase or the order awaiting payment, and shows the menu; an order whose receipt is
+/// being checked stays, and the customer is told so.
 pub async fn cancel(ctx: &Ctx<'_>, order_id: i64) -> Result<Option<String>, HandlerError> {
-    orders::cancel(&ctx.app.pool, ctx.user.id, order_id).await?;
-    super::menu::main(ctx).await?;
-    Ok(Some(ctx.t("purchase-cancelled")))
+    match orders::cancel(&ctx.app.pool, ctx.user.id, order_id).await? {
+        orders::Cancel::Cancelled => {
+            super::menu::main(ctx).await?;
+            Ok(Some(ctx.t("purchase-cancelled")))
+        }
+        orders::Cancel::BeingChecked => {
+            let text = ctx.t_args("receipt-already", &[("order", i18n::number(ctx.lang(), order_id).into())]);
+            ctx.show(Screen::new(text, vec![vec![button(ctx.t("btn-menu"), Cb::Menu)]])).await?;
+            Ok(None)
+        }
+    }
 }

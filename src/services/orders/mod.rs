@@ -267,9 +267,17 @@ pub async fn awaiting(pool: &PgPool, user_id: i64, order_id: i64) -> AppResult<S
         .ok_or_else(|| AppError::conflict("this order no longer awaits payment"))
 }
 
+/// What a cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    Cancelled,
+    /// Kept: a payment of it is being checked (the customer is told so, not shown a stale menu).
+    BeingChecked,
+}
+
 /// Cancels the customer's unfinished purchase or order awaiting payment (not one whose payment is being
 /// checked).
-pub async fn cancel(pool: &PgPool, user_id: i64, order_id: i64) -> AppResult<()> {
+pub async fn cancel(pool: &PgPool, user_id: i64, order_id: i64) -> AppResult<Cancel> {
     let mut tx = pool.begin().await?;
     let row = db::orders::lock(&mut tx, order_id)
         .await?
@@ -277,8 +285,8 @@ pub async fn cancel(pool: &PgPool, user_id: i64, order_id: i64) -> AppResult<()>
         .ok_or_else(|| AppError::conflict("this purchase is no longer open"))?;
     row.status.check(OrderStatus::Cancelled).map_err(|_| AppError::conflict("this purchase is no longer open"))?;
     if !db::orders::cancel_open(&mut tx, order_id, user_id).await? {
-        return Err(AppError::conflict("a payment of this order is being checked"));
+        return Ok(Cancel::BeingChecked);
     }
     tx.commit().await?;
-    Ok(())
+    Ok(Cancel::Cancelled)
 }
