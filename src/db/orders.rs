@@ -181,6 +181,20 @@ pub async fn submit(
     Ok(done.rows_affected() == 1)
 }
 
+/// Gives an order awaiting a card payment at least `mins` from now to be paid (a receipt of it was rejected and the
+/// customer asked for a new one). False if it no longer awaits payment.
+pub async fn extend_pay_by(conn: &mut PgConnection, id: i64, mins: i32) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE orders SET pay_by = GREATEST(pay_by, now() + make_interval(mins => $2)), updated_at = now()
+            WHERE id = $1 AND status = 'awaiting_payment' AND pay_by IS NOT NULL"#,
+        id,
+        mins
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Records what fulfilment granted (for taking it back if the payment is rejected later).
 pub async fn set_granted(
     conn: &mut PgConnection,

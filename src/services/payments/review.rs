@@ -178,7 +178,12 @@ pub async fn decide(
             let unheard = queue::cancel_queued(&mut *tx, &notice_key(payment_id, "accepted")).await?;
             if unheard { "rejected" } else { "revoked" }
         }
-        (_, PaymentStatus::Rejected) => "rejected",
+        (_, PaymentStatus::Rejected) => {
+            // the customer is asked for a new receipt: they get the time to send one, even if the review outlasted
+            // the order's deadline
+            db::orders::extend_pay_by(&mut tx, payment.order_id, settings.payments.card.deadline_mins).await?;
+            "rejected"
+        }
         _ => {
             fulfil::fulfil(&mut tx, payment.order_id, jobs).await?;
             "accepted"
