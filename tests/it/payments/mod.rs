@@ -2,8 +2,11 @@
 //! exactly-once fulfilment — against the fake Telegram, real Postgres and Redis (and a real node where a config
 //! must work).
 
+mod admin;
 mod flow;
 mod races;
+mod receipts;
+mod renewals;
 
 use std::time::{Duration, Instant};
 
@@ -146,4 +149,80 @@ pub fn buttons(call: &Call) -> Vec<String> {
 /// A customer who speaks English.
 pub fn customer(id: i64) -> TgUser {
     user(id, "en")
+}
+
+/// Waits for the review of `payment` posted to `chat` (the receipt with its caption); returns its message id.
+pub async fn wait_review(shop: &BotShop, chat: i64, payment: i64) -> i32 {
+    let needle = format!("Payment #{payment}</b>");
+    let start = Instant::now();
+    loop {
+        let posted = shop
+            .tg
+            .messages_to(chat)
+            .into_iter()
+            .find(|m| m.file_id.is_some() && m.caption.as_deref().is_some_and(|c| c.contains(&needle)));
+        if let Some(m) = posted {
+            return m.message_id;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no review of payment {payment} in chat {chat}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until a message (text or caption) containing `needle` was sent to `chat`; returns that call.
+pub async fn wait_message(shop: &BotShop, chat: i64, needle: &str) -> Call {
+    let start = Instant::now();
+    loop {
+        let found = shop.tg.calls().into_iter().find(|c| {
+            c.params["chat_id"].as_i64() == Some(chat)
+                && [&c.params["text"], &c.params["caption"]]
+                    .iter()
+                    .any(|t| t.as_str().is_some_and(|t| t.contains(needle)))
+        });
+        if let Some(call) = found {
+            return call;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no {needle:?} to {chat}; got {:#?}", texts_to(shop, chat));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The callback data of the buttons a message in `chat` has now.
+pub fn buttons_now(shop: &BotShop, chat: i64, message_id: i32) -> Vec<String> {
+    let message = shop.tg.message(chat, message_id).expect("the message exists");
+    let markup = serde_json::json!({ "reply_markup": message.reply_markup });
+    buttons(&Call { method: String::new(), params: markup, at: Instant::now() })
+}
+
+/// What the bot now shows in a message of `chat`: its text or caption.
+pub fn shown(shop: &BotShop, chat: i64, message_id: i32) -> String {
+    let message = shop.tg.message(chat, message_id).expect("the message exists");
+    message.caption.or(message.text).unwrap_or_default()
+}
+
+/// Delivers `update` and returns the texts the bot sent to `chat` while handling it (and anything sent there
+/// meanwhile).
+pub async fn answers(shop: &BotShop, update: &Value, chat: i64) -> Vec<String> {
+    let before = shop.tg.calls().len();
+    shop.deliver(update).await;
+    shop.tg.calls()[before..]
+        .iter()
+        .filter(|c| c.method.eq_ignore_ascii_case("sendMessage") && c.params["chat_id"].as_i64() == Some(chat))
+        .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// An admin (or anyone) types `text` in their private chat; returns what the bot answered there.
+pub async fn says(shop: &BotShop, who: &TgUser, text: &str) -> Vec<String> {
+    answers(shop, &command_update(next_id(), who, text), who.id).await
+}
+
+/// A number the database computes (`count(*)` and the like) for one bound id.
+pub async fn scalar(pool: &PgPool, sql: &'static str, id: i64) -> i64 {
+    sqlx::query_scalar(sql).bind(id).fetch_one(pool).await.unwrap()
+}
+
+/// A number the database computes, with nothing bound.
+pub async fn number(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
