@@ -390,6 +390,8 @@ pub struct ProvisionSettings {
     pub keepalive_secs: u64,
     /// A removed client whose counter still grows forces a core restart, at most once per this interval.
     pub hard_cut_min_interval_secs: u64,
+    /// The same for a client over its data cap that is still moving data (each second costs the shop its rate).
+    pub cap_cut_min_interval_secs: u64,
     /// Traffic counted within this long after removal is in-flight data, not a live session.
     pub removal_grace_secs: u64,
     /// From this share of its cap on, a subscription's node is metered at least every `near_cap_meter_ms`.

@@ -64,13 +64,15 @@ fn status_line(v: &PaymentView, lang: Language) -> String {
 /// A rejection reason in `lang`: the typed text, else the preset's words.
 pub fn reason_text(lang: Language, code: Option<&str>, typed: Option<&str>) -> String {
     if let Some(text) = typed.filter(|t| !t.trim().is_empty()) {
-        return html(text.trim());
+        // short enough that a review's caption (1024 characters as shown) always holds it
+        let text: String = text.trim().chars().take(200).collect();
+        return html(&text);
     }
     let code = code.and_then(|c| c.parse::<RejectReason>().ok()).unwrap_or(RejectReason::Other);
     i18n::t(lang, &format!("reject-reason-{}", code.as_str().replace('_', "-")))
 }
 
-/// The review's text (a caption under the receipt, at most 1024 characters).
+/// The review's text (a caption under the receipt).
 pub fn caption(v: &PaymentView, settings: &Settings) -> String {
     let lang = admin_lang(settings);
     let (p, o, c) = (&v.payment, &v.order, &v.customer);
@@ -118,7 +120,8 @@ pub fn caption(v: &PaymentView, settings: &Settings) -> String {
             ("auto", auto.into()),
         ],
     );
-    text.chars().take(1024).collect()
+    // at most 1024 characters as shown: every part is bounded (names by Telegram, a typed reason by `reason_text`)
+    text
 }
 
 /// Accept / Reject for a review under review (none once decided, except Reject for an auto-accepted one).

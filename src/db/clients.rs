@@ -218,6 +218,17 @@ pub async fn usage_of(db: impl PgExecutor<'_>, subscription_ids: &[i64]) -> sqlx
     Ok(rows.into_iter().map(|r| (r.subscription_id, r.up, r.down)).collect())
 }
 
+/// Whether any of these clients belongs to a subscription stopped at its data cap (`limited`).
+pub async fn any_capped(db: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM clients c JOIN subscriptions s ON s.id = c.subscription_id
+                           WHERE c.id = ANY($1) AND s.status = 'limited') AS "x!""#,
+        ids
+    )
+    .fetch_one(db)
+    .await
+}
+
 /// Forgets that the node has its wanted clients (its core restarted from an older file): the next sync adds
 /// them all again. Removal bookkeeping is untouched.
 pub async fn mark_all_desired_unsynced(db: impl PgExecutor<'_>, server_id: i64) -> sqlx::Result<u64> {

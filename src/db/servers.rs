@@ -277,9 +277,11 @@ pub async fn record_metered(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Op
 
 /// Whether the last restart we caused was at least `min_gap_secs` ago (or there was none), by the database
 /// clock that stamped it.
-pub async fn restart_allowed(db: impl PgExecutor<'_>, id: i64, min_gap_secs: f64) -> sqlx::Result<bool> {
+/// Seconds until the node's core may be restarted again, `min_gap_secs` after the last restart (0: now).
+pub async fn restart_wait(db: impl PgExecutor<'_>, id: i64, min_gap_secs: f64) -> sqlx::Result<f64> {
     sqlx::query_scalar!(
-        r#"SELECT (last_restart_at IS NULL OR last_restart_at <= now() - make_interval(secs => $2)) AS "allowed!"
+        r#"SELECT GREATEST(0, COALESCE(EXTRACT(EPOCH FROM last_restart_at + make_interval(secs => $2) - now()), 0))::float8
+                  AS "wait!"
              FROM servers WHERE id = $1"#,
         id,
         min_gap_secs

@@ -152,7 +152,8 @@ impl Nodes {
     /// One metering pass over a node: usage into Postgres, subscriptions at their cap become `limited` (and
     /// one still moving data is cut off at once: removed and the core restarted), the 80% reminder goes out
     /// once, a removed client that is still moving data gets the core restarted (at most once per
-    /// `hard_cut_min_interval_secs`), and the next pass is scheduled sooner when a cap is near.
+    /// `hard_cut_min_interval_secs`; a capped one at most once per `cap_cut_min_interval_secs`, and the node is
+    /// metered again the moment that allows), and the next pass is scheduled sooner when a cap is near.
     pub async fn meter(&self, server_id: i64) -> Result<MeterReport, SyncError> {
         let lock = self.lock(server_id).await?;
         let result = self.meter_locked(server_id).await;
@@ -208,14 +209,22 @@ impl Nodes {
         }
 
         report.live_after_removal = folded.live_after_removal.len();
-        let cut_reason = match (cut_off.is_empty(), folded.live_after_removal.is_empty()) {
+        let live = &folded.live_after_removal;
+        let cut_reason = match (cut_off.is_empty(), live.is_empty()) {
             (false, _) => Some("data_cap"),
+            // still moving data after an earlier cap cut that could not restart the core yet
+            (true, false) if db::clients::any_capped(&self.pool, live).await? => Some("data_cap"),
             (true, false) => Some("hard_cut"),
             (true, true) => None,
         };
         if let Some(reason) = cut_reason {
-            let min_gap = self.settings.hard_cut_min_interval_secs as f64;
-            let due = db::servers::restart_allowed(&self.pool, row.id, min_gap).await?;
+            // a client over its cap is cut off sooner than one that merely outlived its removal
+            let min_gap = match reason {
+                "data_cap" => self.settings.cap_cut_min_interval_secs,
+                _ => self.settings.hard_cut_min_interval_secs,
+            } as f64;
+            let wait = db::servers::restart_wait(&self.pool, row.id, min_gap).await?;
+            let due = wait <= 0.0;
             tracing::warn!(node = %row.name, reason, capped = ?cut_off, live = ?folded.live_after_removal, restart = due,
                 "clients that must be off the node are moving data (open connections)");
             if due {
@@ -223,9 +232,12 @@ impl Nodes {
                 self.apply_locked(&row, false).await?;
                 self.restart(&row, &node, reason).await?;
                 report.restarted = true;
-            } else if !cut_off.is_empty() {
-                // the core may not restart yet: take the clients off at least (new connections fail)
+            } else if reason == "data_cap" {
+                // the core may not restart yet: take the clients off at least (new connections fail), and look
+                // again the moment it may (a capped client still moving data is then cut)
                 self.apply_locked(&row, false).await?;
+                let again = Duration::from_secs_f64(wait + 0.05);
+                next = Some(next.map_or(again, |n| n.min(again)));
             }
         }
         if let Some(wait) = next {

@@ -45,6 +45,7 @@ pub async fn shop(pool: PgPool) -> Shop {
         s.provision.op_timeout_secs = 15;
         s.provision.removal_grace_secs = 1;
         s.provision.hard_cut_min_interval_secs = 0;
+        s.provision.cap_cut_min_interval_secs = 0;
         s.jobs.backoff_base_secs = 1;
         s.jobs.backoff_max_secs = 2;
     })
