@@ -108,6 +108,7 @@ receipt-too-many = Too many receipts. Please wait { $n ->
     [one] { $minutes } minute
    *[other] { $minutes } minutes
 } and try again.
+receipt-resent = 🧾 You sent this receipt before. If it was not accepted, please send a new photo of the receipt for this order, or write to { $support }.
 receipt-reused = ⚠️ This receipt was already sent before and cannot be used again. Please send the receipt of your own transfer for this order.
 receipt-too-large = This file is too large (the limit is { $mb } MB). Please send a photo of the receipt.
 receipt-not-image = This is not an image. Please send the receipt as a photo.
@@ -167,7 +168,13 @@ stats-days = Last { $days } days
 stats-window =
     <b>{ $window }</b>: { $revenue }
     { $orders } paid orders · { $customers } new customers · { $trials } trials
-stats-now = Now: { $active } active subscriptions · { $pending } reviews waiting
+stats-now = Now: { $active } active { $active ->
+    [one] subscription
+   *[other] subscriptions
+} · { $pending } { $pending ->
+    [one] review
+   *[other] reviews
+} waiting
 
 trial-choose = <b>Free trial</b>: { $n ->
     [one] { $days } day

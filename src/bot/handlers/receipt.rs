@@ -74,7 +74,7 @@ pub async fn take(ctx: &Ctx<'_>, receipt: Receipt, meta: FileMeta, mime: Option<
     }
     if let Some(first) = payments::check_reuse(pool, settings, ctx.user.id, Some(order.id), &receipt, None).await? {
         tracing::warn!(user.id = ctx.user.id, first.payment = first.payment_id, "reused receipt refused (same file)");
-        return say(ctx, "receipt-reused", &[]).await;
+        return refuse_reused(ctx, &first).await;
     }
     let max = settings.payments.card.receipt_max_bytes;
     if u64::from(meta.size) > max {
@@ -98,7 +98,7 @@ pub async fn take(ctx: &Ctx<'_>, receipt: Receipt, meta: FileMeta, mime: Option<
         payments::check_reuse(pool, settings, ctx.user.id, Some(order.id), &receipt, Some(&sha)).await?
     {
         tracing::warn!(user.id = ctx.user.id, first.payment = first.payment_id, "reused receipt refused (same bytes)");
-        return say(ctx, "receipt-reused", &[]).await;
+        return refuse_reused(ctx, &first).await;
     }
     let lang = ctx.lang();
     match payments::submit_receipt(pool, settings, ctx.user.id, order.id, &receipt, &sha).await? {
@@ -110,12 +110,21 @@ pub async fn take(ctx: &Ctx<'_>, receipt: Receipt, meta: FileMeta, mime: Option<
             ];
             say(ctx, "receipt-under-review", &args).await
         }
-        ReceiptOutcome::Reused(_) => say(ctx, "receipt-reused", &[]).await,
+        ReceiptOutcome::Reused(first) => refuse_reused(ctx, &first).await,
         ReceiptOutcome::AlreadyUnderReview => {
             say(ctx, "receipt-already", &[("order", i18n::number(lang, order.id).into())]).await
         }
         ReceiptOutcome::OrderClosed => say(ctx, "receipt-order-closed", &[]).await,
     }
+}
+
+/// A receipt seen before: the customer's own (sent again), or someone else's.
+async fn refuse_reused(ctx: &Ctx<'_>, first: &payments::FirstUse) -> HandlerResult {
+    if first.user_id == ctx.user.id {
+        let support = crate::bot::ui::html(&ctx.app.settings.shop.support_contact);
+        return say(ctx, "receipt-resent", &[("support", support.into())]).await;
+    }
+    say(ctx, "receipt-reused", &[]).await
 }
 
 /// Whether the customer has a card order waiting for its receipt (anything but a receipt then gets a hint).

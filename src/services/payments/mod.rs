@@ -11,7 +11,8 @@ use sqlx::PgPool;
 use std::time::Duration;
 
 use crate::config::{Card, Settings};
-use crate::db::{self, orders::OrderRow, payments::FirstUse, payments::ReceiptRecord};
+pub use crate::db::payments::FirstUse;
+use crate::db::{self, orders::OrderRow, payments::ReceiptRecord};
 use crate::domain::Money;
 use crate::domain::status::{OrderStatus, PaymentMethod, PaymentStatus};
 use crate::error::{AppError, AppResult, violated_constraint};
@@ -115,7 +116,8 @@ pub enum ReceiptOutcome {
     AlreadyUnderReview,
 }
 
-/// The receipt was seen before? Checked before downloading it; refused receipts are recorded and flagged.
+/// The receipt was seen before? Checked before downloading it; another customer's receipt is recorded and
+/// flagged to the admins.
 pub async fn check_reuse(
     pool: &PgPool,
     settings: &Settings,
@@ -127,7 +129,10 @@ pub async fn check_reuse(
     let Some(first) = db::payments::first_use(pool, &receipt.file_unique_id, sha256).await? else {
         return Ok(None);
     };
-    flag_reuse(pool, settings, user_id, order_id, receipt, &first).await?;
+    // the customer's own receipt again (after a rejection, say) is refused too, but it is no one's fraud
+    if first.user_id != user_id {
+        flag_reuse(pool, settings, user_id, order_id, receipt, &first).await?;
+    }
     Ok(Some(first))
 }
 

@@ -229,7 +229,7 @@ async fn stats_count_revenue_per_currency_orders_and_new_customers(pool: PgPool)
          <b>Today</b>: {toman} + $2.99\n2 paid orders · 3 new customers · 0 trials\n\n\
          <b>Last 7 days</b>: {toman} + $5.98\n3 paid orders · 4 new customers · 0 trials\n\n\
          <b>Last 30 days</b>: {toman} + $8.97\n4 paid orders · 5 new customers · 0 trials\n\n\
-         Now: 0 active subscriptions · 1 reviews waiting"
+         Now: 0 active subscriptions · 1 review waiting"
     );
     assert_eq!(said[0], expected);
 }

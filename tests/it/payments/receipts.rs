@@ -197,3 +197,29 @@ async fn a_persian_customer_is_answered_in_persian(pool: PgPool) {
     let copy = wait_review(&shop, ADMIN, payment).await;
     assert!(shown(&shop, ADMIN, copy).contains("under review"));
 }
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_customer_sending_their_own_rejected_receipt_again_is_asked_for_a_new_one_without_a_fraud_alert(
+    pool: PgPool,
+) {
+    let shop = card_shop(pool).await;
+    let pool = &shop.app.state.pool;
+    let u = customer(4391);
+    let (order, _) = order_by_card(&shop, &u).await;
+    send_receipt(&shop, &u, "rcpt-mine", "uniq-mine", jpeg("mine")).await;
+    let payment = payment_of(pool, order).await;
+    let answer = admin_says(&shop, &admin(ADMIN), &format!("/reject {payment} not there yet")).await;
+    assert!(answer.contains("rejected"), "{answer}");
+    wait_text(&shop, u.id, "not there yet").await;
+
+    let again = send_receipt(&shop, &u, "rcpt-mine", "uniq-mine", jpeg("mine")).await;
+    assert!(again.contains("You sent this receipt before") && again.contains("@vpnshop_support"), "{again}");
+    let reuses: i64 = scalar(pool, "SELECT count(*) FROM receipt_reuses WHERE order_id = $1", order).await;
+    assert_eq!(reuses, 0, "not recorded as someone else's receipt");
+    let alerts: i64 = sqlx::query_scalar("SELECT count(*) FROM job_keys WHERE key LIKE 'alert:reuse:%'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(alerts, 0, "no fraud alert for the customer's own receipt");
+    assert_eq!(payments_of(pool, order).await, 1, "no new payment");
+}
