@@ -233,8 +233,13 @@ async fn a_node_without_the_blocking_rules_is_reported_and_gets_them_on_its_next
         }
     };
     assert!(report.config_written && report.restarted, "{report:?}");
-    assert_eq!(restarts(&shop).await, restarts_before + 1, "one restart");
     shop.node.wait_core().await;
+    // the new core's banner reaches its log a moment after the restart returns
+    let started = std::time::Instant::now();
+    while restarts(&shop).await == restarts_before && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(restarts(&shop).await, restarts_before + 1, "one restart");
     let isolated: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(shop.node.config_path()).unwrap()).unwrap();
     assert_eq!(render::clients_in(&isolated.to_string(), "proxy").unwrap().len(), 1, "the customer stays on the node");
