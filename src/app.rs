@@ -57,6 +57,8 @@ pub struct App {
     /// Permits for database work on public routes (`database.public_connections`): however many feed requests
     /// come, they hold no more of the pool than this (`http::limits::PublicDb`).
     pub public_db: Arc<tokio::sync::Semaphore>,
+    /// The online payment gateways configured (Stripe, Zarinpal).
+    pub gateways: crate::services::payments::online::Gateways,
 }
 
 impl Deref for AppState {
@@ -126,6 +128,10 @@ impl AppState {
             }
         };
         let public_db = Arc::new(tokio::sync::Semaphore::new(settings.database.public_connections as usize));
+        let gateways = crate::services::payments::online::Gateways {
+            stripe: crate::payments::stripe::from_settings(&settings)?,
+            zarinpal: crate::payments::zarinpal::from_settings(&settings)?,
+        };
         Ok(AppState(Arc::new(App {
             settings,
             pool,
@@ -138,6 +144,7 @@ impl AppState {
             rates,
             telegram,
             public_db,
+            gateways,
         })))
     }
 }

@@ -172,6 +172,9 @@ pub struct TelegramSettings {
     /// Telegram user ids of the shop's admins (alerts, reviews); a list, or `1,2,3` from the environment.
     #[serde(deserialize_with = "id_list")]
     pub admin_ids: Vec<i64>,
+    /// The bot's @username without the @: payment pages link back to `https://t.me/<bot>?start=…`.
+    #[serde(default)]
+    pub bot_username: Option<String>,
 }
 
 /// Telegram's sending limits as we keep them (see `bot::limits`).
@@ -322,6 +325,9 @@ impl TrialSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct PaymentSettings {
     pub card: CardSettings,
+    /// Minutes a customer has to finish an online payment (Stripe's session expiry, at least 30; Zarinpal
+    /// payments not verified by then are reconciled, then expired).
+    pub online_expiry_mins: u32,
 }
 
 /// Card-to-card transfers: the cards shown to customers (`number`/`holder`/`bank`, and any in `cards`, in turn),

@@ -11,6 +11,7 @@ pub mod http;
 pub mod i18n;
 pub mod jobs;
 pub mod metrics;
+pub mod payments;
 pub mod provision;
 pub mod services;
 pub mod telemetry;

@@ -64,6 +64,8 @@ fn describe() {
     describe_counter!("vpnshop_receipts_reused_total", "Receipts refused because they were sent before");
     describe_counter!("vpnshop_payments_decided_total", "Payment decisions, by new status and where they came from");
     describe_counter!("vpnshop_orders_fulfilled_total", "Orders fulfilled, by kind (new, renewal, topup)");
+    describe_counter!("vpnshop_online_checkouts_total", "Online payments started at a gateway, by method and result");
+    describe_counter!("vpnshop_online_settlements_total", "Gateway reports applied to payments, by method and result");
     describe_gauge!("vpnshop_telegram_intake_queue", "Telegram updates waiting to be stored");
     describe_counter!("vpnshop_telegram_updates_total", "Telegram updates received, by result (stored, duplicate)");
     describe_counter!("vpnshop_telegram_webhook_rejected_total", "Webhook requests refused, by reason");

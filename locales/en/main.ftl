@@ -99,6 +99,16 @@ pay-card =
         [one] { $minutes } minute
        *[other] { $minutes } minutes
     }; your service starts right after.
+btn-pay-online = 💳 Pay { $price }
+pay-online =
+    Order <b>#{ $order }</b>: <b>{ $price }</b>
+    Tap the button to pay on the secure payment page. Your service starts as soon as the payment is confirmed; we tell you here.
+pay-online-unavailable = The payment service is not answering right now, so order <b>#{ $order }</b> ({ $price }) is still open. Please try again in a minute.
+pay-online-refused = The payment service could not take order <b>#{ $order }</b> ({ $price }). Please choose another way to pay or write to us.
+btn-try-again = 🔄 Try again
+payment-refunded = ↩️ The payment for order <b>#{ $order }</b> was refunded, so its service has ended. Questions: { $support }.
+paid-order-paid = ✅ Order <b>#{ $order }</b> is paid. Your service is in My services.
+paid-order-waiting = ⏳ Order <b>#{ $order }</b> is not paid yet. If you just paid, it is being confirmed; you will hear from us here.
 btn-copy-card = 📋 Copy card number
 btn-payment-details = 💳 Payment details
 receipt-hint = 🧾 Please send the receipt of your transfer as a <b>photo</b> (or as an image file) here.

@@ -136,6 +136,10 @@ impl TelegramNotifier {
                 let args = vec![("order", order.into()), ("reason", reason().into()), ("support", support.into())];
                 ("payment-revoked", args, vec![])
             }
+            "refunded" => {
+                let support = html(&self.settings.shop.support_contact);
+                ("payment-refunded", vec![("order", order.into()), ("support", support.into())], vec![])
+            }
             other => anyhow::bail!("unknown payment event {other:?}"),
         };
         Ok(vec![OutMessage::Text { chat_id, text: i18n::t_args(lang, key, &args), buttons }])

@@ -26,6 +26,15 @@ pub struct PaymentRow {
     pub reason_code: Option<String>,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Online payments: where the customer pays, the gateway's ids, why it failed or was held.
+    pub checkout_url: Option<String>,
+    pub stripe_session_id: Option<String>,
+    pub stripe_payment_intent_id: Option<String>,
+    pub zarinpal_authority: Option<String>,
+    pub zarinpal_ref_id: Option<String>,
+    pub zarinpal_card_pan: Option<String>,
+    pub failure_reason: Option<String>,
+    pub flagged_at: Option<DateTime<Utc>>,
 }
 
 macro_rules! select_payment {
@@ -34,7 +43,9 @@ macro_rules! select_payment {
             PaymentRow,
             r#"SELECT id, order_id, method AS "method: PaymentMethod", status AS "status: PaymentStatus", amount_minor,
                       currency AS "currency: Currency", receipt_file_id, receipt_file_unique_id, receipt_kind,
-                      review_deadline, submitted_at, decided_at, decided_by, decided_via, reason_code, reason, created_at
+                      review_deadline, submitted_at, decided_at, decided_by, decided_via, reason_code, reason, created_at,
+                      checkout_url, stripe_session_id, stripe_payment_intent_id, zarinpal_authority, zarinpal_ref_id,
+                      zarinpal_card_pan, failure_reason, flagged_at
                  FROM payments "# + $tail
             $(, $arg)*
         )
@@ -348,4 +359,154 @@ pub async fn now_counts(db: impl PgExecutor<'_>) -> sqlx::Result<(i64, i64)> {
     .fetch_one(db)
     .await?;
     Ok((r.active, r.reviews))
+}
+
+/// The order's newest pending online payment of this method that has a checkout URL (a second tap reuses it).
+pub async fn open_online(
+    db: impl PgExecutor<'_>,
+    order_id: i64,
+    method: PaymentMethod,
+    max_age_secs: f64,
+) -> sqlx::Result<Option<PaymentRow>> {
+    select_payment!(
+        "WHERE order_id = $1 AND method = $2 AND status = 'pending' AND checkout_url IS NOT NULL
+            AND created_at > now() - make_interval(secs => $3) ORDER BY id DESC LIMIT 1",
+        order_id,
+        method.as_str(),
+        max_age_secs
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Records where the customer pays and the gateway's id for it.
+pub async fn set_checkout(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    method: PaymentMethod,
+    processor_id: &str,
+    url: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE payments SET checkout_url = $4, updated_at = now(),
+                  stripe_session_id = CASE WHEN $2 = 'stripe' THEN $3 ELSE stripe_session_id END,
+                  zarinpal_authority = CASE WHEN $2 = 'zarinpal' THEN $3 ELSE zarinpal_authority END
+            WHERE id = $1"#,
+        id,
+        method.as_str(),
+        processor_id,
+        url
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The payment a gateway's id names: a Checkout Session id, a PaymentIntent id or a Zarinpal authority.
+pub async fn by_processor_id(db: impl PgExecutor<'_>, method: PaymentMethod, id: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar!(
+        r#"SELECT id FROM payments
+            WHERE ($1 = 'stripe' AND (stripe_session_id = $2 OR stripe_payment_intent_id = $2))
+               OR ($1 = 'zarinpal' AND zarinpal_authority = $2)
+            ORDER BY id LIMIT 1"#,
+        method.as_str(),
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// What a gateway tells us about a payment that went through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessorRefs {
+    pub stripe_payment_intent_id: Option<String>,
+    pub stripe_event_id: Option<String>,
+    pub zarinpal_ref_id: Option<String>,
+    pub zarinpal_card_pan: Option<String>,
+    pub zarinpal_card_hash: Option<String>,
+}
+
+/// Moves an online payment from `from` to `to` (succeeded, failed, refunded), with what the gateway said.
+pub async fn settle_online(
+    conn: &mut PgConnection,
+    id: i64,
+    from: PaymentStatus,
+    to: PaymentStatus,
+    refs: &ProcessorRefs,
+    failure_reason: Option<&str>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE payments SET status = $3, updated_at = now(),
+                  decided_at = CASE WHEN $3 = 'succeeded' THEN now() ELSE decided_at END,
+                  stripe_payment_intent_id = COALESCE($4, stripe_payment_intent_id),
+                  stripe_event_id = COALESCE($5, stripe_event_id),
+                  zarinpal_ref_id = COALESCE($6, zarinpal_ref_id),
+                  zarinpal_card_pan = COALESCE($7, zarinpal_card_pan),
+                  zarinpal_card_hash = COALESCE($8, zarinpal_card_hash),
+                  failure_reason = COALESCE($9, failure_reason)
+            WHERE id = $1 AND status = $2"#,
+        id,
+        from.as_str(),
+        to.as_str(),
+        refs.stripe_payment_intent_id,
+        refs.stripe_event_id,
+        refs.zarinpal_ref_id,
+        refs.zarinpal_card_pan,
+        refs.zarinpal_card_hash,
+        failure_reason,
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Holds a payment for an admin (the gateway's amount or currency is not ours, …); true the first time.
+pub async fn flag(db: impl PgExecutor<'_>, id: i64, reason: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE payments SET flagged_at = now(), failure_reason = $2, updated_at = now() WHERE id = $1 AND flagged_at IS NULL",
+        id,
+        reason
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Pending online payments of `method` older than `min_age_secs` (for reconciliation and expiry), oldest first.
+pub async fn pending_online(
+    db: impl PgExecutor<'_>,
+    method: PaymentMethod,
+    min_age_secs: f64,
+    limit: i64,
+) -> sqlx::Result<Vec<PaymentRow>> {
+    select_payment!(
+        "WHERE method = $1 AND status = 'pending' AND created_at < now() - make_interval(secs => $2)
+          ORDER BY id LIMIT $3",
+        method.as_str(),
+        min_age_secs,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Records a gateway event once: true the first time this (provider, event id) is seen.
+pub async fn record_event(
+    db: impl PgExecutor<'_>,
+    provider: &str,
+    event_id: &str,
+    kind: &str,
+    payload: &serde_json::Value,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "INSERT INTO webhook_events (provider, event_id, kind, payload, processed_at) VALUES ($1, $2, $3, $4, now())
+         ON CONFLICT DO NOTHING",
+        provider,
+        event_id,
+        kind,
+        payload
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

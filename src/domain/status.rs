@@ -74,6 +74,8 @@ impl OrderStatus {
                 | (Paid | Fulfilled, Refunded)
                 // its payment was accepted automatically and then rejected by an admin: what it granted is taken back
                 | (Fulfilled, Cancelled)
+                // a gateway took the money after the order expired or was cancelled: the customer gets what they paid for
+                | (Expired | Cancelled, Paid)
         )
     }
 
@@ -97,6 +99,10 @@ impl PaymentStatus {
             // an admin overrules the automatic acceptance of an overdue review
             (AutoAccepted, Rejected) => card,
             (Pending, Succeeded | Failed) => !card,
+            // the gateway took the money after all (a late completion after an expiry or a failed verify)
+            (Failed, Succeeded) => !card,
+            // refunded before its completion was reported (events out of order)
+            (Pending, Refunded) => !card,
             (from, Refunded) => from.is_settled(),
             _ => false,
         }

@@ -224,7 +224,7 @@ async fn summary(
         orders::TOPUP => "buy-summary-topup",
         _ => "buy-summary",
     };
-    let methods = orders::payment_methods(&ctx.app.settings);
+    let methods = orders::payment_methods(&ctx.app.settings, &ctx.app.gateways, quote.price.currency());
     let mut text = ctx.t_args(key, &[("picked", picked.into()), ("price", quote.price.format(ctx.lang()).into())]);
     let mut rows: Vec<Vec<_>> =
         methods.iter().map(|m| vec![button(ctx.t(method_key(*m)), Cb::Pay(draft.order_id, *m))]).collect();

@@ -48,10 +48,34 @@ pub async fn start(ctx: &Ctx<'_>) -> HandlerResult {
         return Ok(());
     }
     if let Some(order) = super::pay::newest_awaiting(ctx).await? {
-        ctx.send(super::pay::payment_screen(ctx, &order)).await?;
+        let screen = super::pay::payment_screen(ctx, &order).await?;
+        ctx.send(screen).await?;
         return Ok(());
     }
     ctx.send(main_screen(ctx).await?).await?;
+    Ok(())
+}
+
+/// Back from a payment page (`/start paid_<order>`): how the order stands. The bot tells the customer on its own
+/// when the payment is confirmed; this is for those who come back first.
+pub async fn back_from_payment(ctx: &Ctx<'_>, order_id: i64) -> HandlerResult {
+    use crate::domain::status::OrderStatus;
+    let args = [("order", i18n::number(ctx.lang(), order_id).into())];
+    let screen = match orders::status_of(&ctx.app.pool, ctx.user.id, order_id).await? {
+        Some(OrderStatus::Paid | OrderStatus::Fulfilled) => Screen::new(
+            ctx.t_args("paid-order-paid", &args),
+            vec![vec![button(ctx.t("menu-services"), Cb::Services)], vec![button(ctx.t("btn-menu"), Cb::Menu)]],
+        ),
+        Some(OrderStatus::AwaitingPayment) => Screen::new(
+            ctx.t_args("paid-order-waiting", &args),
+            vec![
+                vec![button(ctx.t("btn-payment-details"), Cb::Order(order_id))],
+                vec![button(ctx.t("btn-menu"), Cb::Menu)],
+            ],
+        ),
+        _ => return start(ctx).await,
+    };
+    ctx.send(screen).await?;
     Ok(())
 }
 

@@ -109,7 +109,14 @@ async fn on_message(app: &AppState, bot: &TgBot, msg: Message, progress: &Progre
         return receipt::hint(&ctx).await;
     }
     match command.as_deref() {
-        Some("/start") => menu::start(&ctx).await,
+        Some("/start") => match msg.text().and_then(|t| t.split_whitespace().nth(1)) {
+            // back from a payment page: https://t.me/<bot>?start=paid_<order>
+            Some(arg) if arg.starts_with("paid_") => match arg[5..].parse::<i64>() {
+                Ok(order) if order > 0 => menu::back_from_payment(&ctx, order).await,
+                _ => menu::start(&ctx).await,
+            },
+            _ => menu::start(&ctx).await,
+        },
         Some("/menu") => menu::main(&ctx).await,
         Some("/buy") => buy::start(&ctx).await,
         Some("/trial") => trial::offer(&ctx).await,

@@ -10,13 +10,51 @@ use super::{HandlerError, HandlerResult};
 use crate::bot::callback::Cb;
 use crate::bot::ui::{Ctx, Screen, button, html};
 use crate::domain::status::PaymentMethod;
+use crate::error::AppError;
 use crate::i18n::{self, Arg};
+use crate::payments::GatewayError;
 use crate::services::orders::{self, Submitted};
+use crate::services::payments::online;
 use crate::services::users;
 
-/// How to pay an order awaiting payment: the card (with a copy button), the exact amount, the deadline and how
-/// long reviews take; with Cancel.
-pub fn payment_screen(ctx: &Ctx<'_>, order: &Submitted) -> Screen {
+/// How to pay an order awaiting payment: by card, or online (the gateway's page, started here).
+pub async fn payment_screen(ctx: &Ctx<'_>, order: &Submitted) -> Result<Screen, HandlerError> {
+    match order.method {
+        PaymentMethod::Card => Ok(card_screen(ctx, order)),
+        method => online_screen(ctx, order, method).await,
+    }
+}
+
+/// An online payment: a button to the gateway's page for the exact amount, or — the gateway down — a clear
+/// message and a button to try again (the order stays payable).
+async fn online_screen(ctx: &Ctx<'_>, order: &Submitted, method: PaymentMethod) -> Result<Screen, HandlerError> {
+    let app = ctx.app;
+    let lang = ctx.lang();
+    let cancel =
+        vec![button(ctx.t("btn-cancel-order"), Cb::Cancel(order.order_id)), button(ctx.t("btn-menu"), Cb::Menu)];
+    let args = [("order", i18n::number(lang, order.order_id).into()), ("price", order.price.format(lang).into())];
+    match online::start(&app.pool, &app.settings, &app.gateways, ctx.user.id, order.order_id, method).await? {
+        Ok(started) => {
+            let pay = InlineKeyboardButton::url(
+                ctx.t_args("btn-pay-online", &[("price", order.price.format(lang).into())]),
+                started.url.parse().map_err(|e| AppError::Internal(anyhow::anyhow!("checkout URL: {e}")))?,
+            );
+            Ok(Screen::new(ctx.t_args("pay-online", &args), vec![vec![pay], cancel]))
+        }
+        Err(e) => {
+            let key = match e {
+                GatewayError::Unavailable(_) => "pay-online-unavailable",
+                GatewayError::Refused(_) => "pay-online-refused",
+            };
+            let retry = vec![button(ctx.t("btn-try-again"), Cb::Order(order.order_id))];
+            Ok(Screen::new(ctx.t_args(key, &args), vec![retry, cancel]))
+        }
+    }
+}
+
+/// Card-to-card: the card (with a copy button), the exact amount, the deadline and how long reviews take; with
+/// Cancel.
+fn card_screen(ctx: &Ctx<'_>, order: &Submitted) -> Screen {
     let settings = &ctx.app.settings.payments.card;
     let card = order.card.clone().or_else(|| crate::services::payments::card_for(&ctx.app.settings, order.order_id));
     let Some(card) = card else {
@@ -75,10 +113,10 @@ pub async fn newest_awaiting(ctx: &Ctx<'_>) -> Result<Option<Submitted>, Handler
 pub async fn pay(ctx: &Ctx<'_>, order_id: i64, method: PaymentMethod) -> Result<Option<String>, HandlerError> {
     let app = ctx.app;
     let currency = users::currency(&app.settings, &ctx.user);
-    let submitted =
-        orders::submit(&app.pool, &app.settings, app.rates.as_ref(), ctx.user.id, order_id, method, currency).await?;
+    let shop = orders::Shop { settings: &app.settings, gateways: &app.gateways, rates: app.rates.as_ref() };
+    let submitted = orders::submit(&app.pool, shop, ctx.user.id, order_id, method, currency).await?;
     let screen = match submitted {
-        Ok(order) => payment_screen(ctx, &order),
+        Ok(order) => payment_screen(ctx, &order).await?,
         Err(refusal) => refusal_screen(ctx, refusal, None),
     };
     ctx.show(screen).await?;
@@ -88,7 +126,8 @@ pub async fn pay(ctx: &Ctx<'_>, order_id: i64, method: PaymentMethod) -> Result<
 /// The payment details of one order awaiting payment.
 pub async fn order(ctx: &Ctx<'_>, order_id: i64) -> HandlerResult {
     let order = orders::awaiting(&ctx.app.pool, ctx.user.id, order_id).await?;
-    ctx.show(payment_screen(ctx, &order)).await?;
+    let screen = payment_screen(ctx, &order).await?;
+    ctx.show(screen).await?;
     Ok(())
 }
 

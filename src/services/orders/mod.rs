@@ -15,6 +15,7 @@ use crate::domain::draft::{Selection, Step};
 use crate::domain::status::{OrderStatus, PaymentMethod};
 use crate::domain::{Currency, DataCap, Money, Rates};
 use crate::error::{AppError, AppResult};
+use crate::services::payments::online::Gateways;
 use crate::services::shop::{self, PlanOption};
 
 /// What an order is for.
@@ -169,10 +170,10 @@ pub async fn quote(
     })
 }
 
-/// The payment methods customers can use now: card-to-card when card details are configured. (Stripe and
-/// Zarinpal join this list with their checkout flows.)
-pub fn payment_methods(settings: &Settings) -> Vec<PaymentMethod> {
-    let mut methods = Vec::new();
+/// The payment methods that can take an order in `currency`: the configured online gateways that take it
+/// (Stripe: USD, EUR; Zarinpal: IRR), and card-to-card when a card is configured.
+pub fn payment_methods(settings: &Settings, gateways: &Gateways, currency: Currency) -> Vec<PaymentMethod> {
+    let mut methods = gateways.methods_for(currency);
     if !settings.payments.card.all().is_empty() {
         methods.push(PaymentMethod::Card);
     }
@@ -203,28 +204,35 @@ impl Submitted {
 
 /// `draft → awaiting_payment`: fixes the plan and the price in the draft's currency (the snapshot later price
 /// changes never touch). The same button pressed again, once the order awaits payment, gives the same order.
+/// What the shop sells with: its settings, its gateways and its exchange rates.
+#[derive(Clone, Copy)]
+pub struct Shop<'a> {
+    pub settings: &'a Settings,
+    pub gateways: &'a Gateways,
+    pub rates: Option<&'a Rates>,
+}
+
 pub async fn submit(
     pool: &PgPool,
-    settings: &Settings,
-    rates: Option<&Rates>,
+    shop: Shop<'_>,
     user_id: i64,
     order_id: i64,
     method: PaymentMethod,
     customer_currency: Currency,
 ) -> AppResult<Result<Submitted, Refusal>> {
-    if !payment_methods(settings).contains(&method) {
-        return Err(AppError::invalid("that payment method is not available"));
-    }
     let mut draft = match own_draft(pool, user_id, order_id).await {
         Ok(draft) => draft,
         // pressed twice: the order already awaits payment
         Err(e) => return awaiting(pool, user_id, order_id).await.map(Ok).map_err(|_| e),
     };
+    if !payment_methods(shop.settings, shop.gateways, draft.currency(customer_currency)).contains(&method) {
+        return Err(AppError::invalid("that payment method is not available"));
+    }
     if let Err(refusal) = extend::still_possible(pool, &draft).await? {
         return Ok(Err(refusal));
     }
     let currency = draft.currency(customer_currency);
-    let quote = match quote(pool, &draft, currency, rates).await? {
+    let quote = match quote(pool, &draft, currency, shop.rates).await? {
         Ok(quote) => quote,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -235,11 +243,11 @@ pub async fn submit(
     row.status.check(OrderStatus::AwaitingPayment)?;
     let amount = quote.price.minor();
     let card = match method {
-        PaymentMethod::Card => crate::services::payments::card_for(settings, order_id),
+        PaymentMethod::Card => crate::services::payments::card_for(shop.settings, order_id),
         _ => None,
     };
     let card = card.map(|c| serde_json::to_value(c).map_err(anyhow::Error::from)).transpose()?;
-    let pay = card.as_ref().map(|c| (c, settings.payments.card.deadline_mins));
+    let pay = card.as_ref().map(|c| (c, shop.settings.payments.card.deadline_mins));
     if !db::orders::submit(&mut tx, order_id, quote.plan.plan_id, amount, currency, &json, pay).await? {
         return Err(AppError::conflict("this purchase is no longer open"));
     }
@@ -289,4 +297,9 @@ pub async fn cancel(pool: &PgPool, user_id: i64, order_id: i64) -> AppResult<Can
     }
     tx.commit().await?;
     Ok(Cancel::Cancelled)
+}
+
+/// The state of one of the customer's orders (`None` for someone else's or none at all).
+pub async fn status_of(pool: &PgPool, user_id: i64, order_id: i64) -> AppResult<Option<OrderStatus>> {
+    Ok(db::orders::find(pool, order_id).await?.filter(|o| o.user_id == user_id).map(|o| o.status))
 }

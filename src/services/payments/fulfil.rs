@@ -38,9 +38,28 @@ impl Granted {
 /// Fulfils the order in the caller's transaction. An order that is not awaiting payment is a conflict (it was
 /// paid by another payment, cancelled or expired): the caller's transaction must then be rolled back.
 pub async fn fulfil(conn: &mut PgConnection, order_id: i64, jobs: &JobSettings) -> AppResult<Granted> {
+    fulfil_from(conn, order_id, &[OrderStatus::AwaitingPayment], jobs).await
+}
+
+/// [`fulfil`] for money a gateway took: also for an order that expired or was cancelled meanwhile (the customer
+/// paid; they get what they paid for).
+pub async fn fulfil_paid(conn: &mut PgConnection, order_id: i64, jobs: &JobSettings) -> AppResult<Granted> {
+    let open = [OrderStatus::AwaitingPayment, OrderStatus::Expired, OrderStatus::Cancelled];
+    fulfil_from(conn, order_id, &open, jobs).await
+}
+
+async fn fulfil_from(
+    conn: &mut PgConnection,
+    order_id: i64,
+    from: &[OrderStatus],
+    jobs: &JobSettings,
+) -> AppResult<Granted> {
     let order = db::orders::lock(&mut *conn, order_id).await?.ok_or(AppError::NotFound("order"))?;
-    order.status.check(OrderStatus::Paid).map_err(|_| AppError::conflict(format!("the order is {}", order.status)))?;
-    if !db::orders::transition(&mut *conn, order_id, OrderStatus::AwaitingPayment, OrderStatus::Paid).await? {
+    if !from.contains(&order.status) {
+        return Err(AppError::conflict(format!("the order is {}", order.status)));
+    }
+    order.status.check(OrderStatus::Paid)?;
+    if !db::orders::transition(&mut *conn, order_id, order.status, OrderStatus::Paid).await? {
         return Err(AppError::conflict("the order changed meanwhile"));
     }
     let plan_id = order.plan_id.ok_or_else(|| AppError::Internal(anyhow::anyhow!("paid order without a plan")))?;
@@ -89,6 +108,16 @@ pub async fn fulfil(conn: &mut PgConnection, order_id: i64, jobs: &JobSettings) 
 /// caller's transaction: a new subscription is revoked; a renewal loses its days and data (and ends if that puts
 /// it past its end or over its cap); a top-up loses its data. The order is cancelled.
 pub async fn take_back(conn: &mut PgConnection, order: &OrderRow, jobs: &JobSettings) -> AppResult<()> {
+    take_back_to(conn, order, OrderStatus::Cancelled, jobs).await
+}
+
+/// [`take_back`], the order ending `to` (`cancelled` for a rejected payment, `refunded` for a refund).
+pub async fn take_back_to(
+    conn: &mut PgConnection,
+    order: &OrderRow,
+    to: OrderStatus,
+    jobs: &JobSettings,
+) -> AppResult<()> {
     let locked = db::orders::lock(&mut *conn, order.id).await?.ok_or(AppError::NotFound("order"))?;
     if locked.status != OrderStatus::Fulfilled {
         return Err(AppError::conflict(format!("the order is {}", locked.status)));
@@ -115,7 +144,7 @@ pub async fn take_back(conn: &mut PgConnection, order: &OrderRow, jobs: &JobSett
             subscriptions::end_in(&mut *conn, sub_id, SubscriptionStatus::Revoked, WHY, started, jobs).await?;
         }
     }
-    if !db::orders::transition(&mut *conn, order.id, OrderStatus::Fulfilled, OrderStatus::Cancelled).await? {
+    if !db::orders::transition(&mut *conn, order.id, OrderStatus::Fulfilled, to).await? {
         return Err(AppError::conflict("the order changed meanwhile"));
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! from the order, never from the customer.
 
 pub mod fulfil;
+pub mod online;
 pub mod review;
 
 use chrono::{DateTime, Utc};
