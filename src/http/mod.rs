@@ -25,6 +25,7 @@ pub mod client_ip;
 pub mod error;
 mod health;
 mod limits;
+mod pay;
 pub mod serve;
 mod sub;
 mod telegram;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(crate::metrics::track_http));
     let public = Router::new()
         .merge(sub::router())
+        .merge(pay::router())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not Found", "no such route") });
     Router::new()
         .merge(health::router())

@@ -1,0 +1,9 @@
+//! `POST /pay/stripe/webhook` (to be written).
+
+use axum::Router;
+
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}
