@@ -260,10 +260,12 @@ pub fn job_registry(state: &AppState) -> Registry {
     registry.register(notify::USER_KIND, Arc::new(NotifyUserJob { notifier: state.notifier.clone() }));
     registry.register(notify::ADMINS_KIND, Arc::new(NotifyAdminsJob { notifier: state.notifier.clone() }));
     {
-        use crate::jobs::payments::{AutoAcceptJob, PaymentMessage, PaymentMessageJob};
+        use crate::jobs::payments::{AnnounceJob, AutoAcceptJob, PaymentMessage, PaymentMessageJob};
         use crate::services::payments as pay;
         let settings = state.settings.clone();
         registry.register(pay::AUTO_ACCEPT_KIND, Arc::new(AutoAcceptJob { pool: state.pool.clone(), settings }));
+        let announce = AnnounceJob { pool: state.pool.clone(), notifier: state.notifier.clone() };
+        registry.register(pay::online::ANNOUNCE_KIND, Arc::new(announce));
         for (kind, which) in [
             (pay::PAYMENT_NOTICE_KIND, PaymentMessage::Notice),
             (pay::REVIEW_POST_KIND, PaymentMessage::PostReview),

@@ -510,3 +510,28 @@ pub async fn record_event(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// An online payment the admins have not been told of yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    pub id: i64,
+    pub order_id: i64,
+    pub method: PaymentMethod,
+    pub amount_minor: i64,
+    pub currency: Currency,
+}
+
+/// Takes up to `limit` settled online payments nobody announced yet, marking them announced (in the caller's
+/// transaction: roll back and they are announced again).
+pub async fn take_unannounced(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Announcement>> {
+    sqlx::query_as!(
+        Announcement,
+        r#"UPDATE payments SET announced_at = now()
+            WHERE id IN (SELECT id FROM payments WHERE status = 'succeeded' AND announced_at IS NULL
+                          ORDER BY decided_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+        RETURNING id, order_id, method AS "method: PaymentMethod", amount_minor, currency AS "currency: Currency""#,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}

@@ -98,3 +98,36 @@ impl Sweep for PaymentSweep {
         Ok(review::sweep(&self.pool, &self.settings).await?)
     }
 }
+
+/// Tells the admins of the online payments received since the last digest, in one message.
+pub struct AnnounceJob {
+    pub pool: PgPool,
+    pub notifier: Arc<dyn Notifier>,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for AnnounceJob {
+    async fn run(&self, _job: &ClaimedJob) -> Outcome {
+        loop {
+            let mut tx = match self.pool.begin().await {
+                Ok(tx) => tx,
+                Err(e) => return Outcome::Retry(e.to_string()),
+            };
+            let text = match crate::services::payments::online::take_digest(&mut tx).await {
+                Ok(Some(text)) => text,
+                Ok(None) => return Outcome::Done,
+                Err(e) => return Outcome::Retry(e.to_string()),
+            };
+            if let Err(e) = self.notifier.alert_admins(&text).await {
+                return notify_outcome(Err(e));
+            }
+            if let Err(e) = tx.commit().await {
+                return Outcome::Retry(e.to_string());
+            }
+        }
+    }
+
+    fn keep_done(&self) -> bool {
+        false
+    }
+}

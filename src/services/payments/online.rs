@@ -19,6 +19,31 @@ use crate::payments::{CheckoutRequest, Gateway, GatewayError};
 use crate::services::notify;
 use crate::services::queue::JobSpec;
 
+pub const ANNOUNCE_KIND: &str = "payments.announce";
+/// How long a digest of online payments gathers before it goes to the admins.
+const ANNOUNCE_DELAY: Duration = Duration::from_secs(5);
+/// The most payments one digest lists.
+const ANNOUNCE_MAX: i64 = 30;
+
+/// The admins' digest of online payments received since the last one: the lines to send (none when nothing is
+/// new). Marks them announced in the caller's transaction, so a failed send announces them again.
+pub async fn take_digest(conn: &mut sqlx::PgConnection) -> AppResult<Option<String>> {
+    let paid = db::payments::take_unannounced(conn, ANNOUNCE_MAX).await?;
+    if paid.is_empty() {
+        return Ok(None);
+    }
+    let lines: Vec<String> = paid
+        .iter()
+        .map(|p| {
+            let amount = Money::from_minor(p.amount_minor, p.currency)
+                .map(|m| m.format(crate::domain::Language::En))
+                .unwrap_or_else(|_| format!("{} {}", p.amount_minor, p.currency));
+            format!("• {} payment #{}: {amount} for order #{}", p.method, p.id, p.order_id)
+        })
+        .collect();
+    Ok(Some(format!("Online payments received:\n{}", lines.join("\n"))))
+}
+
 /// The gateways this shop has configured.
 #[derive(Clone, Default)]
 pub struct Gateways {
@@ -214,11 +239,12 @@ pub async fn settle(pool: &PgPool, settings: &Settings, payment_id: i64, report:
                 .once(format!("payment.notice:{payment_id}:accepted"))
                 .enqueue(&mut *tx, jobs)
                 .await?;
-            let amount = Money::from_minor(payment.amount_minor, payment.currency)
-                .map(|m| m.format(crate::domain::Language::En))
-                .unwrap_or_default();
-            let text = format!("💳 {method} payment #{payment_id}: {amount} for order #{} received.", payment.order_id);
-            notify::enqueue_admin_alert(&mut *tx, &format!("online-paid:{payment_id}"), &text, jobs).await?;
+            // the admins hear of it in the next digest (one message for however many arrive meanwhile)
+            JobSpec::new(ANNOUNCE_KIND, serde_json::json!({}))
+                .coalesce(ANNOUNCE_KIND)
+                .after(ANNOUNCE_DELAY)
+                .enqueue(&mut *tx, jobs)
+                .await?;
             Settled::Fulfilled
         }
         Report::Failed { reason } => {
