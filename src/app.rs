@@ -274,6 +274,8 @@ pub fn job_registry(state: &AppState) -> Registry {
             registry.register(kind, Arc::new(PaymentMessageJob { notifier: state.notifier.clone(), which }));
         }
     }
+    let verify = crate::jobs::zarinpal::VerifyJob::new(&state.pool, &state.settings, &state.gateways);
+    registry.register(crate::services::payments::zarinpal::VERIFY_KIND, Arc::new(verify));
     if let Some(tg) = &state.telegram {
         registry.register(
             crate::bot::outbox::SEND_KIND,
@@ -299,6 +301,8 @@ pub fn sweeps(state: &AppState) -> HashMap<String, Arc<dyn Sweep>> {
     }
     let payments = crate::jobs::payments::PaymentSweep { pool: pool.clone(), settings: state.settings.clone() };
     sweeps.insert("auto_accept".into(), Arc::new(payments));
+    let zarinpal = crate::jobs::zarinpal::ReconcileSweep::new(&pool, &state.settings, &state.gateways);
+    sweeps.insert("payments_reconcile".into(), Arc::new(zarinpal));
     sweeps
 }
 

@@ -241,10 +241,18 @@ pub struct StripeSettings {
     pub webhook_secret: Option<SecretString>,
 }
 
+/// Zarinpal (v4): on while `merchant_id` is set. Customers pay on `{startpay_url}/pg/StartPay/{authority}`
+/// (`startpay_url` defaults to `api_url`); requests give up after `timeout_secs` and are tried `retries` more
+/// times when Zarinpal could not be reached or answered 5xx.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ZarinpalSettings {
     pub api_url: Url,
+    #[serde(default)]
+    pub startpay_url: Option<Url>,
     pub merchant_id: Option<SecretString>,
+    pub connect_timeout_secs: u64,
+    pub timeout_secs: u64,
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -565,6 +573,28 @@ impl Settings {
         }
         if set(&self.stripe.secret_key) && !set(&self.stripe.webhook_secret) {
             problems.push("`stripe.secret_key` is set, so `stripe.webhook_secret` is required".to_owned());
+        }
+        let zarinpal = &self.zarinpal;
+        if let Some(id) = zarinpal.merchant_id.as_ref().filter(|_| set(&zarinpal.merchant_id)) {
+            if uuid::Uuid::parse_str(id.expose_secret().trim()).is_err() {
+                problems.push("`zarinpal.merchant_id` must be the merchant UUID Zarinpal gave you".to_owned());
+            }
+            // a customer's tap waits for every attempt (and the pauses between them) within one update's handler
+            let worst = (zarinpal.timeout_secs + 1).saturating_mul(u64::from(zarinpal.retries) + 1);
+            if worst >= self.telegram.handler_timeout_secs {
+                problems.push(format!(
+                    "`zarinpal.timeout_secs` + 1 times (`zarinpal.retries` + 1) is {worst} s: it must stay below \
+                     `telegram.handler_timeout_secs` ({} s)",
+                    self.telegram.handler_timeout_secs
+                ));
+            }
+        }
+        if zarinpal.connect_timeout_secs == 0 || zarinpal.timeout_secs == 0 || zarinpal.retries > 5 {
+            problems.push(
+                "`zarinpal.connect_timeout_secs` and `zarinpal.timeout_secs` must be at least 1, `zarinpal.retries` \
+                 at most 5"
+                    .to_owned(),
+            );
         }
         if !(1..=100).contains(&self.telegram.max_connections) {
             problems.push("`telegram.max_connections` must be between 1 and 100".to_owned());

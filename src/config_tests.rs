@@ -163,3 +163,19 @@ fn http_limits_and_the_public_database_share_are_validated_with_their_keys_named
     assert_eq!(s.http.rate_limit_per_second, 0.5);
     assert!(s.database.public_connections < s.database.max_connections);
 }
+
+#[test]
+fn zarinpal_wants_a_merchant_uuid_and_timeouts_that_fit_a_tap() {
+    let merchant = ("VPNSHOP__ZARINPAL__MERCHANT_ID", "1344b5d4-0048-11e8-94db-005056a205be");
+    let s = Settings::load_from(&config_dir(), env(&[merchant])).unwrap();
+    assert!(s.zarinpal.merchant_id.is_some() && !format!("{:?}", s.zarinpal).contains("1344b5d4"));
+    let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP__ZARINPAL__MERCHANT_ID", "merchant-1")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("zarinpal.merchant_id"), "{err}");
+    let slow = env(&[merchant, ("VPNSHOP__ZARINPAL__TIMEOUT_SECS", "20")]);
+    let err = Settings::load_from(&config_dir(), slow).unwrap_err().to_string();
+    assert!(err.contains("zarinpal.timeout_secs") && err.contains("telegram.handler_timeout_secs"), "{err}");
+    let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP__ZARINPAL__RETRIES", "9")])).unwrap_err().to_string();
+    assert!(err.contains("zarinpal.retries"), "{err}");
+}

@@ -64,6 +64,8 @@ fn describe() {
     describe_counter!("vpnshop_receipts_reused_total", "Receipts refused because they were sent before");
     describe_counter!("vpnshop_payments_decided_total", "Payment decisions, by new status and where they came from");
     describe_counter!("vpnshop_orders_fulfilled_total", "Orders fulfilled, by kind (new, renewal, topup)");
+    describe_counter!("vpnshop_zarinpal_calls_total", "Calls to Zarinpal's API, by endpoint and outcome");
+    describe_counter!("vpnshop_zarinpal_reconciled_total", "Zarinpal payments the sweep settled, by result");
     describe_counter!("vpnshop_online_checkouts_total", "Online payments started at a gateway, by method and result");
     describe_counter!("vpnshop_online_settlements_total", "Gateway reports applied to payments, by method and result");
     describe_gauge!("vpnshop_telegram_intake_queue", "Telegram updates waiting to be stored");

@@ -11,6 +11,7 @@ pub mod maintenance;
 pub mod payments;
 pub mod provision;
 pub mod scheduler;
+pub mod zarinpal;
 pub mod worker;
 
 /// Runs one kind of job. Handlers must be safe to run twice: a worker can die after the effect and before

@@ -49,9 +49,10 @@ pub enum GatewayError {
     Refused(String),
 }
 
-/// A gateway the shop can send customers to.
+/// A gateway the shop can send customers to. (`Any`: a service that needs more of one gateway than this trait,
+/// such as Zarinpal's verify, takes it back by its type.)
 #[async_trait::async_trait]
-pub trait Gateway: Send + Sync {
+pub trait Gateway: std::any::Any + Send + Sync {
     fn method(&self) -> PaymentMethod;
     /// The currencies it takes.
     fn currencies(&self) -> &'static [Currency];

@@ -14,6 +14,7 @@ mod node_api;
 mod node_locks;
 mod node_setup;
 mod payments;
+mod payments_online;
 mod process;
 mod provisioning;
 mod schema;

@@ -8,6 +8,7 @@ mod client;
 mod node;
 mod origin;
 mod telegram;
+pub mod zarinpal;
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -1,0 +1,5 @@
+//! Online payments (Stripe, Zarinpal) through the bot and the gateways' own routes, against local fakes of the
+//! gateways (`support::stripe`, …), the fake Telegram, real Postgres and Redis (and a real node where a config
+//! must work).
+
+mod zarinpal;

@@ -1,0 +1,203 @@
+//! The customer coming back from Zarinpal: `GET /pay/zarinpal/callback?Authority=…&Status=…`.
+
+use sqlx::PgPool;
+use vpnshop::domain::Language;
+
+use super::*;
+use crate::bot::order_row;
+use crate::payments::wait_text;
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn an_ok_callback_verified_100_fulfils_the_order_and_the_same_callback_again_is_101_and_changes_nothing(
+    pool: PgPool,
+) {
+    let z = zarinpal_shop(pool).await;
+    let (shop, pool) = (&z.shop, &z.shop.app.state.pool);
+    let u = persian(7101);
+    let (order, _) = order_by_zarinpal(shop, &u).await;
+    let (_, amount, currency) = order_row(pool, order).await;
+    assert_eq!(currency.as_deref(), Some("IRR"));
+    let amount = amount.unwrap();
+
+    // the request carried our order's amount in Rials, our callback and the order id
+    let (payment, authority) = payment_of(pool, order).await;
+    let requested = &z.zp.calls("request")[0].body;
+    assert_eq!(requested["amount"], amount, "{requested}");
+    assert_eq!(requested["currency"], "IRR");
+    assert_eq!(requested["callback_url"], "https://shop.example/pay/zarinpal/callback");
+    assert_eq!(requested["metadata"]["order_id"], order.to_string());
+    assert!(requested["description"].as_str().is_some_and(|d| d.contains(&format!("#{order}"))), "{requested}");
+    // the customer's button leads to the StartPay page of that authority
+    let button = url_button(shop, &u).expect("a button to Zarinpal");
+    assert_eq!(button, format!("{}pg/StartPay/{authority}", z.zp.url()));
+    let start_pay = reqwest::get(&button).await.unwrap();
+    assert_eq!(start_pay.status(), 200);
+    assert!(start_pay.text().await.unwrap().contains(&format!("Pay {amount} IRR")));
+
+    let query = z.zp.pay(&authority);
+    let (status, page) = callback(&shop.app, &query).await;
+    assert_eq!(status, 200);
+    assert_persian_page(&page, "zarinpal-paid", order);
+    let verify = z.zp.calls("verify");
+    assert_eq!(verify.len(), 1);
+    assert_eq!(verify[0].body["amount"], amount, "verified with our amount");
+    assert_eq!(verify[0].body["authority"], authority.as_str());
+    assert_eq!(verify[0].code, Some(100));
+    let held = z.zp.payment(&authority).unwrap();
+    let (status, ref_id, pan, hash): (String, Option<String>, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT status, zarinpal_ref_id, zarinpal_card_pan, zarinpal_card_hash FROM payments WHERE id = $1",
+    )
+    .bind(payment)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "succeeded");
+    assert_eq!(ref_id, Some(held.ref_id.to_string()));
+    assert_eq!(pan.as_deref(), Some("502229******5995"));
+    assert!(hash.is_some_and(|h| !h.is_empty()));
+    assert_eq!(order_row(pool, order).await.0, "fulfilled");
+    assert_eq!(subscriptions_of(pool, order).await, 1);
+    // the bot tells the customer by itself
+    wait_text(shop, u.id, &said(Language::Fa, "payment-accepted-new", order)).await;
+
+    // the same redirect again (a reload, a second tab): verify says 101 (as a string this time), nothing more
+    z.zp.set_string_codes(true);
+    let (status, page) = callback(&shop.app, &query).await;
+    assert_eq!(status, 200);
+    assert_persian_page(&page, "zarinpal-paid", order);
+    let verify = z.zp.calls("verify");
+    assert_eq!(verify.len(), 2);
+    assert_eq!(verify[1].code, Some(101));
+    assert_eq!(status_of(pool, payment).await.0, "succeeded");
+    assert_eq!(subscriptions_of(pool, order).await, 1, "still one subscription");
+    let place = "SELECT count(*) FROM jobs WHERE kind = 'subscription.place' AND payload->>'subscription_id' =
+                 (SELECT id::text FROM subscriptions WHERE order_id = $1)";
+    assert_eq!(scalar(pool, place, order).await, 1, "one placement");
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_payment_verified_before_its_answer_was_lost_is_paid_on_101(pool: PgPool) {
+    let z = zarinpal_shop(pool).await;
+    let (shop, pool) = (&z.shop, &z.shop.app.state.pool);
+    let (order, payment, query) = paid_order(&z, &persian(7102)).await;
+    // our verify reached Zarinpal, its answer never reached us
+    let (_, authority) = payment_of(pool, order).await;
+    z.zp.mark_verified(&authority);
+    let (status, page) = callback(&shop.app, &query).await;
+    assert_eq!(status, 200);
+    assert_persian_page(&page, "zarinpal-paid", order);
+    assert_eq!(z.zp.calls("verify")[0].code, Some(101));
+    assert_eq!(status_of(pool, payment).await.0, "succeeded");
+    assert_eq!(subscriptions_of(pool, order).await, 1);
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_cancelled_payment_leaves_the_order_unpaid_and_payable(pool: PgPool) {
+    let z = zarinpal_shop(pool).await;
+    let (shop, pool) = (&z.shop, &z.shop.app.state.pool);
+    let u = persian(7103);
+    let (order, _) = order_by_zarinpal(shop, &u).await;
+    let (payment, authority) = payment_of(pool, order).await;
+    let (status, page) = callback(&shop.app, &z.zp.cancel(&authority)).await;
+    assert_eq!(status, 200);
+    assert_persian_page(&page, "zarinpal-cancelled", order);
+    assert!(z.zp.calls("verify").is_empty(), "NOK is not verified");
+    let (status, reason) = status_of(pool, payment).await;
+    assert_eq!(status, "failed");
+    assert!(reason.is_some_and(|r| r.contains("NOK")));
+    assert_eq!(order_row(pool, order).await.0, "awaiting_payment");
+    assert_eq!(subscriptions_of(pool, order).await, 0);
+
+    // the customer pays it after all: a new payment of the same order
+    press(shop, &u, &format!("o:{order}")).await;
+    let (again, fresh) = payment_of(pool, order).await;
+    assert_ne!(again, payment);
+    let (status, page) = callback(&shop.app, &z.zp.pay(&fresh)).await;
+    assert_eq!(status, 200);
+    assert_persian_page(&page, "zarinpal-paid", order);
+    assert_eq!(subscriptions_of(pool, order).await, 1);
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn verify_errors_leave_the_order_unpaid_with_a_page_that_says_why(pool: PgPool) {
+    let z = zarinpal_shop(pool).await;
+    let (shop, pool) = (&z.shop, &z.shop.app.state.pool);
+
+    // -51: back with Status=OK, but nothing was paid
+    let (unpaid, _) = order_by_zarinpal(shop, &persian(7104)).await;
+    let (unpaid_payment, authority) = payment_of(pool, unpaid).await;
+    let (status, page) = callback(&shop.app, &format!("Authority={authority}&Status=OK")).await;
+    assert_eq!(status, 200);
+    assert_persian_page(&page, "zarinpal-not-paid", unpaid);
+    assert_eq!(z.zp.calls("verify").last().unwrap().code, Some(-51));
+
+    // -54: Zarinpal does not know the authority (any more)
+    let (invalid, invalid_payment, query) = paid_order(&z, &persian(7105)).await;
+    z.zp.forget(&payment_of(pool, invalid).await.1);
+    let (status, page) = callback(&shop.app, &query).await;
+    assert_eq!(status, 200);
+    assert_persian_page(&page, "zarinpal-invalid", invalid);
+    assert_eq!(z.zp.calls("verify").last().unwrap().code, Some(-54));
+
+    // -50: Zarinpal holds another amount than our order's
+    let (mismatch, mismatch_payment, query) = paid_order(&z, &persian(7106)).await;
+    let (_, amount, _) = order_row(pool, mismatch).await;
+    z.zp.set_amount(&payment_of(pool, mismatch).await.1, amount.unwrap() + 50_000);
+    let (status, page) = callback(&shop.app, &query).await;
+    assert_eq!(status, 200);
+    assert_persian_page(&page, "zarinpal-mismatch", mismatch);
+    let last = z.zp.calls("verify").pop().unwrap();
+    assert_eq!((last.code, last.body["amount"].as_i64()), (Some(-50), amount), "verified with our amount");
+    let flagged = "SELECT count(*) FROM payments WHERE id = $1 AND flagged_at IS NOT NULL";
+    assert_eq!(scalar(pool, flagged, mismatch_payment).await, 1, "held for an admin");
+    wait_text(shop, ADMIN, &format!("Zarinpal payment #{mismatch_payment} was not fulfilled")).await;
+
+    for (order, payment) in [(unpaid, unpaid_payment), (invalid, invalid_payment), (mismatch, mismatch_payment)] {
+        assert_eq!(status_of(pool, payment).await.0, "failed", "payment {payment}");
+        assert_eq!(order_row(pool, order).await.0, "awaiting_payment", "order {order} is still payable");
+        assert_eq!(subscriptions_of(pool, order).await, 0, "order {order} granted nothing");
+    }
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn junk_gets_a_400_page_and_strangers_a_404_page_without_asking_zarinpal(pool: PgPool) {
+    let z = zarinpal_shop(pool).await;
+    let app = &z.shop.app;
+    for query in [
+        "",
+        "Status=OK",
+        "Authority=A00000000000000000000000000217885001",
+        "Authority=A1&Status=PAID",
+        "Authority=%3Cscript%3Ealert(1)%3C%2Fscript%3E&Status=OK",
+        "Authority=A1&Authority=A2&Status=OK",
+        "Authority=../../etc/passwd&Status=NOK",
+        "%FF%FE=%00&Status=OK",
+    ] {
+        let (status, page) = callback(app, query).await;
+        assert_eq!(status, 400, "{query}: {page}");
+        assert!(page.contains(&said(Language::En, "paypage-bad-request", 0)), "{query}: {page}");
+        assert!(!page.contains("<script>"), "{page}");
+    }
+    let long = format!("Authority={}&Status=OK", "A".repeat(5000));
+    assert_eq!(callback(app, &long).await.0, 400);
+    // well-formed but not ours; in the browser's language
+    let response = app
+        .http
+        .get(app.url("/pay/zarinpal/callback?Authority=A00000000000000000000000000999999999&Status=OK"))
+        .header("accept-language", "fa-IR,fa;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let page = response.text().await.unwrap();
+    assert!(page.contains(r#"dir="rtl""#) && page.contains(&said(Language::Fa, "paypage-unknown", 0)), "{page}");
+    assert!(page.contains(&format!(r#"href="https://t.me/{BOT}""#)), "{page}");
+    assert!(z.zp.calls("verify").is_empty(), "no junk reaches Zarinpal");
+
+    // the landing page after paying, when the bot's username is not known
+    let (status, page) = get(app, "/pay/return/42").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&said(Language::En, "paypage-return", 42)), "{page}");
+    assert_eq!(get(app, "/pay/return/forty-two").await.0, 400);
+    assert_eq!(get(app, "/pay/return/-1").await.0, 400);
+}
