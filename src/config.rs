@@ -234,11 +234,59 @@ fn net_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>,
         .collect()
 }
 
+/// Stripe Checkout: the API (`api_url`, the secret key, timeouts and safe retries) and the webhook's signing
+/// secrets. Stripe is offered only while `secret_key` is set.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StripeSettings {
     pub api_url: Url,
+    /// The secret API key (`sk_live_…`, `sk_test_…` or a restricted `rk_…`).
     pub secret_key: Option<SecretString>,
+    /// The webhook endpoint's signing secret (`whsec_…`).
     pub webhook_secret: Option<SecretString>,
+    /// More signing secrets accepted at the same time, while one is rolled: a list, or `whsec_a,whsec_b`.
+    #[serde(default, deserialize_with = "secret_list")]
+    pub webhook_secrets: Vec<SecretString>,
+    /// A delivery signed longer ago than this (or this far ahead) is refused.
+    pub webhook_tolerance_secs: u64,
+    /// The largest webhook body read (413 beyond).
+    pub webhook_max_bytes: usize,
+    pub connect_timeout_secs: u64,
+    /// One API request, from sending it to the whole answer.
+    pub timeout_secs: u64,
+    /// A request that timed out, could not connect, or was told to wait (409 key in use, 429) is sent again with
+    /// the same `Idempotency-Key` up to this many times.
+    pub max_retries: u32,
+}
+
+impl StripeSettings {
+    /// Whether Stripe is configured (a secret key is set).
+    pub fn enabled(&self) -> bool {
+        self.secret_key.as_ref().is_some_and(|k| !k.expose_secret().trim().is_empty())
+    }
+
+    /// Every signing secret a delivery may be signed with: `webhook_secret`, then `webhook_secrets`.
+    pub fn signing_secrets(&self) -> Vec<&SecretString> {
+        self.webhook_secret
+            .iter()
+            .chain(&self.webhook_secrets)
+            .filter(|s| !s.expose_secret().trim().is_empty())
+            .collect()
+    }
+}
+
+/// Accepts a TOML list of secrets or `a,b` (an environment variable or a secret file).
+fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Raw::deserialize(d)? {
+        Raw::List(items) => items,
+        Raw::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    Ok(items.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).map(SecretString::from).collect())
 }
 
 /// Zarinpal (v4): on while `merchant_id` is set. Customers pay on `{startpay_url}/pg/StartPay/{authority}`
@@ -467,6 +515,7 @@ const FILE_SECRETS: &[&str] = &[
     "telegram.webhook_secret",
     "stripe.secret_key",
     "stripe.webhook_secret",
+    "stripe.webhook_secrets",
     "zarinpal.merchant_id",
     "security.jwt_secret",
     "provision.ssh_key",
@@ -571,9 +620,7 @@ impl Settings {
                     .push("`telegram.webhook_secret` must be 1-256 characters of A-Z, a-z, 0-9, _ and -".to_owned());
             }
         }
-        if set(&self.stripe.secret_key) && !set(&self.stripe.webhook_secret) {
-            problems.push("`stripe.secret_key` is set, so `stripe.webhook_secret` is required".to_owned());
-        }
+        self.validate_stripe(&mut problems);
         let zarinpal = &self.zarinpal;
         if let Some(id) = zarinpal.merchant_id.as_ref().filter(|_| set(&zarinpal.merchant_id)) {
             if uuid::Uuid::parse_str(id.expose_secret().trim()).is_err() {
@@ -728,6 +775,48 @@ impl Settings {
         if self.telegram.max_update_bytes < 16 * 1024 {
             problems.push(
                 "`telegram.max_update_bytes` must be at least 16384 (Telegram's updates reach many KiB)".to_owned(),
+            );
+        }
+    }
+
+    /// Stripe's keys, timeouts and the checkout window it allows.
+    fn validate_stripe(&self, problems: &mut Vec<String>) {
+        let s = &self.stripe;
+        if s.connect_timeout_secs == 0 || s.timeout_secs == 0 || s.webhook_tolerance_secs == 0 {
+            problems.push(
+                "`stripe.connect_timeout_secs`, `stripe.timeout_secs` and `stripe.webhook_tolerance_secs` must be \
+                 positive"
+                    .to_owned(),
+            );
+        }
+        if s.webhook_max_bytes < 16 * 1024 || s.max_retries > 5 {
+            problems.push(
+                "`stripe.webhook_max_bytes` must be at least 16384 and `stripe.max_retries` at most 5".to_owned(),
+            );
+        }
+        if !s.enabled() {
+            return;
+        }
+        if s.signing_secrets().is_empty() {
+            problems.push(
+                "`stripe.secret_key` is set, so `stripe.webhook_secret` (or `stripe.webhook_secrets`) is required"
+                    .to_owned(),
+            );
+        }
+        // a customer's tap waits for every attempt (and the pauses between them) within one update's handler
+        let worst = (s.timeout_secs + 1).saturating_mul(u64::from(s.max_retries) + 1);
+        if worst >= self.telegram.handler_timeout_secs {
+            problems.push(format!(
+                "`stripe.timeout_secs` + 1 times (`stripe.max_retries` + 1) is {worst} s: it must stay below \
+                 `telegram.handler_timeout_secs` ({} s)",
+                self.telegram.handler_timeout_secs
+            ));
+        }
+        if !(30..=1440).contains(&self.payments.online_expiry_mins) {
+            problems.push(
+                "`payments.online_expiry_mins` must be 30 to 1440 with Stripe (a Checkout Session expires within \
+                 30 minutes to 24 hours)"
+                    .to_owned(),
             );
         }
     }

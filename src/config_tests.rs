@@ -165,6 +165,28 @@ fn http_limits_and_the_public_database_share_are_validated_with_their_keys_named
 }
 
 #[test]
+fn stripe_takes_several_signing_secrets_and_its_timeouts_must_fit_a_tap() {
+    let key = ("VPNSHOP__STRIPE__SECRET_KEY", "sk_test_abc");
+    let err = Settings::load_from(&config_dir(), env(&[key])).unwrap_err().to_string();
+    assert!(err.contains("stripe.webhook_secret"), "{err}");
+    let s =
+        Settings::load_from(&config_dir(), env(&[key, ("VPNSHOP__STRIPE__WEBHOOK_SECRETS", "whsec_old, whsec_new,")]))
+            .unwrap();
+    assert!(s.stripe.enabled());
+    let secrets: Vec<&str> = s.stripe.signing_secrets().iter().map(|s| s.expose_secret()).collect();
+    assert_eq!(secrets, ["whsec_old", "whsec_new"]);
+    assert!(format!("{:?}", s.stripe).contains("webhook_secrets") && !format!("{:?}", s.stripe).contains("whsec_old"));
+    let slow = env(&[key, ("VPNSHOP__STRIPE__WEBHOOK_SECRET", "whsec_a"), ("VPNSHOP__STRIPE__TIMEOUT_SECS", "20")]);
+    let err = Settings::load_from(&config_dir(), slow).unwrap_err().to_string();
+    assert!(err.contains("telegram.handler_timeout_secs"), "{err}");
+    let long =
+        env(&[key, ("VPNSHOP__STRIPE__WEBHOOK_SECRET", "whsec_a"), ("VPNSHOP__PAYMENTS__ONLINE_EXPIRY_MINS", "10")]);
+    let err = Settings::load_from(&config_dir(), long).unwrap_err().to_string();
+    assert!(err.contains("payments.online_expiry_mins"), "{err}");
+    assert!(!Settings::load_from(&config_dir(), env(&[])).unwrap().stripe.enabled(), "off without a key");
+}
+
+#[test]
 fn zarinpal_wants_a_merchant_uuid_and_timeouts_that_fit_a_tap() {
     let merchant = ("VPNSHOP__ZARINPAL__MERCHANT_ID", "1344b5d4-0048-11e8-94db-005056a205be");
     let s = Settings::load_from(&config_dir(), env(&[merchant])).unwrap();

@@ -511,6 +511,17 @@ pub async fn record_event(
     Ok(done.rows_affected() == 1)
 }
 
+/// Whether a gateway event was recorded already.
+pub async fn event_seen(db: impl PgExecutor<'_>, provider: &str, event_id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM webhook_events WHERE provider = $1 AND event_id = $2) AS "seen!""#,
+        provider,
+        event_id
+    )
+    .fetch_one(db)
+    .await
+}
+
 /// An online payment the admins have not been told of yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announcement {

@@ -4,8 +4,9 @@
 //!
 //! Limits, outermost first: the listener's connection cap and time limits (`serve`); a request timeout (408) on
 //! every route; a body limit on every route (`http.max_body_bytes`; the webhook reads at most
-//! `telegram.max_update_bytes`, after checking its secret); a per-client-IP rate limit on the feed and unknown
-//! paths (not on health probes, nor on the webhook, which its secret and bounded intake queue protect); and
+//! `telegram.max_update_bytes`, after checking its secret; Stripe's, `stripe.webhook_max_bytes` after checking its
+//! signature header); a per-client-IP rate limit on the feed and unknown paths (not on health probes, nor on the
+//! webhooks, which their secret or signature, and the bounded intake queue, protect); and
 //! the feed's share of the database pool (`PublicDb`).
 
 use std::time::Duration;
@@ -44,6 +45,13 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(MapResponseLayer::new(limits::timeout_problem))
         .layer(axum::middleware::from_fn(crate::metrics::track_http));
+    // Stripe's webhook: signed, from Stripe's few addresses, bodies beyond http.max_body_bytes (it reads at most
+    // stripe.webhook_max_bytes, after checking the signature header)
+    let stripe = pay::stripe_webhook()
+        .with_state(state.clone())
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(MapResponseLayer::new(limits::timeout_problem))
+        .layer(axum::middleware::from_fn(crate::metrics::track_http));
     let public = Router::new()
         .merge(sub::router())
         .merge(pay::router())
@@ -72,4 +80,5 @@ pub fn router(state: AppState) -> Router {
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout)),
         )
         .merge(hot)
+        .merge(stripe)
 }

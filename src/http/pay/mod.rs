@@ -11,5 +11,10 @@ mod stripe;
 mod zarinpal;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(stripe::router()).merge(zarinpal::router())
+    Router::new().merge(zarinpal::router())
+}
+
+/// Stripe's webhook, mounted beside the public routes (not behind their per-IP rate limit and body limit).
+pub fn stripe_webhook() -> Router<AppState> {
+    stripe::router()
 }

@@ -6,6 +6,7 @@
 pub mod fulfil;
 pub mod online;
 pub mod review;
+pub mod stripe;
 pub mod zarinpal;
 
 use chrono::{DateTime, Utc};

@@ -2,4 +2,6 @@
 //! gateways (`support::stripe`, …), the fake Telegram, real Postgres and Redis (and a real node where a config
 //! must work).
 
+mod stripe;
+mod stripe_bot;
 mod zarinpal;

@@ -7,6 +7,7 @@
 mod client;
 mod node;
 mod origin;
+pub mod stripe;
 mod telegram;
 pub mod zarinpal;
 
