@@ -394,6 +394,9 @@ pub struct CardSettings {
     pub number: String,
     pub holder: String,
     pub bank: String,
+    /// The order currencies the main card takes (empty: any).
+    #[serde(default)]
+    pub currencies: Vec<String>,
     /// More cards; orders are given the cards in turn.
     #[serde(default)]
     pub cards: Vec<Card>,
@@ -425,12 +428,26 @@ pub struct Card {
     pub number: String,
     pub holder: String,
     pub bank: String,
+    /// The order currencies it takes (`["IRR"]`); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub currencies: Vec<String>,
+}
+
+impl Card {
+    pub fn takes(&self, currency: crate::domain::Currency) -> bool {
+        self.currencies.is_empty() || self.currencies.iter().any(|c| c.eq_ignore_ascii_case(currency.as_str()))
+    }
 }
 
 impl CardSettings {
     /// Every card with a number, the main one first.
     pub fn all(&self) -> Vec<Card> {
-        let main = Card { number: self.number.clone(), holder: self.holder.clone(), bank: self.bank.clone() };
+        let main = Card {
+            number: self.number.clone(),
+            holder: self.holder.clone(),
+            bank: self.bank.clone(),
+            currencies: self.currencies.clone(),
+        };
         std::iter::once(main).chain(self.cards.iter().cloned()).filter(|c| !c.number.trim().is_empty()).collect()
     }
 

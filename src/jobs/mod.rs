@@ -11,8 +11,8 @@ pub mod maintenance;
 pub mod payments;
 pub mod provision;
 pub mod scheduler;
-pub mod zarinpal;
 pub mod worker;
+pub mod zarinpal;
 
 /// Runs one kind of job. Handlers must be safe to run twice: a worker can die after the effect and before
 /// recording it.

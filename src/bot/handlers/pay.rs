@@ -56,7 +56,10 @@ async fn online_screen(ctx: &Ctx<'_>, order: &Submitted, method: PaymentMethod) 
 /// Cancel.
 fn card_screen(ctx: &Ctx<'_>, order: &Submitted) -> Screen {
     let settings = &ctx.app.settings.payments.card;
-    let card = order.card.clone().or_else(|| crate::services::payments::card_for(&ctx.app.settings, order.order_id));
+    let card = order
+        .card
+        .clone()
+        .or_else(|| crate::services::payments::card_for(&ctx.app.settings, order.order_id, order.price.currency()));
     let Some(card) = card else {
         return Screen::new(ctx.t("pay-none"), vec![vec![button(ctx.t("btn-menu"), Cb::Menu)]]);
     };

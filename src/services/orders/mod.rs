@@ -174,7 +174,7 @@ pub async fn quote(
 /// (Stripe: USD, EUR; Zarinpal: IRR), and card-to-card when a card is configured.
 pub fn payment_methods(settings: &Settings, gateways: &Gateways, currency: Currency) -> Vec<PaymentMethod> {
     let mut methods = gateways.methods_for(currency);
-    if !settings.payments.card.all().is_empty() {
+    if settings.payments.card.all().iter().any(|c| c.takes(currency)) {
         methods.push(PaymentMethod::Card);
     }
     methods
@@ -243,7 +243,7 @@ pub async fn submit(
     row.status.check(OrderStatus::AwaitingPayment)?;
     let amount = quote.price.minor();
     let card = match method {
-        PaymentMethod::Card => crate::services::payments::card_for(shop.settings, order_id),
+        PaymentMethod::Card => crate::services::payments::card_for(shop.settings, order_id, currency),
         _ => None,
     };
     let card = card.map(|c| serde_json::to_value(c).map_err(anyhow::Error::from)).transpose()?;

@@ -27,9 +27,9 @@ pub const REVIEW_CLOSE_KIND: &str = "review.close";
 pub const PAYMENT_NOTICE_KIND: &str = "notify.payment";
 pub const AUTO_ACCEPT_KIND: &str = "payment.auto_accept";
 
-/// The card a card order is paid to: the configured cards in turn, by order.
-pub fn card_for(settings: &Settings, order_id: i64) -> Option<Card> {
-    let cards = settings.payments.card.all();
+/// The card a card order in `currency` is paid to: the configured cards that take it, in turn, by order.
+pub fn card_for(settings: &Settings, order_id: i64, currency: crate::domain::Currency) -> Option<Card> {
+    let cards: Vec<Card> = settings.payments.card.all().into_iter().filter(|c| c.takes(currency)).collect();
     if cards.is_empty() {
         return None;
     }

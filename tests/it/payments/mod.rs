@@ -4,6 +4,7 @@
 
 mod admin;
 mod flow;
+mod methods;
 mod races;
 mod receipts;
 mod renewals;
