@@ -546,3 +546,15 @@ pub async fn take_unannounced(conn: &mut PgConnection, limit: i64) -> sqlx::Resu
     .fetch_all(conn)
     .await
 }
+
+/// Whether another payment of the order took money already (the order cannot take a second one).
+pub async fn other_settled(db: impl PgExecutor<'_>, order_id: i64, payment_id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM payments WHERE order_id = $1 AND id <> $2
+                           AND status IN ('accepted', 'auto_accepted', 'succeeded')) AS "x!""#,
+        order_id,
+        payment_id
+    )
+    .fetch_one(db)
+    .await
+}

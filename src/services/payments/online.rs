@@ -214,11 +214,16 @@ pub async fn settle(pool: &PgPool, settings: &Settings, payment_id: i64, report:
             if !matches!(payment.status, PaymentStatus::Pending | PaymentStatus::Failed) {
                 return Ok(Settled::Unchanged);
             }
-            if (*amount_minor, *currency) != (payment.amount_minor, payment.currency) {
-                let why = format!(
-                    "the gateway reported {amount_minor} {currency} for a payment of {} {}",
-                    payment.amount_minor, payment.currency
-                );
+            let paid_twice = db::payments::other_settled(&mut *tx, payment.order_id, payment_id).await?;
+            if paid_twice || (*amount_minor, *currency) != (payment.amount_minor, payment.currency) {
+                let why = if paid_twice {
+                    format!("order #{} was paid already by another payment; refund this one", payment.order_id)
+                } else {
+                    format!(
+                        "the gateway reported {amount_minor} {currency} for a payment of {} {}",
+                        payment.amount_minor, payment.currency
+                    )
+                };
                 drop(tx);
                 if db::payments::flag(pool, payment_id, &why).await? {
                     let text = format!(
