@@ -153,16 +153,16 @@ pub async fn transition(conn: &mut PgConnection, id: i64, from: OrderStatus, to:
     Ok(done.rows_affected() == 1)
 }
 
-/// `draft → awaiting_payment` with the plan and the price snapshot it will be paid at, and for a card order the
-/// card shown and the minutes it may take to pay.
+/// `draft → awaiting_payment` with the plan and the price snapshot it will be paid at, the minutes it may take
+/// to pay, and for a card order the card shown.
 pub async fn submit(
     conn: &mut PgConnection,
     id: i64,
     plan_id: i64,
-    amount_minor: i64,
-    currency: Currency,
+    price: crate::domain::Money,
     selection: &serde_json::Value,
-    pay: Option<(&serde_json::Value, i32)>,
+    pay_to: Option<&serde_json::Value>,
+    pay_within_mins: i32,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         r#"UPDATE orders SET status = 'awaiting_payment', plan_id = $2, amount_minor = $3, currency = $4,
@@ -170,11 +170,11 @@ pub async fn submit(
             WHERE id = $1 AND status = 'draft'"#,
         id,
         plan_id,
-        amount_minor,
-        currency.as_str(),
+        price.minor(),
+        price.currency().as_str(),
         selection,
-        pay.map(|(to, _)| to),
-        pay.map(|(_, mins)| mins),
+        pay_to,
+        pay_within_mins,
     )
     .execute(conn)
     .await?;

@@ -558,3 +558,8 @@ pub async fn other_settled(db: impl PgExecutor<'_>, order_id: i64, payment_id: i
     .fetch_one(db)
     .await
 }
+
+/// A payment's public id (a UUID: unique across every install, unlike `id`).
+pub async fn public_id(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<uuid::Uuid>> {
+    sqlx::query_scalar!("SELECT public_id FROM payments WHERE id = $1", id).fetch_optional(db).await
+}

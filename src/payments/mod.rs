@@ -17,6 +17,9 @@ pub struct CheckoutRequest {
     /// Our payment id and order id (carried in the gateway's metadata).
     pub payment_id: i64,
     pub order_id: i64,
+    /// Our payment's public id (a UUID, unique across installs sharing one gateway account): carried in the
+    /// gateway's metadata so a report is matched to this install's payment and no other.
+    pub reference: String,
     /// Exactly what the order costs; never the customer's word.
     pub amount: Money,
     /// What the customer sees on the gateway's page.

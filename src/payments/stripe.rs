@@ -173,8 +173,10 @@ pub fn session_form(request: &CheckoutRequest, now: DateTime<Utc>) -> Result<Vec
         ("client_reference_id", order.clone()),
         ("metadata[order_id]", order.clone()),
         ("metadata[payment_id]", payment.clone()),
+        ("metadata[payment_ref]", request.reference.clone()),
         ("payment_intent_data[metadata][order_id]", order),
         ("payment_intent_data[metadata][payment_id]", payment),
+        ("payment_intent_data[metadata][payment_ref]", request.reference.clone()),
         ("expires_at", expires_at.to_string()),
     ];
     Ok(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
@@ -236,6 +238,7 @@ mod tests {
             amount: Money::from_minor(299, currency).unwrap(),
             description: "vpnshop order #42".into(),
             idempotency_key: "vpnshop-payment-7".into(),
+            reference: "0b7f4c2e-0000-4000-8000-000000000007".into(),
             success_url: "https://t.me/shop_bot?start=paid_42".into(),
             cancel_url: "https://t.me/shop_bot?start=paid_42".into(),
             callback_url: String::new(),

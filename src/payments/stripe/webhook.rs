@@ -188,6 +188,8 @@ pub struct Refs {
     pub order_id: Option<i64>,
     #[serde(deserialize_with = "number_text")]
     pub payment_id: Option<i64>,
+    /// Our payment's public id: only an install that made the payment knows it.
+    pub payment_ref: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -304,7 +306,7 @@ mod tests {
         let What::Paid(session) = &paid.what else { panic!("{paid:?}") };
         assert_eq!((session.amount_total, session.currency.as_deref()), (Some(299), Some("usd")));
         assert_eq!(session.payment_intent.as_deref(), Some("pi_1"));
-        assert_eq!(session.metadata, Refs { order_id: Some(42), payment_id: Some(7) });
+        assert_eq!(session.metadata, Refs { order_id: Some(42), payment_id: Some(7), payment_ref: None });
         assert!(matches!(parse_event(completed("unpaid").as_bytes()).unwrap().what, What::Processing(_)));
 
         let refund = br#"{"id":"evt_2","type":"charge.refunded","data":{"object":{"id":"ch_1","object":"charge",

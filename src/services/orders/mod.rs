@@ -241,14 +241,17 @@ pub async fn submit(
     let mut tx = pool.begin().await?;
     let row = db::orders::lock(&mut tx, order_id).await?.ok_or(AppError::NotFound("order"))?;
     row.status.check(OrderStatus::AwaitingPayment)?;
-    let amount = quote.price.minor();
     let card = match method {
         PaymentMethod::Card => crate::services::payments::card_for(shop.settings, order_id, currency),
         _ => None,
     };
     let card = card.map(|c| serde_json::to_value(c).map_err(anyhow::Error::from)).transpose()?;
-    let pay = card.as_ref().map(|c| (c, shop.settings.payments.card.deadline_mins));
-    if !db::orders::submit(&mut tx, order_id, quote.plan.plan_id, amount, currency, &json, pay).await? {
+    // an order unpaid by its deadline expires (a later order is priced afresh)
+    let within = match method {
+        PaymentMethod::Card => shop.settings.payments.card.deadline_mins,
+        _ => i32::try_from(shop.settings.payments.online_expiry_mins).unwrap_or(i32::MAX),
+    };
+    if !db::orders::submit(&mut tx, order_id, quote.plan.plan_id, quote.price, &json, card.as_ref(), within).await? {
         return Err(AppError::conflict("this purchase is no longer open"));
     }
     tx.commit().await?;

@@ -93,6 +93,9 @@ pub fn public_url(settings: &Settings, path: &str) -> String {
     format!("{base}/{path}")
 }
 
+/// How long a payment attempt without its page yet is taken to be still talking to the gateway.
+const CHECKOUT_PATIENCE_SECS: i64 = 60;
+
 /// A payment attempt sent to its gateway: where the customer pays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
@@ -133,7 +136,33 @@ pub async fn start(
     {
         return Ok(Ok(Started { payment_id: open.id, url }));
     }
+    if let Some(open) = db::payments::open_of_order(&mut *tx, order_id).await? {
+        let age = (db::now(&mut *tx).await? - open.created_at).num_seconds();
+        match open.method {
+            PaymentMethod::Card => return Err(AppError::conflict("a receipt of this order is being checked")),
+            // another tap is talking to the gateway right now
+            _ if open.checkout_url.is_none() && age < CHECKOUT_PATIENCE_SECS => {
+                return Ok(Err(GatewayError::Unavailable("the payment page is being prepared".into())));
+            }
+            // stale, another method's, or left without a page by a crash: this attempt replaces it (money it
+            // still brings is settled all the same, or held if the order was paid meanwhile)
+            _ => {
+                let why = Some("replaced by a new attempt");
+                let refs = ProcessorRefs::default();
+                db::payments::settle_online(
+                    &mut tx,
+                    open.id,
+                    PaymentStatus::Pending,
+                    PaymentStatus::Failed,
+                    &refs,
+                    why,
+                )
+                .await?;
+            }
+        }
+    }
     let payment_id = db::payments::insert_pending(&mut tx, order_id, method, amount, currency).await?;
+    let reference = db::payments::public_id(&mut *tx, payment_id).await?.unwrap_or_default().to_string();
     tx.commit().await?;
 
     let money = Money::from_minor(amount, currency).map_err(|e| AppError::Internal(e.into()))?;
@@ -142,7 +171,8 @@ pub async fn start(
         order_id,
         amount: money,
         description: format!("{} order #{order_id}", settings.provision.shop_name),
-        idempotency_key: format!("vpnshop-payment-{payment_id}"),
+        idempotency_key: format!("vpnshop-{reference}"),
+        reference,
         success_url: return_url(settings, order_id),
         cancel_url: return_url(settings, order_id),
         callback_url: public_url(settings, "pay/zarinpal/callback"),
@@ -239,7 +269,23 @@ pub async fn settle(pool: &PgPool, settings: &Settings, payment_id: i64, report:
             {
                 return Ok(Settled::Unchanged);
             }
-            fulfil::fulfil_paid(&mut tx, payment.order_id, jobs).await?;
+            if let Err(e) = fulfil::fulfil_paid(&mut tx, payment.order_id, jobs).await {
+                if e.is_internal() {
+                    return Err(e);
+                }
+                // the money is in, but the order cannot take it (its subscription ended meanwhile, …): nothing is
+                // granted and an admin decides (refund, or grant by hand)
+                drop(tx);
+                let why = format!("the order could not be fulfilled: {e}");
+                if db::payments::flag(pool, payment_id, &why).await? {
+                    let text = format!(
+                        "Payment #{payment_id} ({method}) was paid but not fulfilled: {why}. Refund it or grant it by hand."
+                    );
+                    notify::enqueue_admin_alert(pool, &format!("flagged:{payment_id}"), &text, jobs).await?;
+                }
+                tracing::warn!(payment.id = payment_id, reason = %why, "paid online payment held for an admin");
+                return Ok(Settled::Flagged(why));
+            }
             JobSpec::new(PAYMENT_NOTICE_KIND, serde_json::json!({ "payment_id": payment_id, "event": "accepted" }))
                 .once(format!("payment.notice:{payment_id}:accepted"))
                 .enqueue(&mut *tx, jobs)

@@ -135,18 +135,19 @@ fn paid_already(e: &AppError) -> bool {
     }
 }
 
-/// Our Stripe payment: by a Checkout Session or PaymentIntent id, else by the ids in the metadata (both must name
-/// the same Stripe payment).
+/// Our Stripe payment: by a Checkout Session or PaymentIntent id, else by the metadata — its ids and its
+/// `payment_ref`, our payment's public id, which another install sharing the Stripe account cannot name.
 async fn find_payment(pool: &PgPool, ids: [Option<&String>; 2], meta: &Refs) -> AppResult<Option<i64>> {
     for id in ids.into_iter().flatten() {
         if let Some(found) = db::payments::by_processor_id(pool, PaymentMethod::Stripe, id).await? {
             return Ok(Some(found));
         }
     }
-    let Some(payment_id) = meta.payment_id else { return Ok(None) };
+    let (Some(payment_id), Some(reference)) = (meta.payment_id, meta.payment_ref.as_deref()) else { return Ok(None) };
+    let ours = db::payments::public_id(pool, payment_id).await?.is_some_and(|id| id.to_string() == reference);
     Ok(db::payments::find(pool, payment_id)
         .await?
-        .filter(|p| p.method == PaymentMethod::Stripe && Some(p.order_id) == meta.order_id)
+        .filter(|p| ours && p.method == PaymentMethod::Stripe && Some(p.order_id) == meta.order_id)
         .map(|p| p.id))
 }
 

@@ -116,7 +116,8 @@ async fn a_usd_customer_is_sent_to_a_checkout_session_for_the_exact_amount(pool:
     let call = &calls[0];
     assert_eq!(call.status, 200, "{call:#?}");
     assert_eq!(call.authorization.as_deref(), Some(format!("Bearer {STRIPE_KEY}").as_str()));
-    assert_eq!(call.idempotency_key.as_deref(), Some(format!("vpnshop-payment-{payment}").as_str()));
+    let key = idempotency_key(pool, payment).await;
+    assert_eq!(call.idempotency_key.as_deref(), Some(key.as_str()), "the payment's own, install-wide unique key");
     let form = |k: &str| call.form.get(k).cloned().unwrap_or_else(|| panic!("no {k} in {:#?}", call.form));
     assert_eq!(form("mode"), "payment");
     assert_eq!(form("line_items[0][price_data][unit_amount]"), "299");
@@ -390,4 +391,11 @@ async fn large_and_frequent_deliveries_are_not_cut_by_the_public_limits(pool: Pg
     // and the webhook has its own body limit
     completed["data"]["object"]["custom_text"] = json!({ "note": "x".repeat(300 * 1024) });
     assert_eq!(deliver(&shop.app, &completed).await, 413);
+}
+
+/// The Idempotency-Key of a payment's checkout: its public id, unique across installs sharing a Stripe account.
+pub async fn idempotency_key(pool: &PgPool, payment: i64) -> String {
+    let id: uuid::Uuid =
+        sqlx::query_scalar("SELECT public_id FROM payments WHERE id = $1").bind(payment).fetch_one(pool).await.unwrap();
+    format!("vpnshop-{id}")
 }

@@ -42,7 +42,8 @@ async fn a_stripe_answering_500_leaves_the_order_payable_and_trying_again_pays(p
     assert_ne!(second, first);
     let calls = fake.calls();
     assert_eq!(calls.len(), 2);
-    assert_eq!(calls[1].idempotency_key.as_deref(), Some(format!("vpnshop-payment-{second}").as_str()));
+    let key = super::stripe::idempotency_key(pool, second).await;
+    assert_eq!(calls[1].idempotency_key.as_deref(), Some(key.as_str()));
     assert_eq!(pay_links(&shop, &u), [fake.sessions()[0].json["url"].as_str().unwrap().to_owned()]);
     let session = fake.sessions()[0].id.clone();
     assert_eq!(deliver(&shop.app, &fake.completed_event(&session)).await, 200);
@@ -64,7 +65,8 @@ async fn a_stripe_that_hangs_leaves_the_order_payable_and_the_customer_told(pool
     let first = payment_of(pool, order).await;
     let calls = fake.calls();
     assert_eq!(calls.len(), 2, "one retry (stripe.max_retries = 1)");
-    assert!(calls.iter().all(|c| c.idempotency_key == Some(format!("vpnshop-payment-{first}"))), "the same key");
+    let key = super::stripe::idempotency_key(pool, first).await;
+    assert!(calls.iter().all(|c| c.idempotency_key.as_ref() == Some(&key)), "the same key");
     assert!(fake.sessions().is_empty());
     assert_eq!(order_status(pool, order).await, "awaiting_payment");
 
@@ -103,6 +105,7 @@ fn request(minor: i64, currency: Currency, key: &str) -> CheckoutRequest {
         amount: Money::from_minor(minor, currency).unwrap(),
         description: "vpnshop order #1".into(),
         idempotency_key: key.into(),
+        reference: format!("ref-{key}"),
         success_url: "https://t.me/shop_bot?start=paid_1".into(),
         cancel_url: "https://t.me/shop_bot?start=paid_1".into(),
         callback_url: String::new(),
