@@ -77,3 +77,51 @@ async fn the_admins_hear_of_online_payments_in_one_digest_and_each_once(pool: Pg
     let digests = texts_to(&shop, ADMIN)[before..].iter().filter(|t| t.contains("Online payments received")).count();
     assert_eq!(digests, 1, "one message for the three");
 }
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn money_for_an_order_that_cannot_take_it_is_held_for_an_admin_and_grants_nothing(pool: PgPool) {
+    let shop = card_shop(pool).await;
+    let (state, pool) = (&shop.app.state, &shop.app.state.pool);
+    let u = customer(4621);
+    crate::bot::command(&shop, &u, "/start").await;
+    // a renewal whose subscription was revoked while the customer was on the payment page
+    let sub = crate::bot::subscription(pool, u.id, "revoked", 1, false).await;
+    let (order,): (i64,) = sqlx::query_as(
+        "INSERT INTO orders (user_id, kind, subscription_id, plan_id, amount_minor, currency, status)
+         SELECT user_id, 'renewal', id, plan_id, 299, 'USD', 'awaiting_payment' FROM subscriptions WHERE id = $1
+         RETURNING id",
+    )
+    .bind(sub)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let payment: i64 = sqlx::query_scalar(
+        "INSERT INTO payments (order_id, method, amount_minor, currency) VALUES ($1, 'stripe', 299, 'USD') RETURNING id",
+    )
+    .bind(order)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let report = Report::Paid { amount_minor: 299, currency: Currency::Usd, refs: ProcessorRefs::default() };
+    let settled = online::settle(pool, &state.settings, payment, &report).await.unwrap();
+    assert!(matches!(settled, Settled::Flagged(ref why) if why.contains("cannot be renewed")), "{settled:?}");
+    assert_eq!(payment_status(pool, payment).await, "pending", "not taken as done");
+    let (status, flagged): (String, bool) = sqlx::query_as(
+        "SELECT (SELECT status FROM orders WHERE id = $1), (SELECT flagged_at IS NOT NULL FROM payments WHERE id = $2)",
+    )
+    .bind(order)
+    .bind(payment)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), flagged), ("awaiting_payment", true));
+    wait_text(&shop, ADMIN, &format!("Payment #{payment} (stripe) was paid but not fulfilled")).await;
+    // the same report again: still held, the admins told once
+    online::settle(pool, &state.settings, payment, &report).await.unwrap();
+    let alerts: i64 = sqlx::query_scalar("SELECT count(*) FROM job_keys WHERE key = $1")
+        .bind(format!("alert:flagged:{payment}"))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(alerts, 1);
+}

@@ -354,13 +354,19 @@ async fn events_about_no_payment_of_ours_or_of_other_kinds_are_acknowledged_and_
     assert_eq!(deliver(&shop.app, &stranger(json!({}))).await, 200);
     let wrong_order = json!({ "payment_id": o.payment.to_string(), "order_id": (o.order + 1).to_string() });
     assert_eq!(deliver(&shop.app, &stranger(wrong_order)).await, 200);
+    // another install on the same Stripe account: our ids by coincidence, but not our payment's public id
+    let other_install = json!({ "payment_id": o.payment.to_string(), "order_id": o.order.to_string(),
+                                "payment_ref": uuid::Uuid::new_v4().to_string() });
+    assert_eq!(deliver(&shop.app, &stranger(other_install)).await, 200);
+    let no_ref = json!({ "payment_id": o.payment.to_string(), "order_id": o.order.to_string() });
+    assert_eq!(deliver(&shop.app, &stranger(no_ref)).await, 200);
     assert_eq!(
         deliver(&shop.app, &event("customer.created", json!({ "id": "cus_1", "object": "customer" }))).await,
         200
     );
     assert_eq!(payment_status(pool, o.payment).await, "pending");
     assert_eq!(scalar(pool, SUBS, o.order).await, 0);
-    assert_eq!(number(pool, EVENTS).await, 3, "each seen once");
+    assert_eq!(number(pool, EVENTS).await, 5, "each seen once");
     let flagged = "SELECT count(*) FROM payments WHERE flagged_at IS NOT NULL AND order_id = $1";
     assert_eq!(scalar(pool, flagged, o.order).await, 0);
 }

@@ -244,3 +244,39 @@ async fn an_order_paid_on_two_sessions_is_fulfilled_once_and_the_second_payment_
     assert_eq!(scalar(pool, held, second).await, 1, "held for an admin to refund");
     wait_text(&shop, crate::payments::ADMIN, &format!("Payment #{second} (stripe) was not fulfilled")).await;
 }
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn an_attempt_left_without_its_page_does_not_block_the_order(pool: PgPool) {
+    let (shop, fake) = stripe_shop_with(pool, |_| {}).await;
+    let pool = &shop.app.state.pool;
+    let u = customer(6290);
+    let (order, summary) = walk_to_summary(&shop, &u).await;
+    let pay = summary.data(&format!("p:{order}:stripe"));
+    press(&shop, &u, &pay).await;
+    let first = payment_of(pool, order).await;
+    // as if an instance died between creating the attempt and storing its page
+    sqlx::query("UPDATE payments SET checkout_url = NULL, stripe_session_id = NULL WHERE id = $1")
+        .bind(first)
+        .execute(pool)
+        .await
+        .unwrap();
+    // a moment later: another tap may still be talking to Stripe, so the customer is asked to try again
+    let screen = press(&shop, &u, &format!("o:{order}")).await;
+    assert!(screen.text.contains(UNAVAILABLE), "{}", screen.text);
+    assert_eq!(payment_of(pool, order).await, first, "no second attempt yet");
+    // a minute on, the attempt is replaced and the customer gets a page
+    sqlx::query("UPDATE payments SET created_at = now() - interval '2 minutes' WHERE id = $1")
+        .bind(first)
+        .execute(pool)
+        .await
+        .unwrap();
+    press(&shop, &u, &format!("o:{order}")).await;
+    let second = payment_of(pool, order).await;
+    assert_ne!(second, first);
+    assert_eq!(payment_status(pool, first).await, "failed");
+    assert_eq!(pay_links(&shop, &u).len(), 1, "a page to pay on");
+    assert_eq!(fake.sessions().len(), 2);
+    // and /start shows it too, without an error
+    let start = crate::bot::command(&shop, &u, "/start").await;
+    assert!(start.text.contains("secure payment page"), "{}", start.text);
+}
