@@ -232,6 +232,9 @@ pub async fn reconcile(pool: &PgPool, settings: &Settings, zarinpal: &Zarinpal) 
     result.map(|()| done)
 }
 
+/// How many payments in a row Zarinpal may leave unanswered before a run stops.
+const GIVE_UP_AFTER: u32 = 3;
+
 async fn reconcile_into(
     pool: &PgPool,
     settings: &Settings,
@@ -245,6 +248,9 @@ async fn reconcile_into(
             return Ok(());
         }
     };
+    // Zarinpal not answering several in a row: stop and leave the rest for the next run; one payment it answers
+    // oddly (or that cannot be settled) is logged and skipped, never blocks the others
+    let mut unanswered = 0;
     for item in listed {
         // another shop's payment on the same merchant, or one we no longer have
         let Some(id) = db::payments::by_processor_id(pool, PaymentMethod::Zarinpal, &item.authority).await? else {
@@ -254,11 +260,22 @@ async fn reconcile_into(
         if !matches!(payment.status, PaymentStatus::Pending | PaymentStatus::Failed) {
             continue;
         }
-        match verify_and_settle(pool, settings, zarinpal, &payment, Why::Unverified).await? {
-            Outcome::Paid => done.paid += 1,
-            Outcome::Pending => return Ok(()),
-            _ => {}
+        match verify_and_settle(pool, settings, zarinpal, &payment, Why::Unverified).await {
+            Ok(Outcome::Paid) => done.paid += 1,
+            Ok(Outcome::Pending) => {
+                unanswered += 1;
+                if unanswered >= GIVE_UP_AFTER {
+                    return Ok(());
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) if !e.is_internal() => {
+                tracing::warn!(payment.id = payment.id, error = %e, "an unverified Zarinpal payment could not be settled");
+            }
+            Err(e) => return Err(e),
         }
+        unanswered = 0;
     }
     let window = online::checkout_window(settings).as_secs_f64();
     for payment in db::payments::pending_online(pool, PaymentMethod::Zarinpal, window, BATCH).await? {
@@ -272,12 +289,29 @@ async fn reconcile_into(
             done.expired += u64::from(settle_failed(pool, settings, payment.id, &reason).await?);
             continue;
         }
-        match verify_and_settle(pool, settings, zarinpal, &payment, Why::Expiring).await? {
-            Outcome::Paid => done.paid += 1,
-            Outcome::NotPaid | Outcome::Invalid | Outcome::AmountMismatch => done.expired += 1,
-            Outcome::Pending => return Ok(()),
-            Outcome::Cancelled | Outcome::Held => {}
+        match verify_and_settle(pool, settings, zarinpal, &payment, Why::Expiring).await {
+            Ok(Outcome::Paid) => done.paid += 1,
+            Ok(Outcome::NotPaid | Outcome::Invalid | Outcome::AmountMismatch) => done.expired += 1,
+            Ok(Outcome::Pending) => {
+                unanswered += 1;
+                if unanswered >= GIVE_UP_AFTER {
+                    return Ok(());
+                }
+                // long past its window and still not confirmed: it expires (money Zarinpal still reports as
+                // unverified later is settled all the same)
+                if payment.created_at < chrono::Utc::now() - chrono::Duration::seconds((window * 2.0) as i64) {
+                    let reason = Why::Expiring.reason("Zarinpal never confirmed it");
+                    done.expired += u64::from(settle_failed(pool, settings, payment.id, &reason).await?);
+                }
+                continue;
+            }
+            Ok(Outcome::Cancelled | Outcome::Held) => {}
+            Err(e) if !e.is_internal() => {
+                tracing::warn!(payment.id = payment.id, error = %e, "a stale Zarinpal payment could not be settled");
+            }
+            Err(e) => return Err(e),
         }
+        unanswered = 0;
     }
     Ok(())
 }

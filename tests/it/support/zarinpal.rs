@@ -30,6 +30,8 @@ pub enum Failure {
     Status500,
     /// No answer for this long (longer than the client's timeout).
     Hang(Duration),
+    /// An error answer with this code (e.g. -53: a session of another merchant).
+    Code(i64),
 }
 
 /// A payment as Zarinpal holds it.
@@ -190,6 +192,10 @@ async fn endpoint(State(shared): State<Shared>, Path(file): Path<String>, body: 
             return (StatusCode::INTERNAL_SERVER_ERROR, Html("<h1>500 Internal Server Error</h1>")).into_response();
         }
         Some(Failure::Hang(d)) => tokio::time::sleep(d).await,
+        Some(Failure::Code(code)) => {
+            let (status, answer) = error(StatusCode::UNPROCESSABLE_ENTITY, code, "injected error");
+            return (status, axum::Json(answer)).into_response();
+        }
         None => {}
     }
     let mut inner = lock(&shared);

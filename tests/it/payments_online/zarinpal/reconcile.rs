@@ -126,3 +126,36 @@ async fn a_callback_zarinpal_cannot_confirm_is_verified_again_until_it_can(pool:
     assert_eq!(codes, [None, None, None, None, Some(100)], "two tries of the callback, two of the job's first run");
     assert_eq!(sweep(&z).await, 0, "nothing left for the sweep");
 }
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_payment_zarinpal_answers_oddly_never_blocks_the_ones_after_it(pool: PgPool) {
+    let z = zarinpal_shop(pool).await;
+    let (shop, pool) = (&z.shop, &z.shop.app.state.pool);
+    // the oldest: Zarinpal answers its verify with -53 (another merchant's session) every time
+    let (odd_order, _) = order_by_zarinpal(shop, &persian(7231)).await;
+    let (odd_payment, _) = payment_of(pool, odd_order).await;
+    make_stale(pool, odd_payment).await;
+    // a later one, paid and never verified, hidden from unVerified.json: only the stale pass finds it
+    let (paid_order_id, paid_payment, _) = paid_order(&z, &persian(7232)).await;
+    make_stale(pool, paid_payment).await;
+    z.zp.hide_from_unverified(&payment_of(pool, paid_order_id).await.1);
+
+    for _ in 0..2 {
+        z.zp.fail_next("verify", 1, Failure::Code(-53));
+        sweep(&z).await;
+        assert_eq!(status_of(pool, paid_payment).await.0, "succeeded", "the one after it is settled");
+    }
+    assert_eq!(subscriptions_of(pool, paid_order_id).await, 1);
+    assert_eq!(status_of(pool, odd_payment).await.0, "pending", "within twice its window it waits");
+    // long past its window, a payment Zarinpal never confirms expires
+    sqlx::query("UPDATE payments SET created_at = now() - interval '1 day' WHERE id = $1")
+        .bind(odd_payment)
+        .execute(pool)
+        .await
+        .unwrap();
+    z.zp.fail_next("verify", 1, Failure::Code(-53));
+    sweep(&z).await;
+    let (status, reason) = status_of(pool, odd_payment).await;
+    assert_eq!(status, "failed");
+    assert!(reason.as_deref().is_some_and(|r| r.contains("never confirmed")), "{reason:?}");
+}
