@@ -295,6 +295,17 @@ pub async fn cancel(pool: &PgPool, user_id: i64, order_id: i64) -> AppResult<Can
         .filter(|o| o.user_id == user_id)
         .ok_or_else(|| AppError::conflict("this purchase is no longer open"))?;
     row.status.check(OrderStatus::Cancelled).map_err(|_| AppError::conflict("this purchase is no longer open"))?;
+    // an online payment page left open is given up with the order (money it still brings is settled all the
+    // same); a card receipt under review keeps the order
+    if let Some(open) = db::payments::open_of_order(&mut *tx, order_id).await?
+        && open.method != PaymentMethod::Card
+        && open.status == crate::domain::status::PaymentStatus::Pending
+    {
+        let refs = db::payments::ProcessorRefs::default();
+        let why = Some("the customer cancelled the order");
+        use crate::domain::status::PaymentStatus::{Failed, Pending};
+        db::payments::settle_online(&mut tx, open.id, Pending, Failed, &refs, why).await?;
+    }
     if !db::orders::cancel_open(&mut tx, order_id, user_id).await? {
         return Ok(Cancel::BeingChecked);
     }

@@ -125,3 +125,21 @@ async fn money_for_an_order_that_cannot_take_it_is_held_for_an_admin_and_grants_
         .unwrap();
     assert_eq!(alerts, 1);
 }
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn an_order_with_an_open_payment_page_can_be_cancelled_and_late_money_still_counts(pool: PgPool) {
+    let shop = card_shop(pool).await;
+    let (state, pool) = (&shop.app.state, &shop.app.state.pool);
+    let u = customer(4631);
+    let (order, payment, amount) = online_payment(&shop, &u).await;
+    let user_id: i64 =
+        sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1").bind(order).fetch_one(pool).await.unwrap();
+    let cancelled = vpnshop::services::orders::cancel(pool, user_id, order).await.unwrap();
+    assert_eq!(cancelled, vpnshop::services::orders::Cancel::Cancelled, "an open payment page does not hold the order");
+    assert_eq!(crate::bot::order_row(pool, order).await.0, "cancelled");
+    assert_eq!(payment_status(pool, payment).await, "failed");
+    // the customer paid on the page anyway: they get what they paid for
+    let report = Report::Paid { amount_minor: amount, currency: Currency::Usd, refs: ProcessorRefs::default() };
+    assert_eq!(online::settle(pool, &state.settings, payment, &report).await.unwrap(), Settled::Fulfilled);
+    assert_eq!(crate::bot::order_row(pool, order).await.0, "fulfilled");
+}
