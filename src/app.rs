@@ -303,6 +303,8 @@ pub fn sweeps(state: &AppState) -> HashMap<String, Arc<dyn Sweep>> {
     sweeps.insert("auto_accept".into(), Arc::new(payments));
     let zarinpal = crate::jobs::zarinpal::ReconcileSweep::new(&pool, &state.settings, &state.gateways);
     sweeps.insert("payments_reconcile".into(), Arc::new(zarinpal));
+    let stripe = crate::jobs::stripe::ReconcileSweep::new(&pool, &state.settings, &state.gateways);
+    sweeps.insert("stripe_reconcile".into(), Arc::new(stripe));
     sweeps
 }
 

@@ -69,6 +69,7 @@ fn describe() {
     describe_counter!("vpnshop_online_checkouts_total", "Online payments started at a gateway, by method and result");
     describe_counter!("vpnshop_online_settlements_total", "Gateway reports applied to payments, by method and result");
     describe_counter!("vpnshop_stripe_webhooks_total", "Stripe webhook deliveries, by result (or why refused)");
+    describe_counter!("vpnshop_stripe_reconciled_total", "Stripe payments the sweep settled or skipped, by result");
     describe_gauge!("vpnshop_telegram_intake_queue", "Telegram updates waiting to be stored");
     describe_counter!("vpnshop_telegram_updates_total", "Telegram updates received, by result (stored, duplicate)");
     describe_counter!("vpnshop_telegram_webhook_rejected_total", "Webhook requests refused, by reason");

@@ -11,6 +11,7 @@ pub mod maintenance;
 pub mod payments;
 pub mod provision;
 pub mod scheduler;
+pub mod stripe;
 pub mod worker;
 pub mod zarinpal;
 

@@ -3,8 +3,9 @@
 //! (Stripe answers a repeat with the first result). Retries are only those that stay safe: a request that timed
 //! out, could not connect, or was told to wait (409 `idempotency_key_in_use`, 429) goes again with the same key.
 //! A 5xx is not retried — Stripe stores it under the key and would only replay it — and reports the gateway as
-//! unavailable; the next attempt is a new payment with a new key. The webhook's side (signatures, events) is in
-//! [`webhook`].
+//! unavailable; the next attempt is a new payment with a new key. A session is read back as it stands now
+//! ([`Stripe::retrieve_session`], for reconciliation when no webhook came). The webhook's side (signatures,
+//! events) is in [`webhook`].
 
 pub mod webhook;
 
@@ -104,6 +105,69 @@ impl Stripe {
             Attempt::Done(Err(GatewayError::Refused(what)))
         }
     }
+}
+
+impl Stripe {
+    /// The Checkout Session as it stands now (`GET /v1/checkout/sessions/{id}`, one try): `None` when Stripe does
+    /// not know it (404). No answer, a 5xx or 429, or an unreadable body is `Unavailable`; another refusal (a
+    /// wrong key, a malformed id) is `Refused`.
+    pub async fn retrieve_session(&self, id: &str) -> Result<Option<SessionState>, GatewayError> {
+        let mut url = self.sessions_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| GatewayError::Refused("stripe.api_url cannot take a path".into()))?
+            .push(id);
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(self.secret_key.expose_secret())
+            .send()
+            .await
+            .map_err(|e| GatewayError::Unavailable(format!("no answer from Stripe: {}", error_chain(&e))))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| GatewayError::Unavailable(format!("Stripe's answer broke off: {}", error_chain(&e))))?;
+        if status.is_success() {
+            return serde_json::from_slice::<SessionState>(&body)
+                .map(Some)
+                .map_err(|e| GatewayError::Unavailable(format!("unreadable Checkout Session {id} from Stripe: {e}")));
+        }
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let what = serde_json::from_slice::<ErrorBody>(&body).map(|b| b.error).unwrap_or_default().describe(status);
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            Err(GatewayError::Unavailable(what))
+        } else {
+            Err(GatewayError::Refused(what))
+        }
+    }
+}
+
+/// A Checkout Session as Stripe shows it now (the parts reconciliation reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionState {
+    pub id: String,
+    /// `open`, `complete` or `expired`.
+    pub status: Option<String>,
+    /// `paid`, `unpaid` or `no_payment_required`.
+    pub payment_status: Option<String>,
+    pub amount_total: Option<i64>,
+    /// Lowercase ISO code.
+    pub currency: Option<String>,
+    /// The PaymentIntent's id (or the object, when expanded).
+    #[serde(default, deserialize_with = "id_or_object")]
+    pub payment_intent: Option<String>,
+}
+
+/// An id Stripe may send as a string or, expanded, as an object with an `id`.
+fn id_or_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::String(id)) => Some(id),
+        Some(serde_json::Value::Object(o)) => o.get("id").and_then(|v| v.as_str()).map(str::to_owned),
+        _ => None,
+    })
 }
 
 enum Attempt {

@@ -4,4 +4,5 @@
 
 mod stripe;
 mod stripe_bot;
+mod stripe_reconcile;
 mod zarinpal;

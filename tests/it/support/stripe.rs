@@ -5,6 +5,9 @@
 //! `idempotency_error`; a request while the same key still runs is a 409 `idempotency_key_in_use`; validation
 //! errors are not stored. Failures can be injected (500, a hang, a lost answer). It records every call and keeps
 //! the sessions, and builds the events Stripe would send about them; [`signature`] signs them like Stripe.
+//! `GET /v1/checkout/sessions/{id}` shows a session as it stands now (404 `resource_missing` for one it never
+//! made); a test changes that state without any webhook ([`FakeStripe::pay`], [`FakeStripe::expire`]) and can
+//! make reads fail ([`FakeStripe::fail_retrieves`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -13,10 +16,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
@@ -35,6 +38,8 @@ pub enum Failure {
     /// Creates the session and stores the result, then answers only after this long (an answer lost to a
     /// client's timeout).
     SlowAfterCreate(Duration),
+    /// Session reads only: a 400 `invalid_request_error` (creates ignore it).
+    Status400,
 }
 
 /// One request the fake received, and how it was answered.
@@ -68,6 +73,10 @@ struct Inner {
     stored: HashMap<String, Stored>,
     running: HashSet<String>,
     failures: VecDeque<Failure>,
+    /// How the next session reads fail (`Status500`, `Hang`), in order.
+    retrieve_failures: VecDeque<Failure>,
+    /// The session ids read, in order, and how each was answered (0: never).
+    retrieved: Vec<(String, u16)>,
     next: u64,
 }
 
@@ -92,7 +101,10 @@ impl FakeStripe {
         let shared = Arc::new(Shared::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake stripe");
         let addr = listener.local_addr().expect("fake stripe addr");
-        let app = Router::new().route("/v1/checkout/sessions", post(create_session)).with_state(shared.clone());
+        let app = Router::new()
+            .route("/v1/checkout/sessions", post(create_session))
+            .route("/v1/checkout/sessions/{id}", get(retrieve_session))
+            .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -107,6 +119,37 @@ impl FakeStripe {
     /// The next request that passes validation fails this way (several queue up, in order).
     pub fn fail_next(&self, failure: Failure) {
         self.shared.lock().failures.push_back(failure);
+    }
+
+    /// The next `n` session reads fail this way (`Status500` or `Hang`).
+    pub fn fail_retrieves(&self, n: usize, failure: Failure) {
+        self.shared.lock().retrieve_failures.extend(std::iter::repeat_n(failure, n));
+    }
+
+    /// The session ids read with `GET /v1/checkout/sessions/{id}`, in order, with the status answered (0: none).
+    pub fn retrieved(&self) -> Vec<(String, u16)> {
+        self.shared.lock().retrieved.clone()
+    }
+
+    /// The session expired unpaid (Stripe closed it); returns it as it is now.
+    pub fn expire(&self, id: &str) -> Value {
+        let mut inner = self.shared.lock();
+        let session = inner.sessions.iter_mut().find(|s| s.id == id).unwrap_or_else(|| panic!("no session {id}"));
+        session.json["status"] = json!("expired");
+        session.json["url"] = Value::Null;
+        session.json.clone()
+    }
+
+    /// Changes the session as Stripe shows it.
+    pub fn edit(&self, id: &str, change: impl FnOnce(&mut Value)) {
+        let mut inner = self.shared.lock();
+        let session = inner.sessions.iter_mut().find(|s| s.id == id).unwrap_or_else(|| panic!("no session {id}"));
+        change(&mut session.json);
+    }
+
+    /// Stripe forgets the session (another account's key, a deleted test session): reads answer 404.
+    pub fn forget(&self, id: &str) {
+        self.shared.lock().sessions.retain(|s| s.id != id);
     }
 
     pub fn calls(&self) -> Vec<StripeCall> {
@@ -257,6 +300,44 @@ async fn create_session(State(shared): State<Arc<Shared>>, headers: HeaderMap, b
     let mut response = (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
     response.headers_mut().insert("request-id", format!("req_test_{}", uuid::Uuid::new_v4().simple()).parse().unwrap());
     response
+}
+
+async fn retrieve_session(State(shared): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let (status, body, hang) = {
+        let mut inner = shared.lock();
+        let (status, body, hang) = if authorization != Some(&format!("Bearer {STRIPE_KEY}")) {
+            let (status, body) = error(401, "invalid_request_error", None, None, "Invalid API Key provided");
+            (status, body, false)
+        } else {
+            match inner.retrieve_failures.pop_front() {
+                Some(Failure::Hang) => (0, Value::Null, true),
+                Some(Failure::Status500) => {
+                    let (status, body) = error(500, "api_error", None, None, "An unknown error occurred");
+                    (status, body, false)
+                }
+                Some(Failure::Status400) => {
+                    let (status, body) = error(400, "invalid_request_error", None, None, "Invalid request");
+                    (status, body, false)
+                }
+                _ => match inner.sessions.iter().find(|s| s.id == id) {
+                    Some(session) => (200, session.json.clone(), false),
+                    None => {
+                        let message = format!("No such checkout.session: '{id}'");
+                        let (status, body) =
+                            error(404, "invalid_request_error", Some("resource_missing"), Some("session"), &message);
+                        (status, body, false)
+                    }
+                },
+            }
+        };
+        inner.retrieved.push((id, status));
+        (status, body, hang)
+    };
+    if hang {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
 }
 
 /// Status, body, a delay before answering, whether to hold the request.
