@@ -652,6 +652,14 @@ impl Settings {
                     self.telegram.handler_timeout_secs
                 ));
             }
+            // the callback verifies within one HTTP request: cut off mid-verify, only its follow-up job settles it
+            if worst >= self.http.request_timeout_secs {
+                problems.push(format!(
+                    "`zarinpal.timeout_secs` + 1 times (`zarinpal.retries` + 1) is {worst} s: it must stay below \
+                     `http.request_timeout_secs` ({} s)",
+                    self.http.request_timeout_secs
+                ));
+            }
         }
         if zarinpal.connect_timeout_secs == 0 || zarinpal.timeout_secs == 0 || zarinpal.retries > 5 {
             problems.push(

@@ -198,6 +198,13 @@ fn zarinpal_wants_a_merchant_uuid_and_timeouts_that_fit_a_tap() {
     let slow = env(&[merchant, ("VPNSHOP__ZARINPAL__TIMEOUT_SECS", "20")]);
     let err = Settings::load_from(&config_dir(), slow).unwrap_err().to_string();
     assert!(err.contains("zarinpal.timeout_secs") && err.contains("telegram.handler_timeout_secs"), "{err}");
+    // the callback verifies within one HTTP request: the worst case must fit its timeout too
+    let cut = env(&[merchant, ("VPNSHOP__HTTP__REQUEST_TIMEOUT_SECS", "20")]);
+    let err = Settings::load_from(&config_dir(), cut).unwrap_err().to_string();
+    assert!(err.contains("zarinpal.timeout_secs") && err.contains("http.request_timeout_secs"), "{err}");
+    assert!(!err.contains("telegram.handler_timeout_secs"), "{err}");
+    let roomy = env(&[merchant, ("VPNSHOP__HTTP__REQUEST_TIMEOUT_SECS", "23")]);
+    Settings::load_from(&config_dir(), roomy).unwrap();
     let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP__ZARINPAL__RETRIES", "9")])).unwrap_err().to_string();
     assert!(err.contains("zarinpal.retries"), "{err}");
 }

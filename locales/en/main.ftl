@@ -122,6 +122,7 @@ zarinpal-not-paid = Zarinpal did not confirm a payment for order <b>#{ $order }<
 zarinpal-invalid = This payment of order <b>#{ $order }</b> is no longer valid at Zarinpal, so the order is not paid. Start a new payment from the bot.
 zarinpal-mismatch = The amount paid does not match order <b>#{ $order }</b>, so the order was not fulfilled. Our team has been told; please write to { $support }.
 zarinpal-held = Your payment for order <b>#{ $order }</b> arrived, but the order had already been settled, so our team checks it by hand. Please write to { $support }.
+zarinpal-already-paid = Order <b>#{ $order }</b> was already paid, so this payment was not taken. If money left your account, Zarinpal and your bank return it to you automatically.
 zarinpal-pending = We could not confirm the payment of order <b>#{ $order }</b> yet. If you paid, it is confirmed automatically within a few minutes, and the bot tells you.
 btn-copy-card = 📋 Copy card number
 btn-payment-details = 💳 Payment details

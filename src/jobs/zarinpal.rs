@@ -1,7 +1,9 @@
 //! Zarinpal's background work. The `payments_reconcile` sweep: payments that were paid but never came back to us
 //! are verified and fulfilled, and stale unpaid ones expire (`services::payments::zarinpal::reconcile`); one
-//! instance runs it at a time (the scheduler's lock). The `zarinpal.verify` job: a callback Zarinpal could not
-//! confirm is verified again, with the job queue's backoff, until Zarinpal answers. Each payment is settled under
+//! instance runs it at a time (the scheduler's lock). The `zarinpal.verify` job: queued by every callback before it
+//! verifies (due once the request timeout has surely ended it; at once when Zarinpal did not answer), it verifies a
+//! payment still pending again, with the job queue's backoff, until Zarinpal answers — so a callback cut off
+//! mid-verify is followed up too; a payment settled meanwhile is left alone. Each payment is settled under
 //! its own row lock, so a callback arriving meanwhile is safe.
 
 use std::sync::Arc;

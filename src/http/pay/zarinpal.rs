@@ -56,6 +56,7 @@ async fn callback(
                 Outcome::Invalid => "zarinpal-invalid",
                 Outcome::AmountMismatch => "zarinpal-mismatch",
                 Outcome::Held => "zarinpal-held",
+                Outcome::AlreadyPaid => "zarinpal-already-paid",
                 Outcome::Pending => "zarinpal-pending",
             };
             Page::new(returned.language, key).order(returned.order_id).render(settings, Some(returned.order_id))

@@ -3,11 +3,14 @@
 //! asked with the amount from our database, answers 100 or 101 — and then it goes through `online::settle`, which
 //! locks the payment and fulfils its order exactly once, however many callbacks, instances and sweeps report it.
 //!
-//! - Callback `OK`: verify → 100/101 paid; -51 (not paid) and -54 (no such authority) fail the payment; -50 (the
+//! - Callback `OK`: a payment of ours already paid is answered from our state (Zarinpal is not asked again); an
+//!   order another payment already paid is not verified at all (unverified money goes back to the payer by
+//!   itself) and this payment fails. Otherwise the `VERIFY_KIND` job is queued first (due once the request
+//!   timeout has surely cut the callback off, so a cut-off callback is always followed up), then verify → 100/101 paid; -51 (not paid) and -54 (no such authority) fail the payment; -50 (the
 //!   amount is not ours) fails it and holds it for an admin; anything else (Zarinpal down, -12 …) leaves it
 //!   pending and a job verifies it again with backoff (`VERIFY_KIND`). `NOK` fails it (money arriving later
 //!   still fulfils: see `settle`).
-//! - Sweep: every payment `unVerified.json` lists that is ours is verified (with our amount) and settled; pending
+//! - Sweep: every payment `unVerified.json` lists that is ours (and whose order no other payment paid) is verified (with our amount) and settled; pending
 //!   ones older than the checkout window are verified once more and, still unpaid, fail as expired.
 
 use std::any::Any;
@@ -49,6 +52,9 @@ pub enum Outcome {
     AmountMismatch,
     /// Paid, but the order could not take it (paid another way meanwhile): held for an admin.
     Held,
+    /// The order was paid already by another payment: this one was not verified (so not captured: Zarinpal
+    /// returns the money to the payer by itself) and failed.
+    AlreadyPaid,
     /// Not known yet (Zarinpal did not answer, or answered something else): the sweep tries again.
     Pending,
 }
@@ -75,18 +81,21 @@ pub async fn callback(
     let payment = db::payments::find(pool, payment_id).await?.ok_or(AppError::NotFound("payment"))?;
     let order = db::orders::find(pool, payment.order_id).await?.ok_or(AppError::NotFound("order"))?;
     let language = db::users::find(pool, order.user_id).await?.map_or(settings.shop.default_language, |u| u.language);
-    let outcome = if ok {
-        verify_and_settle(pool, settings, zarinpal, &payment, Why::Callback).await?
-    } else {
+    let outcome = if !ok {
         let failed = settle_failed(pool, settings, payment_id, "cancelled at Zarinpal (Status=NOK)").await?;
         if failed { Outcome::Cancelled } else { now_stands(pool, payment_id, Outcome::Cancelled).await? }
+    } else if is_paid(payment.status) {
+        // a reload of a paid payment: answered from our state, Zarinpal is not asked again (-12 is near)
+        Outcome::Paid
+    } else {
+        // queued before verifying: a callback cut off (the request timeout) after Zarinpal verified but before we
+        // settled is followed up all the same; the job does nothing once the payment is settled
+        follow_up(pool, settings, payment_id, verify_job_delay(settings)).await?;
+        verify_and_settle(pool, settings, zarinpal, &payment, Why::Callback).await?
     };
     if outcome == Outcome::Pending {
-        // Zarinpal did not say: ask again soon (a durable job with backoff), not only when the sweep expires it
-        JobSpec::new(VERIFY_KIND, serde_json::json!({ "payment_id": payment_id }))
-            .coalesce(format!("{VERIFY_KIND}:{payment_id}"))
-            .enqueue(pool, &settings.jobs)
-            .await?;
+        // Zarinpal did not say, and this callback is over: its follow-up is due now (then retried with backoff)
+        follow_up(pool, settings, payment_id, std::time::Duration::ZERO).await?;
     }
     tracing::info!(payment.id = payment_id, order.id = order.id, ok, outcome = ?outcome, "Zarinpal callback");
     Ok(Some(Returned { order_id: order.id, language, outcome }))
@@ -103,10 +112,34 @@ pub async fn verify_again(
     if payment.method != PaymentMethod::Zarinpal || payment.flagged_at.is_some() {
         return Ok(Outcome::Held);
     }
-    if !matches!(payment.status, PaymentStatus::Pending | PaymentStatus::Failed) {
+    // settled (paid, failed, …) by the callback, another instance or the sweep meanwhile: nothing to do (money
+    // arriving for a failed one later is found by the sweep through `unVerified.json`)
+    if payment.status != PaymentStatus::Pending {
         return now_stands(pool, payment_id, Outcome::NotPaid).await;
     }
     verify_and_settle(pool, settings, zarinpal, &payment, Why::Callback).await
+}
+
+/// Queues the payment's `VERIFY_KIND` job, due after `delay`: one waiting job per payment (queuing it again only
+/// moves it earlier).
+async fn follow_up(pool: &PgPool, settings: &Settings, payment_id: i64, delay: std::time::Duration) -> AppResult<()> {
+    JobSpec::new(VERIFY_KIND, serde_json::json!({ "payment_id": payment_id }))
+        .coalesce(format!("{VERIFY_KIND}:{payment_id}"))
+        .after(delay)
+        .enqueue(pool, &settings.jobs)
+        .await?;
+    Ok(())
+}
+
+/// How long after a callback starts its follow-up job is due: once the callback is surely over (the HTTP request
+/// timeout cuts it off by then), so the two do not verify at once.
+fn verify_job_delay(settings: &Settings) -> std::time::Duration {
+    std::time::Duration::from_secs(settings.http.request_timeout_secs + 5)
+}
+
+/// Whether our payment took money already (Zarinpal is not asked again).
+fn is_paid(status: PaymentStatus) -> bool {
+    status.is_settled() || status == PaymentStatus::Refunded
 }
 
 /// Why a payment is verified.
@@ -141,6 +174,15 @@ async fn verify_and_settle(
         return Err(AppError::Internal(anyhow::anyhow!("Zarinpal payment {} has no authority", payment.id)));
     };
     let id = payment.id;
+    if db::payments::other_settled(pool, payment.order_id, id).await? {
+        // not verified, so not captured: Zarinpal gives unverified money back to the payer by itself
+        let reason = format!(
+            "order #{} was paid already by another payment; not verified, Zarinpal returns the money to the payer",
+            payment.order_id
+        );
+        settle_failed(pool, settings, id, &why.reason(&reason)).await?;
+        return now_stands(pool, id, Outcome::AlreadyPaid).await;
+    }
     match zarinpal.verify(authority, payment.amount_minor).await {
         Ok(verified) => {
             let refs = ProcessorRefs {
@@ -195,7 +237,7 @@ async fn settle_failed(pool: &PgPool, settings: &Settings, payment_id: i64, reas
 /// else `otherwise`.
 async fn now_stands(pool: &PgPool, payment_id: i64, otherwise: Outcome) -> AppResult<Outcome> {
     let payment = db::payments::find(pool, payment_id).await?.ok_or(AppError::NotFound("payment"))?;
-    Ok(if payment.status.is_settled() || payment.status == PaymentStatus::Refunded { Outcome::Paid } else { otherwise })
+    Ok(if is_paid(payment.status) { Outcome::Paid } else { otherwise })
 }
 
 /// Holds a payment for an admin and tells them (once).
@@ -291,7 +333,9 @@ async fn reconcile_into(
         }
         match verify_and_settle(pool, settings, zarinpal, &payment, Why::Expiring).await {
             Ok(Outcome::Paid) => done.paid += 1,
-            Ok(Outcome::NotPaid | Outcome::Invalid | Outcome::AmountMismatch) => done.expired += 1,
+            Ok(Outcome::NotPaid | Outcome::Invalid | Outcome::AmountMismatch | Outcome::AlreadyPaid) => {
+                done.expired += 1
+            }
             Ok(Outcome::Pending) => {
                 unanswered += 1;
                 if unanswered >= GIVE_UP_AFTER {

@@ -6,9 +6,10 @@ use vpnshop::domain::Language;
 use super::*;
 use crate::bot::order_row;
 use crate::payments::wait_text;
+use crate::support::zarinpal::Failure;
 
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
-async fn an_ok_callback_verified_100_fulfils_the_order_and_the_same_callback_again_is_101_and_changes_nothing(
+async fn an_ok_callback_verified_100_fulfils_the_order_and_the_same_callback_again_changes_nothing_nor_asks_zarinpal(
     pool: PgPool,
 ) {
     let z = zarinpal_shop(pool).await;
@@ -60,14 +61,13 @@ async fn an_ok_callback_verified_100_fulfils_the_order_and_the_same_callback_aga
     // the bot tells the customer by itself
     wait_text(shop, u.id, &said(Language::Fa, "payment-accepted-new", order)).await;
 
-    // the same redirect again (a reload, a second tab): verify says 101 (as a string this time), nothing more
-    z.zp.set_string_codes(true);
-    let (status, page) = callback(&shop.app, &query).await;
-    assert_eq!(status, 200);
-    assert_persian_page(&page, "zarinpal-paid", order);
-    let verify = z.zp.calls("verify");
-    assert_eq!(verify.len(), 2);
-    assert_eq!(verify[1].code, Some(101));
+    // the same redirect again (a reload, a second tab): answered from our state, Zarinpal is not asked again
+    for _ in 0..3 {
+        let (status, page) = callback(&shop.app, &query).await;
+        assert_eq!(status, 200);
+        assert_persian_page(&page, "zarinpal-paid", order);
+    }
+    assert_eq!(z.zp.calls("verify").len(), 1, "a paid payment is not verified again");
     assert_eq!(status_of(pool, payment).await.0, "succeeded");
     assert_eq!(subscriptions_of(pool, order).await, 1, "still one subscription");
     let place = "SELECT count(*) FROM jobs WHERE kind = 'subscription.place' AND payload->>'subscription_id' =
@@ -83,6 +83,8 @@ async fn a_payment_verified_before_its_answer_was_lost_is_paid_on_101(pool: PgPo
     // our verify reached Zarinpal, its answer never reached us
     let (_, authority) = payment_of(pool, order).await;
     z.zp.mark_verified(&authority);
+    // (101 as a string this time)
+    z.zp.set_string_codes(true);
     let (status, page) = callback(&shop.app, &query).await;
     assert_eq!(status, 200);
     assert_persian_page(&page, "zarinpal-paid", order);
@@ -200,4 +202,97 @@ async fn junk_gets_a_400_page_and_strangers_a_404_page_without_asking_zarinpal(p
     assert!(page.contains(&said(Language::En, "paypage-return", 42)), "{page}");
     assert_eq!(get(app, "/pay/return/forty-two").await.0, 400);
     assert_eq!(get(app, "/pay/return/-1").await.0, 400);
+}
+
+/// The `zarinpal.verify` job of a payment: its status, and whether it was due only after the request timeout
+/// (`http.request_timeout_secs`) when queued.
+async fn verify_job(z: &ZarinpalShop, payment: i64) -> Option<(String, bool)> {
+    sqlx::query_as(
+        "SELECT status, run_at > created_at + make_interval(secs => $2) FROM jobs
+          WHERE kind = 'zarinpal.verify' AND payload->>'payment_id' = $1::text",
+    )
+    .bind(payment)
+    .bind(z.shop.app.state.settings.http.request_timeout_secs as f64)
+    .fetch_optional(&z.shop.app.state.pool)
+    .await
+    .unwrap()
+}
+
+/// Makes a payment's `zarinpal.verify` job due now, and waits until a worker has run it.
+async fn run_verify_job(z: &ZarinpalShop, payment: i64) {
+    let pool = &z.shop.app.state.pool;
+    sqlx::query("UPDATE jobs SET run_at = now() WHERE kind = 'zarinpal.verify' AND payload->>'payment_id' = $1::text")
+        .bind(payment)
+        .execute(pool)
+        .await
+        .unwrap();
+    eventually("the verify job ran", || async { verify_job(z, payment).await.is_some_and(|(s, _)| s == "done") }).await;
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_callback_cut_off_by_the_request_timeout_while_verifying_is_followed_up_by_its_job(pool: PgPool) {
+    let z = zarinpal_shop_with(pool, |s| s.http.request_timeout_secs = 1).await;
+    let (shop, pool) = (&z.shop, &z.shop.app.state.pool);
+    let (order, payment, query) = paid_order(&z, &persian(7107)).await;
+    // Zarinpal takes longer to answer than the request may last: the request is cut off mid-verify
+    z.zp.fail_next("verify", 1, Failure::Hang(std::time::Duration::from_secs(3)));
+    let response = shop.app.http.get(shop.app.url(&format!("/pay/zarinpal/callback?{query}"))).send().await.unwrap();
+    assert_ne!(response.status().as_u16(), 200, "cut off");
+    assert_eq!(z.zp.calls("verify").len(), 1, "the verify had started");
+    assert_eq!(status_of(pool, payment).await.0, "pending", "nothing settled by the cut-off callback");
+    // … but its follow-up was queued before it, due once the callback is surely over
+    assert_eq!(verify_job(&z, payment).await, Some(("queued".to_owned(), true)));
+
+    run_verify_job(&z, payment).await;
+    assert_eq!(status_of(pool, payment).await.0, "succeeded");
+    assert_eq!(order_row(pool, order).await.0, "fulfilled");
+    assert_eq!(subscriptions_of(pool, order).await, 1);
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn the_follow_up_job_of_a_callback_that_settled_asks_zarinpal_nothing(pool: PgPool) {
+    let z = zarinpal_shop(pool).await;
+    let (shop, pool) = (&z.shop, &z.shop.app.state.pool);
+    let (order, payment, query) = paid_order(&z, &persian(7108)).await;
+    let (status, page) = callback(&shop.app, &query).await;
+    assert_eq!(status, 200);
+    assert_persian_page(&page, "zarinpal-paid", order);
+    assert_eq!(verify_job(&z, payment).await, Some(("queued".to_owned(), true)), "queued all the same");
+    run_verify_job(&z, payment).await;
+    assert_eq!(z.zp.calls("verify").len(), 1, "the job found it settled and did not verify");
+    assert_eq!(status_of(pool, payment).await.0, "succeeded");
+    assert_eq!(subscriptions_of(pool, order).await, 1);
+
+    // a cancelled one gets no job at all (nothing is verified)
+    let (other, _) = order_by_zarinpal(shop, &persian(7109)).await;
+    let (cancelled, authority) = payment_of(pool, other).await;
+    callback(&shop.app, &z.zp.cancel(&authority)).await;
+    assert_eq!(verify_job(&z, cancelled).await, None);
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_second_payment_of_an_order_paid_already_is_not_verified_and_the_page_says_the_money_comes_back(
+    pool: PgPool,
+) {
+    let z = zarinpal_shop(pool).await;
+    let (shop, pool) = (&z.shop, &z.shop.app.state.pool);
+    let u = persian(7110);
+    let (order, (first, first_authority), (second, second_authority)) = two_attempts(&z, &u).await;
+    // the customer paid both pages; the second comes back first and pays the order
+    let first_query = z.zp.pay(&first_authority);
+    let (status, page) = callback(&shop.app, &z.zp.pay(&second_authority)).await;
+    assert_eq!(status, 200);
+    assert_persian_page(&page, "zarinpal-paid", order);
+    assert_eq!(status_of(pool, second).await.0, "succeeded");
+
+    let (status, page) = callback(&shop.app, &first_query).await;
+    assert_eq!(status, 200);
+    assert_persian_page(&page, "zarinpal-already-paid", order);
+    let verified: Vec<_> = z.zp.calls("verify").iter().map(|c| c.body["authority"].clone()).collect();
+    assert_eq!(verified, vec![serde_json::json!(second_authority)], "the first authority is never verified");
+    assert!(!z.zp.payment(&first_authority).unwrap().verified, "so Zarinpal gives that money back");
+    assert_eq!(status_of(pool, first).await.0, "failed", "the first attempt stays failed");
+    let flagged = "SELECT count(*) FROM payments WHERE id = $1 AND flagged_at IS NOT NULL";
+    assert_eq!(scalar(pool, flagged, first).await, 0, "nothing for an admin to refund");
+    assert_eq!(subscriptions_of(pool, order).await, 1);
 }

@@ -111,6 +111,24 @@ pub async fn paid_order(z: &ZarinpalShop, u: &TgUser) -> (i64, i64, String) {
     (order, payment, z.zp.pay(&authority))
 }
 
+/// Two Zarinpal attempts of one order, both still payable at Zarinpal: the order, then the first attempt (replaced
+/// in our books once stale) and the second, each as its payment and authority.
+pub async fn two_attempts(z: &ZarinpalShop, u: &TgUser) -> (i64, (i64, String), (i64, String)) {
+    let pool = &z.shop.app.state.pool;
+    let (order, _) = order_by_zarinpal(&z.shop, u).await;
+    let first = payment_of(pool, order).await;
+    // the first page went stale; the customer asks for a new one
+    sqlx::query("UPDATE payments SET created_at = created_at - interval '1 day' WHERE id = $1")
+        .bind(first.0)
+        .execute(pool)
+        .await
+        .unwrap();
+    press(&z.shop, u, &format!("o:{order}")).await;
+    let second = payment_of(pool, order).await;
+    assert_ne!(first.0, second.0, "a second attempt");
+    (order, first, second)
+}
+
 /// Zarinpal's redirect arrives: `GET /pay/zarinpal/callback?{query}`. Returns the status and the page.
 pub async fn callback(app: &TestApp, query: &str) -> (u16, String) {
     get(app, &format!("/pay/zarinpal/callback?{query}")).await

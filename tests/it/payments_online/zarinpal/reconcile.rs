@@ -159,3 +159,24 @@ async fn a_payment_zarinpal_answers_oddly_never_blocks_the_ones_after_it(pool: P
     assert_eq!(status, "failed");
     assert!(reason.as_deref().is_some_and(|r| r.contains("never confirmed")), "{reason:?}");
 }
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn the_sweep_does_not_verify_money_for_an_order_another_payment_paid(pool: PgPool) {
+    let z = zarinpal_shop(pool).await;
+    let (shop, pool) = (&z.shop, &z.shop.app.state.pool);
+    let (order, (first, first_authority), (second, second_authority)) = two_attempts(&z, &persian(7210)).await;
+    // both paid; only the second came back (and paid the order); the first is in unVerified.json
+    z.zp.pay(&first_authority);
+    let (status, _) = callback(&shop.app, &z.zp.pay(&second_authority)).await;
+    assert_eq!(status, 200);
+    assert_eq!(status_of(pool, second).await.0, "succeeded");
+
+    sweep(&z).await;
+    sweep(&z).await;
+    assert_eq!(z.zp.calls("verify").len(), 1, "only the second was ever verified");
+    assert!(!z.zp.payment(&first_authority).unwrap().verified, "Zarinpal gives the first one's money back");
+    assert_eq!(status_of(pool, first).await.0, "failed", "the first attempt stays failed");
+    let flagged = "SELECT count(*) FROM payments WHERE id = $1 AND flagged_at IS NOT NULL";
+    assert_eq!(scalar(pool, flagged, first).await, 0);
+    assert_eq!(subscriptions_of(pool, order).await, 1);
+}
