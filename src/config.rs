@@ -605,6 +605,22 @@ impl Settings {
                 "missing required setting `database.url` (set DATABASE_URL or VPNSHOP__DATABASE__URL)".to_owned(),
             );
         }
+        let public = self.http.public_url.is_some() || self.telegram.public_url.is_some();
+        if self.env == Environment::Production && !public && set(&self.zarinpal.merchant_id) {
+            problems.push(
+                "Zarinpal sends customers back to `{public URL}/pay/zarinpal/callback`: set `http.public_url` \
+                 (VPNSHOP__HTTP__PUBLIC_URL) to the shop's public address"
+                    .to_owned(),
+            );
+        }
+        let bot_link = self.telegram.bot_username.as_deref().is_some_and(|u| !u.trim().is_empty());
+        if self.env == Environment::Production && !public && !bot_link && self.stripe.enabled() {
+            problems.push(
+                "Stripe sends customers back after paying: set `telegram.bot_username` (back to the bot) or \
+                 `http.public_url`"
+                    .to_owned(),
+            );
+        }
         if self.env == Environment::Production {
             match &self.security.jwt_secret {
                 Some(s) if s.expose_secret().len() >= 32 => {}

@@ -208,3 +208,21 @@ fn zarinpal_wants_a_merchant_uuid_and_timeouts_that_fit_a_tap() {
     let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP__ZARINPAL__RETRIES", "9")])).unwrap_err().to_string();
     assert!(err.contains("zarinpal.retries"), "{err}");
 }
+
+#[test]
+fn production_gateways_need_an_address_to_send_customers_back_to() {
+    let jwt = "x".repeat(40);
+    let base = [("VPNSHOP_ENV", "production"), ("VPNSHOP__SECURITY__JWT_SECRET", jwt.as_str())];
+    let merchant = ("VPNSHOP__ZARINPAL__MERCHANT_ID", "0b7f4c2e-1d3a-4e5f-8a9b-0c1d2e3f4a5b");
+    let err = Settings::load_from(&config_dir(), env(&[base[0], base[1], merchant])).unwrap_err().to_string();
+    assert!(err.contains("http.public_url") && err.contains("/pay/zarinpal/callback"), "{err}");
+    let url = ("VPNSHOP__HTTP__PUBLIC_URL", "https://shop.example.com/");
+    Settings::load_from(&config_dir(), env(&[base[0], base[1], merchant, url])).expect("with a public URL");
+
+    let stripe = [("VPNSHOP__STRIPE__SECRET_KEY", "sk_test_1"), ("VPNSHOP__STRIPE__WEBHOOK_SECRET", "whsec_1")];
+    let err =
+        Settings::load_from(&config_dir(), env(&[base[0], base[1], stripe[0], stripe[1]])).unwrap_err().to_string();
+    assert!(err.contains("telegram.bot_username"), "{err}");
+    let bot = ("VPNSHOP__TELEGRAM__BOT_USERNAME", "shop_bot");
+    Settings::load_from(&config_dir(), env(&[base[0], base[1], stripe[0], stripe[1], bot])).expect("back to the bot");
+}
