@@ -59,6 +59,8 @@ pub struct App {
     pub public_db: Arc<tokio::sync::Semaphore>,
     /// The online payment gateways configured (Stripe, Zarinpal).
     pub gateways: crate::services::payments::online::Gateways,
+    /// Signs and checks the admin API's access tokens.
+    pub auth: crate::services::auth::Auth,
 }
 
 impl Deref for AppState {
@@ -132,6 +134,7 @@ impl AppState {
             stripe: crate::payments::stripe::from_settings(&settings)?,
             zarinpal: crate::payments::zarinpal::from_settings(&settings)?,
         };
+        let auth = crate::services::auth::Auth::new(&settings.security);
         Ok(AppState(Arc::new(App {
             settings,
             pool,
@@ -145,6 +148,7 @@ impl AppState {
             telegram,
             public_db,
             gateways,
+            auth,
         })))
     }
 }

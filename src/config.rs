@@ -305,8 +305,20 @@ pub struct ZarinpalSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SecuritySettings {
-    /// Signs admin session tokens; required in production.
+    /// Signs admin access tokens (HS256); required in production. Elsewhere a random one is made at start (tokens
+    /// then last until a restart and do not cross instances).
     pub jwt_secret: Option<SecretString>,
+    /// How long an access token from `POST /api/v1/auth/login` (or a refresh) is good for.
+    pub access_token_secs: u64,
+    /// How long a refresh token is good for (each use gives a new one).
+    pub refresh_token_days: u32,
+    /// Sign-in attempts allowed per client IP, and per account, in `login_window_secs`.
+    pub login_max_per_ip: u32,
+    pub login_max_per_account: u32,
+    pub login_window_secs: u64,
+    /// Per-client-IP rate limit of `/api/v1` (sustained rate and burst).
+    pub api_rate_limit_per_second: f64,
+    pub api_rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,6 +7,9 @@ pub enum AppError {
     /// The input was understood but is not acceptable; the message says why and is safe to show.
     #[error("{0}")]
     Invalid(String),
+    /// One input field is not acceptable: which, and why (safe to show).
+    #[error("{field}: {message}")]
+    Field { field: String, message: String },
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The request lost a race or repeats a decision ("already decided"); safe to show.
@@ -42,6 +45,11 @@ impl From<sqlx::Error> for AppError {
 impl AppError {
     pub fn invalid(msg: impl Into<String>) -> Self {
         AppError::Invalid(msg.into())
+    }
+
+    /// `field` is not acceptable because `message`.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Field { field: field.into(), message: message.into() }
     }
 
     pub fn conflict(msg: impl Into<String>) -> Self {

@@ -66,3 +66,73 @@ pub async fn disable(db: impl PgExecutor<'_>, username: &str) -> sqlx::Result<bo
             .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// What sign-in needs of an admin.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub id: i64,
+    pub username: String,
+    pub role: String,
+    pub password_hash: Option<String>,
+    pub disabled_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub async fn credentials(db: impl PgExecutor<'_>, username: &str) -> sqlx::Result<Option<Credentials>> {
+    sqlx::query_as!(
+        Credentials,
+        "SELECT id, username, role, password_hash, disabled_at FROM admins WHERE username = $1",
+        username
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// An enabled admin by id with the instant before which their access tokens no longer count.
+pub async fn active_by_id(
+    db: impl PgExecutor<'_>,
+    id: i64,
+) -> sqlx::Result<Option<(AdminRow, chrono::DateTime<chrono::Utc>)>> {
+    let row = sqlx::query!(
+        r#"SELECT id, username, telegram_id, role, disabled_at,
+                  extract(epoch FROM tokens_valid_after)::float8 AS "valid_after!"
+           FROM admins WHERE id = $1 AND disabled_at IS NULL"#,
+        id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| {
+        let after = if r.valid_after.is_finite() {
+            chrono::DateTime::from_timestamp_micros((r.valid_after * 1e6) as i64).unwrap_or_default()
+        } else {
+            chrono::DateTime::<chrono::Utc>::MIN_UTC
+        };
+        (
+            AdminRow {
+                id: r.id,
+                username: r.username,
+                telegram_id: r.telegram_id,
+                role: r.role,
+                disabled_at: r.disabled_at,
+            },
+            after,
+        )
+    }))
+}
+
+/// Sets an admin's password hash and ends their sessions (tokens issued before now stop counting).
+pub async fn set_password(db: impl PgExecutor<'_>, id: i64, password_hash: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE admins SET password_hash = $2, tokens_valid_after = now() WHERE id = $1",
+        id,
+        password_hash
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Access tokens issued before now no longer count for this admin.
+pub async fn end_tokens(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE admins SET tokens_valid_after = now() WHERE id = $1", id).execute(db).await?;
+    Ok(())
+}

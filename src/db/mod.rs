@@ -12,7 +12,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::Settings;
 
+pub mod admin_sessions;
 pub mod admins;
+pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod jobs;

@@ -4,6 +4,7 @@ pub mod draft;
 pub mod ids;
 pub mod language;
 pub mod money;
+pub mod page;
 pub mod plan;
 pub mod server;
 pub mod status;
@@ -20,7 +21,7 @@ pub use plan::{DataCap, PlanSpec};
 macro_rules! text_enum {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
         pub enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }

@@ -7,13 +7,24 @@ use serde::Serialize;
 
 use crate::error::AppError;
 
-#[derive(Debug, Clone, Serialize)]
+/// One field of a request that was refused, and why (RFC 9457's `invalid-params` extension).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InvalidParam {
+    pub name: String,
+    pub reason: String,
+}
+
+/// An error (RFC 9457 problem details). `type` is stable: clients branch on it, not on `detail`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// Validation problems: which field, and why.
+    #[serde(rename = "invalid-params", skip_serializing_if = "Vec::is_empty")]
+    pub invalid_params: Vec<InvalidParam>,
     #[serde(skip)]
     retry_after: Option<u64>,
 }
@@ -26,7 +37,17 @@ impl Problem {
             title: title.to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
+            invalid_params: Vec::new(),
             retry_after: None,
+        }
+    }
+
+    /// A 422 naming the field that is wrong.
+    pub fn invalid_field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        let (name, reason) = (field.into(), reason.into());
+        Problem {
+            invalid_params: vec![InvalidParam { name: name.clone(), reason: reason.clone() }],
+            ..Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid Request", format!("{name}: {reason}"))
         }
     }
 
@@ -54,6 +75,7 @@ impl From<&AppError> for Problem {
     fn from(e: &AppError) -> Self {
         match e {
             AppError::Invalid(msg) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid Request", msg.clone()),
+            AppError::Field { field, message } => Problem::invalid_field(field, message),
             AppError::NotFound(what) => Problem::new(StatusCode::NOT_FOUND, "Not Found", format!("{what} not found")),
             AppError::Conflict(msg) => Problem::new(StatusCode::CONFLICT, "Conflict", msg.clone()),
             AppError::IllegalTransition(t) => Problem::new(StatusCode::CONFLICT, "Conflict", t.to_string()),

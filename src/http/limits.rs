@@ -79,9 +79,14 @@ pub fn timeout_problem(response: Response) -> Response {
 /// Puts `router` behind a per-client-IP limit (`http.rate_limit_per_second`, burst `http.rate_limit_burst`;
 /// the client as `ClientIp` resolves it). Over it: 429 with `Retry-After`.
 pub fn rate_limited(router: Router<AppState>, http: &HttpSettings) -> Router<AppState> {
-    let period = Duration::from_secs_f64(1.0 / http.rate_limit_per_second).max(Duration::from_nanos(1));
+    rate_limited_at(router, http, http.rate_limit_per_second, http.rate_limit_burst)
+}
+
+/// `router` behind its own per-client-IP limit of `per_second` (sustained) and `burst`.
+pub fn rate_limited_at(router: Router<AppState>, http: &HttpSettings, per_second: f64, burst: u32) -> Router<AppState> {
+    let period = Duration::from_secs_f64(1.0 / per_second.max(1e-6)).max(Duration::from_nanos(1));
     let mut builder = GovernorConfigBuilder::default();
-    builder.period(period).burst_size(http.rate_limit_burst.max(1));
+    builder.period(period).burst_size(burst.max(1));
     let Some(config) = builder.key_extractor(ClientIp::new(&http.trusted_proxies)).finish() else {
         tracing::error!("the per-IP rate limit is not configured (http.rate_limit_*); public routes are unlimited");
         return router;

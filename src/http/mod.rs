@@ -24,6 +24,7 @@ use crate::app::AppState;
 
 pub mod client_ip;
 pub mod error;
+pub mod api;
 mod health;
 mod limits;
 mod pay;
@@ -52,6 +53,12 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(MapResponseLayer::new(limits::timeout_problem))
         .layer(axum::middleware::from_fn(crate::metrics::track_http));
+    let api = limits::rate_limited_at(
+        api::router(),
+        &state.settings.http,
+        state.settings.security.api_rate_limit_per_second,
+        state.settings.security.api_rate_limit_burst,
+    );
     let public = Router::new()
         .merge(sub::router())
         .merge(pay::router())
@@ -59,6 +66,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(limits::rate_limited(public, http))
+        .merge(api)
         .layer(axum::middleware::from_fn_with_state(http.max_body_bytes, limits::limit_body))
         .with_state(state.clone())
         .layer(axum::middleware::from_fn(crate::metrics::track_http))

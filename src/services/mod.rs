@@ -1,6 +1,8 @@
 //! Use cases shared by the bot, the HTTP API and the jobs. They own transactions and state transitions.
 
 pub mod access;
+pub mod audit;
+pub mod auth;
 pub mod catalog;
 pub mod health;
 pub mod inbox;

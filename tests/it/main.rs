@@ -1,5 +1,6 @@
 //! Integration tests: one binary, real PostgreSQL (a fresh database per test via `#[sqlx::test]`) and Redis.
 
+mod api;
 mod bench;
 mod bench_caps;
 mod bench_intake;

@@ -1,0 +1,80 @@
+//! The admin REST API under `/api/v1`: JSON in and out, errors as problem documents, every route but sign-in
+//! behind an access token or an API key (`extract::Caller`), mutations behind a writer (`extract::Writer`), each
+//! recorded in the audit log. The OpenAPI 3.1 document is generated from the same handlers the router serves
+//! (`utoipa-axum`: a route exists only through `routes!`, which documents it), at `GET /api/v1/openapi.json`.
+//!
+//! Limits: a per-client-IP rate limit (`security.api_rate_limit_*`), sign-in throttled per IP and per account
+//! (`security.login_*`, in Redis), and the server's body limit and request timeout.
+
+use axum::Json;
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+mod auth;
+pub mod extract;
+// resources: users, plans, servers, orders
+// money and customers: payments, subscriptions, audit, stats
+// broadcasts
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "vpnshop admin API",
+        description = "Operate a vpnshop: customers, plans, servers, orders, payments, subscriptions, broadcasts, \
+                       statistics and the audit log. Authenticate with `Authorization: Bearer <token>`: an access \
+                       token from `POST /api/v1/auth/login`, or an API key (`vpnshop admin api-key create`). \
+                       Errors are RFC 9457 problem documents (`application/problem+json`) with a stable `type`.",
+        license(name = "MIT")
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(crate::http::error::Problem, crate::http::error::InvalidParam))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// Every route with its documentation.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::list_keys, auth::create_key))
+        .routes(routes!(auth::revoke_key))
+        // resources: users, plans, servers, orders
+        // money and customers: payments, subscriptions, audit, stats
+        // broadcasts
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI document of the routes `router` serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+/// The `/api/v1` routes.
+pub fn router() -> Router<AppState> {
+    api().split_for_parts().0
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json")))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    static DOC: std::sync::LazyLock<utoipa::openapi::OpenApi> = std::sync::LazyLock::new(openapi);
+    Json(DOC.clone())
+}

@@ -1,0 +1,1 @@
+//! The OpenAPI document, problem documents, bad inputs.
