@@ -267,6 +267,11 @@ fn check_password_rules(password: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// Whether an admin has a password (can sign in to the API).
+pub async fn has_password(pool: &PgPool, username: &str) -> AppResult<bool> {
+    Ok(db::admins::credentials(pool, username).await?.is_some_and(|a| a.password_hash.is_some()))
+}
+
 /// Gives an admin a password (a generated one when `password` is None) and ends their sessions; returns it.
 pub async fn set_password(pool: &PgPool, username: &str, password: Option<String>) -> AppResult<String> {
     let password = match password {

@@ -101,11 +101,13 @@ impl FromRequestParts<AppState> for Writer {
 /// The field a serde error is about: the path, or for an unknown field its name.
 fn field_of(path: &serde_path_to_error::Path, message: &str) -> String {
     let path = path.to_string();
-    let unknown = message
+    let named = message
         .strip_prefix("unknown field `")
         .or_else(|| message.strip_prefix("missing field `"))
         .and_then(|rest| rest.split('`').next());
-    match (unknown, path.as_str()) {
+    match (named, path.as_str()) {
+        // an unknown field is already the last step of the path; a missing one is not
+        (Some(name), p) if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
         (Some(name), "." | "") => name.to_owned(),
         (Some(name), parent) => format!("{parent}.{name}"),
         (None, ".") => "body".to_owned(),
@@ -136,17 +138,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             .into_response());
         }
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        // JSON at all? (400) — then the shape (422, naming the field)
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+            return Err(Problem::new(StatusCode::BAD_REQUEST, "Malformed Body", format!("not valid JSON: {e}"))
+                .into_response());
+        }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize(de) {
             Ok(value) => Ok(Body(value)),
             Err(e) => {
                 let message = e.inner().to_string();
-                if e.inner().is_syntax() || e.inner().is_eof() {
-                    return Err(
-                        Problem::new(StatusCode::BAD_REQUEST, "Malformed Body", format!("not valid JSON: {message}"))
-                            .into_response(),
-                    );
-                }
                 let field = field_of(e.path(), &message);
                 let reason = message.split(" at line ").next().unwrap_or(&message).to_owned();
                 Err(Problem::invalid_field(field, reason).into_response())
@@ -262,7 +263,7 @@ mod tests {
         assert_eq!(field(r#"{"name": "a", "price": {"amount": 1}, "admin": true}"#), "admin");
         assert_eq!(field(r#"{"name": "a", "price": {"amount": 1, "x": 2}}"#), "price.x");
         assert_eq!(field(r#"{"price": {"amount": 1}}"#), "name");
-        assert_eq!(field(r#"[1]"#), "body");
+        assert_eq!(field("1"), "body");
     }
 
     #[test]
