@@ -38,18 +38,24 @@ pub async fn insert(
     .await
 }
 
-/// The unrevoked key with this hash (whose admin, if it has one, is still enabled); marks it used.
-pub async fn use_by_hash(db: impl PgExecutor<'_>, key_hash: &str) -> sqlx::Result<Option<ApiKeyRow>> {
+/// The unrevoked key with this hash whose admin, if it has one, is still enabled.
+pub async fn active_by_hash(db: impl PgExecutor<'_>, key_hash: &str) -> sqlx::Result<Option<ApiKeyRow>> {
     sqlx::query_as!(
         ApiKeyRow,
-        r#"UPDATE api_keys k SET last_used_at = now()
+        r#"SELECT id, admin_id, name, prefix, scopes[1] AS "scope!", created_at, last_used_at, revoked_at
+           FROM api_keys k
            WHERE key_hash = $1 AND revoked_at IS NULL
-             AND (admin_id IS NULL OR EXISTS (SELECT 1 FROM admins a WHERE a.id = k.admin_id AND a.disabled_at IS NULL))
-           RETURNING id, admin_id, name, prefix, scopes[1] AS "scope!", created_at, last_used_at, revoked_at"#,
+             AND (admin_id IS NULL OR EXISTS (SELECT 1 FROM admins a WHERE a.id = k.admin_id AND a.disabled_at IS NULL))"#,
         key_hash
     )
     .fetch_optional(db)
     .await
+}
+
+/// Notes that a key was used (callers do it at most once a minute per key, not on every request).
+pub async fn touch(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE api_keys SET last_used_at = now() WHERE id = $1", id).execute(db).await?;
+    Ok(())
 }
 
 pub async fn list(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<ApiKeyRow>> {

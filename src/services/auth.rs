@@ -424,8 +424,11 @@ pub async fn authenticate(pool: &PgPool, auth: &Auth, bearer: &str) -> AppResult
     }
     if let Some(rest) = bearer.strip_prefix(KEY_PREFIX) {
         let Some((prefix, _)) = rest.split_once('_') else { return Ok(None) };
-        let Some(key) = db::api_keys::use_by_hash(pool, &digest(bearer)).await? else { return Ok(None) };
+        let Some(key) = db::api_keys::active_by_hash(pool, &digest(bearer)).await? else { return Ok(None) };
         debug_assert_eq!(key.prefix, prefix);
+        if key.last_used_at.is_none_or(|at| Utc::now() - at > chrono::Duration::seconds(60)) {
+            db::api_keys::touch(pool, key.id).await?;
+        }
         let scope = key.scope.parse().unwrap_or(Scope::Read);
         return Ok(Some(Principal::ApiKey { id: key.id, prefix: key.prefix, scope, admin_id: key.admin_id }));
     }
