@@ -2,11 +2,12 @@
 //! loses a race changes nothing.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
 
+use crate::domain::page::PageRequest;
 use crate::domain::status::SubscriptionStatus;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SubscriptionRow {
     pub id: i64,
     pub user_id: i64,
@@ -274,4 +275,49 @@ pub async fn unplaced(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar!("SELECT id FROM subscriptions WHERE status = 'pending' AND server_id IS NULL ORDER BY id")
         .fetch_all(db)
         .await
+}
+
+/// Which subscriptions the admin listing shows (all filters combine).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionFilter {
+    pub status: Option<SubscriptionStatus>,
+    pub user_id: Option<i64>,
+    pub server_id: Option<i64>,
+    pub location_code: Option<String>,
+    /// Ending before this instant (those with an end only).
+    pub expiring_before: Option<DateTime<Utc>>,
+}
+
+/// A page of subscriptions in id order (keyset over `id`, which `subscriptions_status_id` and
+/// `subscriptions_server` carry after their filter column); up to `page.fetch()` rows.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    f: &SubscriptionFilter,
+    page: &PageRequest,
+) -> sqlx::Result<Vec<SubscriptionRow>> {
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+        "SELECT id, user_id, order_id, plan_id, location_code, server_id, is_trial, status, seats, duration_days, \
+         data_cap_bytes, token, starts_at, expires_at, reminded_3d_at, reminded_1d_at, reminded_80_at, ended_at, \
+         end_reason FROM subscriptions WHERE true",
+    );
+    if let Some(status) = f.status {
+        q.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(user_id) = f.user_id {
+        q.push(" AND user_id = ").push_bind(user_id);
+    }
+    if let Some(server_id) = f.server_id {
+        q.push(" AND server_id = ").push_bind(server_id);
+    }
+    if let Some(location) = &f.location_code {
+        q.push(" AND location_code = ").push_bind(location.clone());
+    }
+    if let Some(before) = f.expiring_before {
+        q.push(" AND expires_at < ").push_bind(before);
+    }
+    if let Some(after) = page.after {
+        q.push(" AND id ").push(page.op()).push(" ").push_bind(after.id);
+    }
+    q.push(format_args!(" ORDER BY id {} LIMIT ", page.dir())).push_bind(page.fetch());
+    q.build_query_as().fetch_all(db).await
 }

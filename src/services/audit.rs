@@ -50,3 +50,13 @@ impl Who {
         .await
     }
 }
+
+/// A page of the audit log (over `(at, id)`) and the cursor of the next one.
+pub async fn list(
+    pool: &sqlx::PgPool,
+    filter: &db::audit::AuditFilter,
+    page: &crate::domain::page::PageRequest,
+) -> crate::error::AppResult<(Vec<db::audit::AuditRow>, Option<crate::domain::page::Cursor>)> {
+    let rows = db::audit::list(pool, filter, page).await?;
+    Ok(page.cut(rows, db::audit::AuditRow::cursor))
+}

@@ -14,6 +14,7 @@ pub mod queue;
 pub mod ratelimit;
 pub mod servers;
 pub mod shop;
+pub mod stats;
 pub mod subscriptions;
 pub mod sweeps;
 pub mod trials;

@@ -13,6 +13,8 @@ use crate::services::notify::{self, Notice, UserNotice};
 use crate::services::queue::JobSpec;
 use crate::services::servers::Actor;
 
+pub mod admin;
+
 pub const PLACE_KIND: &str = "subscription.place";
 pub const END_KIND: &str = "subscription.end";
 pub const NODE_APPLY_KIND: &str = "node.apply";
@@ -297,7 +299,14 @@ async fn audit(
 /// client.
 pub async fn reset_seat(pool: &PgPool, id: i64, seat: i32, jobs: &JobSettings) -> AppResult<ClientRow> {
     let mut tx = pool.begin().await?;
-    let sub = db::subscriptions::lock(&mut tx, id).await?.ok_or(AppError::NotFound("subscription"))?;
+    let new_id = reset_seat_in(&mut tx, id, seat, jobs).await?;
+    tx.commit().await?;
+    db::clients::find(pool, new_id).await?.ok_or(AppError::NotFound("client"))
+}
+
+/// [`reset_seat`] in the caller's transaction; returns the new client's id.
+pub async fn reset_seat_in(tx: &mut PgConnection, id: i64, seat: i32, jobs: &JobSettings) -> AppResult<i64> {
+    let sub = db::subscriptions::lock(&mut *tx, id).await?.ok_or(AppError::NotFound("subscription"))?;
     if sub.status != SubscriptionStatus::Active {
         return Err(AppError::conflict(format!(
             "only an active subscription's devices can be reset (it is {})",
@@ -308,13 +317,12 @@ pub async fn reset_seat(pool: &PgPool, id: i64, seat: i32, jobs: &JobSettings) -
         .await?
         .into_iter()
         .find(|c| c.seat == seat)
-        .ok_or_else(|| AppError::invalid(format!("this subscription has no device {seat}")))?;
-    db::clients::retire(&mut tx, old.id).await?;
-    let new_id = add_client(&mut tx, &sub, seat, old.server_id).await?;
-    db::subscriptions::set_token(&mut tx, id, &new_token()).await?;
-    enqueue_node_apply(&mut tx, old.server_id, jobs).await?;
-    tx.commit().await?;
-    db::clients::find(pool, new_id).await?.ok_or(AppError::NotFound("client"))
+        .ok_or_else(|| AppError::field("seat", format!("this subscription has no device {seat}")))?;
+    db::clients::retire(&mut *tx, old.id).await?;
+    let new_id = add_client(&mut *tx, &sub, seat, old.server_id).await?;
+    db::subscriptions::set_token(&mut *tx, id, &new_token()).await?;
+    enqueue_node_apply(&mut *tx, old.server_id, jobs).await?;
+    Ok(new_id)
 }
 
 #[cfg(test)]

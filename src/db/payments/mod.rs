@@ -363,3 +363,9 @@ pub async fn now_counts(db: impl PgExecutor<'_>) -> sqlx::Result<(i64, i64)> {
 
 mod online;
 pub use online::*;
+
+mod list;
+pub use list::*;
+
+mod stats;
+pub use stats::*;

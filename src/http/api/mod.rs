@@ -19,6 +19,10 @@ mod auth;
 pub mod extract;
 // resources: users, plans, servers, orders
 // money and customers: payments, subscriptions, audit, stats
+mod audit;
+mod payments;
+mod stats;
+mod subscriptions;
 // broadcasts
 
 #[derive(OpenApi)]
@@ -57,6 +61,19 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::revoke_key))
         // resources: users, plans, servers, orders
         // money and customers: payments, subscriptions, audit, stats
+        .routes(routes!(payments::list_payments))
+        .routes(routes!(payments::get_payment))
+        .routes(routes!(payments::accept_payment))
+        .routes(routes!(payments::reject_payment))
+        .routes(routes!(subscriptions::list_subscriptions))
+        .routes(routes!(subscriptions::get_subscription))
+        .routes(routes!(subscriptions::extend_subscription))
+        .routes(routes!(subscriptions::add_subscription_data))
+        .routes(routes!(subscriptions::revoke_subscription))
+        .routes(routes!(subscriptions::reset_subscription_seat))
+        .routes(routes!(subscriptions::rotate_subscription_url))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(stats::get_stats))
         // broadcasts
         .routes(routes!(openapi_json))
 }

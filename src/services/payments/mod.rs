@@ -3,6 +3,7 @@
 //! before); `review` decides it and `fulfil` gives the customer what the order bought. The amount always comes
 //! from the order, never from the customer.
 
+pub mod admin;
 pub mod fulfil;
 pub mod online;
 pub mod review;

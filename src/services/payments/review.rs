@@ -8,11 +8,12 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use super::{AUTO_ACCEPT_KIND, PAYMENT_NOTICE_KIND, PaymentView, REVIEW_CLOSE_KIND, audit, fulfil, view};
+use super::{AUTO_ACCEPT_KIND, PAYMENT_NOTICE_KIND, PaymentView, REVIEW_CLOSE_KIND, fulfil, view};
 use crate::config::Settings;
 use crate::db::{self, payments::DecisionRecord};
 use crate::domain::status::{PaymentMethod, PaymentStatus};
 use crate::error::{AppError, AppResult};
+use crate::services::audit::Who;
 use crate::services::notify;
 use crate::services::queue::{self, JobSpec};
 
@@ -60,6 +61,8 @@ pub struct Reviewer {
     /// For the audit log: `admin`, `api_key`, `system`, `cli`, and the id within that kind.
     pub actor_kind: &'static str,
     pub actor_id: Option<String>,
+    /// The caller's address, when it came over HTTP.
+    pub source_ip: Option<String>,
 }
 
 impl Reviewer {
@@ -70,6 +73,7 @@ impl Reviewer {
             via: Via::Scheduler,
             actor_kind: "system",
             actor_id: Some("auto_accept".into()),
+            source_ip: None,
         }
     }
 
@@ -81,6 +85,7 @@ impl Reviewer {
             via: Via::Cli,
             actor_kind: "cli",
             actor_id: Some(user),
+            source_ip: None,
         }
     }
 
@@ -102,7 +107,20 @@ impl Reviewer {
             via: Via::Telegram,
             actor_kind: "admin",
             actor_id: Some(row.map_or_else(|| format!("tg:{telegram_id}"), |r| r.id.to_string())),
+            source_ip: None,
         })
+    }
+
+    /// A caller of the admin API (an admin's token or an API key), as the audit log knows them.
+    pub fn api(who: &Who) -> Reviewer {
+        Reviewer {
+            name: who.name.clone(),
+            admin_id: if who.kind == "admin" { who.id.as_deref().and_then(|id| id.parse().ok()) } else { None },
+            via: Via::Api,
+            actor_kind: who.kind,
+            actor_id: who.id.clone(),
+            source_ip: who.ip.clone(),
+        }
     }
 }
 
@@ -189,13 +207,14 @@ pub async fn decide(
             "accepted"
         }
     };
-    audit(
-        &mut tx,
-        reviewer.actor_kind,
-        reviewer.actor_id.as_deref(),
-        &format!("payment.{}", to.as_str()),
-        payment_id,
-        serde_json::json!({
+    let entity_id = payment_id.to_string();
+    let entry = db::audit::AuditEntry {
+        actor_kind: reviewer.actor_kind,
+        actor_id: reviewer.actor_id.as_deref(),
+        action: &format!("payment.{}", to.as_str()),
+        entity: "payment",
+        entity_id: Some(&entity_id),
+        detail: serde_json::json!({
             "from": from.as_str(),
             "via": reviewer.via.as_str(),
             "by": reviewer.name,
@@ -203,8 +222,9 @@ pub async fn decide(
             "reason_code": reason_code,
             "reason": reason_text,
         }),
-    )
-    .await?;
+        source_ip: reviewer.source_ip.as_deref(),
+    };
+    db::audit::record(&mut *tx, &entry).await?;
     let mut notice = JobSpec::new(PAYMENT_NOTICE_KIND, serde_json::json!({ "payment_id": payment_id, "event": event }))
         .once(notice_key(payment_id, event));
     if to == PaymentStatus::AutoAccepted {

@@ -3,7 +3,7 @@
 mod auth;
 mod contract;
 // resources (users, plans, servers, orders) — tests/it/api/resources.rs
-// money and customers (payments, subscriptions, audit, stats) — tests/it/api/money.rs
+mod money;
 // broadcasts — tests/it/api/broadcasts.rs
 
 use reqwest::{Method, StatusCode};

@@ -1,0 +1,86 @@
+//! Payments as the admin API sees them: the filtered, paginated listing, one payment in full, and decisions
+//! taken through the API — the same [`review::decide`] the Telegram `/accept` and `/reject` use, so exactly one
+//! decision wins and the loser learns who decided and when.
+
+use sqlx::PgPool;
+
+use super::review::{self, Decision, RejectReason, Reviewer, Verdict};
+use super::{PaymentView, view};
+use crate::config::Settings;
+use crate::db::{self, payments::PaymentFilter, payments::PaymentListRow};
+use crate::domain::page::{Cursor, PageRequest};
+use crate::domain::status::PaymentStatus;
+use crate::error::{AppError, AppResult};
+use crate::services::audit::Who;
+
+/// The longest reason a rejection may give (the customer reads it in Telegram).
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// A page of payments and the cursor of the next one.
+pub async fn list(
+    pool: &PgPool,
+    filter: &PaymentFilter,
+    page: &PageRequest,
+) -> AppResult<(Vec<PaymentListRow>, Option<Cursor>)> {
+    if let (Some(from), Some(to)) = (filter.created_from, filter.created_to)
+        && from > to
+    {
+        return Err(AppError::field("created_to", "before created_from"));
+    }
+    let rows = db::payments::list(pool, filter, page).await?;
+    Ok(page.cut(rows, PaymentListRow::cursor))
+}
+
+/// One payment with its order, customer and plan.
+pub async fn get(pool: &PgPool, id: i64) -> AppResult<PaymentView> {
+    view(pool, id).await
+}
+
+/// What an API caller decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiVerdict {
+    Accept,
+    /// With the customer-facing reason (1–500 characters) and its kind (`other` unless given).
+    Reject {
+        reason: String,
+        code: Option<RejectReason>,
+    },
+}
+
+/// Decides a card payment under review for an API caller; recorded in the audit log with the caller. Someone
+/// who decided first makes this a conflict ("already decided", by whom and when); nothing changes then.
+pub async fn decide(
+    pool: &PgPool,
+    settings: &Settings,
+    id: i64,
+    verdict: ApiVerdict,
+    who: &Who,
+) -> AppResult<PaymentView> {
+    let verdict = match verdict {
+        ApiVerdict::Accept => Verdict::Accept,
+        ApiVerdict::Reject { reason, code } => {
+            let text = reason.trim();
+            if text.is_empty() {
+                return Err(AppError::field("reason", "say why (the customer reads it)"));
+            }
+            if text.chars().count() > MAX_REASON_CHARS {
+                return Err(AppError::field("reason", format!("at most {MAX_REASON_CHARS} characters")));
+            }
+            Verdict::Reject { reason: code.unwrap_or(RejectReason::Other), text: Some(text.to_owned()) }
+        }
+    };
+    match review::decide(pool, settings, id, &verdict, &Reviewer::api(who)).await? {
+        Decision::Decided { .. } => view(pool, id).await,
+        Decision::Already { status, by: Some(by), at } => Err(AppError::conflict(format!(
+            "already decided: {status} by {by}{}",
+            at.map(|t| format!(" at {}", t.to_rfc3339())).unwrap_or_default()
+        ))),
+        Decision::Already { status: PaymentStatus::UnderReview, .. } => {
+            Err(AppError::conflict("already decided: the payment changed meanwhile"))
+        }
+        Decision::Already { status, .. } => {
+            Err(AppError::conflict(format!("the payment is {status}: only a payment under review can be decided")))
+        }
+        Decision::NotDue => Err(AppError::conflict("the payment cannot be decided now")),
+    }
+}
