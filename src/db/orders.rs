@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::Currency;
 use crate::domain::status::OrderStatus;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OrderRow {
     pub id: i64,
     pub public_id: Uuid,
@@ -226,4 +226,58 @@ pub async fn overdue_unpaid(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result
     )
     .fetch_all(db)
     .await
+}
+
+/// How to find orders: every given filter must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub user_id: Option<i64>,
+    pub plan_id: Option<i64>,
+    pub kind: Option<String>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+}
+
+/// One page of orders by (created_at, id), `created_from` inclusive and `created_to` exclusive.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    filter: &OrderFilter,
+    page: &crate::domain::page::PageRequest,
+) -> sqlx::Result<Vec<OrderRow>> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "SELECT id, public_id, user_id, kind, selection, plan_id, amount_minor, currency, status, subscription_id,
+                created_at, updated_at, pay_by, pay_to, granted_days, granted_bytes
+           FROM orders WHERE TRUE",
+    );
+    if let Some(status) = filter.status {
+        q.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(user_id) = filter.user_id {
+        q.push(" AND user_id = ").push_bind(user_id);
+    }
+    if let Some(plan_id) = filter.plan_id {
+        q.push(" AND plan_id = ").push_bind(plan_id);
+    }
+    if let Some(kind) = &filter.kind {
+        q.push(" AND kind = ").push_bind(kind.clone());
+    }
+    if let Some(from) = filter.created_from {
+        q.push(" AND created_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.created_to {
+        q.push(" AND created_at < ").push_bind(to);
+    }
+    if let Some(after) = page.after {
+        q.push(" AND (created_at, id) ")
+            .push(page.op())
+            .push(" (")
+            .push_bind(after.time())
+            .push(", ")
+            .push_bind(after.id);
+        q.push(")");
+    }
+    q.push(" ORDER BY created_at ").push(page.dir()).push(", id ").push(page.dir());
+    q.push(" LIMIT ").push_bind(page.fetch());
+    q.build_query_as().fetch_all(db).await
 }

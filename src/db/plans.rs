@@ -11,6 +11,8 @@ pub struct PlanListing {
     pub code: String,
     pub active: bool,
     pub sort_order: i32,
+    /// Made or changed through the admin API (`source = 'api'`): the seeder leaves it alone.
+    pub managed: bool,
 }
 
 /// A plan with its prices, for listings.
@@ -29,9 +31,12 @@ pub struct PlanRow {
 
 /// Every catalogue (non-trial) plan.
 pub async fn catalog_listings(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<PlanListing>> {
-    sqlx::query_as!(PlanListing, "SELECT id, code, active, sort_order FROM plans WHERE NOT is_trial ORDER BY id")
-        .fetch_all(db)
-        .await
+    sqlx::query_as!(
+        PlanListing,
+        r#"SELECT id, code, active, sort_order, source = 'api' AS "managed!" FROM plans WHERE NOT is_trial ORDER BY id"#
+    )
+    .fetch_all(db)
+    .await
 }
 
 /// Whether no catalogue plan exists yet.
@@ -170,4 +175,174 @@ pub async fn upsert_trial(conn: &mut PgConnection, spec: &PlanSpec) -> sqlx::Res
     )
     .fetch_one(conn)
     .await
+}
+
+/// A plan as the admin API shows it, with its prices.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PlanDetail {
+    pub id: i64,
+    pub code: String,
+    pub location_code: String,
+    pub duration_days: i32,
+    pub seats: i32,
+    pub data_cap_bytes: Option<i64>,
+    pub is_trial: bool,
+    pub active: bool,
+    pub sort_order: i32,
+    /// `catalog` (seeded from config/plans.toml) or `api`.
+    pub source: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub currencies: Vec<String>,
+    pub amounts: Vec<i64>,
+}
+
+impl PlanDetail {
+    pub fn prices(&self) -> Vec<(Currency, i64)> {
+        self.currencies.iter().zip(&self.amounts).filter_map(|(c, a)| c.parse().ok().map(|c| (c, *a))).collect()
+    }
+}
+
+const PLAN_DETAIL: &str =
+    "SELECT p.id, p.code, p.location_code, p.duration_days, p.seats, p.data_cap_bytes, p.is_trial,
+        p.active, p.sort_order, p.source, p.created_at, p.updated_at,
+        COALESCE((SELECT array_agg(pp.currency ORDER BY pp.currency) FROM plan_prices pp WHERE pp.plan_id = p.id),
+                 '{}') AS currencies,
+        COALESCE((SELECT array_agg(pp.amount_minor ORDER BY pp.currency) FROM plan_prices pp WHERE pp.plan_id = p.id),
+                 '{}') AS amounts
+   FROM plans p WHERE TRUE";
+
+/// How to find plans: every given filter must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanFilter {
+    pub location: Option<String>,
+    pub active: Option<bool>,
+    pub trial: Option<bool>,
+}
+
+/// One page of plans by id.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    filter: &PlanFilter,
+    page: &crate::domain::page::PageRequest,
+) -> sqlx::Result<Vec<PlanDetail>> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(PLAN_DETAIL);
+    if let Some(location) = &filter.location {
+        q.push(" AND p.location_code = ").push_bind(location.clone());
+    }
+    if let Some(active) = filter.active {
+        q.push(" AND p.active = ").push_bind(active);
+    }
+    if let Some(trial) = filter.trial {
+        q.push(" AND p.is_trial = ").push_bind(trial);
+    }
+    if let Some(after) = page.after {
+        q.push(" AND p.id ").push(page.op()).push(" ").push_bind(after.id);
+    }
+    q.push(" ORDER BY p.id ").push(page.dir()).push(" LIMIT ").push_bind(page.fetch());
+    q.build_query_as().fetch_all(db).await
+}
+
+pub async fn detail(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<PlanDetail>> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(PLAN_DETAIL);
+    q.push(" AND p.id = ").push_bind(id);
+    q.build_query_as().fetch_optional(db).await
+}
+
+/// The plan's shape and listing, row-locked for the caller's transaction.
+pub async fn lock(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<PlanListing>> {
+    sqlx::query_as!(
+        PlanListing,
+        r#"SELECT id, code, active, sort_order, source = 'api' AS "managed!" FROM plans WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Inserts a plan made through the admin API (`source = 'api'`); `None` when one of that shape exists.
+pub async fn insert_api(conn: &mut PgConnection, spec: &PlanSpec, sort_order: i32) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO plans (code, location_code, duration_days, seats, data_cap_bytes, is_trial, sort_order, source)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, 'api') ON CONFLICT DO NOTHING RETURNING id"#,
+        spec.code(),
+        spec.location_code,
+        spec.duration_days,
+        spec.seats,
+        spec.data_cap.to_db(),
+        spec.is_trial,
+        sort_order,
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Whether any order or subscription refers to the plan (its shape is then what was sold).
+pub async fn is_sold(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM orders WHERE plan_id = $1)
+               OR EXISTS (SELECT 1 FROM subscriptions WHERE plan_id = $1) AS "sold!""#,
+        id
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Sets a plan's shape, listing and sort order, and makes it the API's; false when another plan has that shape.
+pub async fn update_api(
+    conn: &mut PgConnection,
+    id: i64,
+    spec: &PlanSpec,
+    active: bool,
+    sort_order: i32,
+) -> sqlx::Result<bool> {
+    let taken = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM plans WHERE id <> $1 AND (code = $2 OR (location_code, duration_days, seats,
+                  data_cap_bytes, is_trial) IS NOT DISTINCT FROM ($3, $4, $5, $6, $7))) AS "taken!""#,
+        id,
+        spec.code(),
+        spec.location_code,
+        spec.duration_days,
+        spec.seats,
+        spec.data_cap.to_db(),
+        spec.is_trial,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if taken {
+        return Ok(false);
+    }
+    sqlx::query!(
+        r#"UPDATE plans SET code = $2, location_code = $3, duration_days = $4, seats = $5, data_cap_bytes = $6,
+                  active = $7, sort_order = $8, source = 'api', updated_at = now()
+            WHERE id = $1"#,
+        id,
+        spec.code(),
+        spec.location_code,
+        spec.duration_days,
+        spec.seats,
+        spec.data_cap.to_db(),
+        active,
+        sort_order,
+    )
+    .execute(conn)
+    .await?;
+    Ok(true)
+}
+
+/// Makes a plan the API's (the seeder leaves it alone from now on).
+pub async fn take_over(conn: &mut PgConnection, id: i64) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE plans SET source = 'api', updated_at = now() WHERE id = $1", id).execute(conn).await?;
+    Ok(())
+}
+
+/// Sets one price of a plan.
+pub async fn set_price(conn: &mut PgConnection, id: i64, currency: Currency, amount_minor: i64) -> sqlx::Result<()> {
+    upsert_prices(conn, &[(id, currency, amount_minor)]).await?;
+    Ok(())
+}
+
+/// Removes one price of a plan; false when it had none in that currency.
+pub async fn delete_price(conn: &mut PgConnection, id: i64, currency: Currency) -> sqlx::Result<bool> {
+    Ok(delete_prices(conn, &[(id, currency)]).await? == 1)
 }

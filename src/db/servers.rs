@@ -306,3 +306,117 @@ pub async fn pin_host_key(db: impl PgExecutor<'_>, id: i64, fingerprint: &str) -
     .await?;
     Ok(())
 }
+
+pub async fn lock(conn: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<Option<ServerRow>> {
+    sqlx::query_as!(
+        ServerRow,
+        r#"SELECT id, name, location_code, public_host, public_port, ssh_host, ssh_port, ssh_user,
+                  host_key_fingerprint, core AS "core: Core", protocol AS "protocol: Protocol", inbound_tag,
+                  api_port, config_path, capacity, enabled, health AS "health: Health", health_detail, last_seen_at
+             FROM servers WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A server as the admin API shows it, with its load (clients that should be on it).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ServerView {
+    pub id: i64,
+    pub name: String,
+    pub location_code: String,
+    pub public_host: String,
+    pub public_port: i32,
+    pub ssh_host: String,
+    pub ssh_port: i32,
+    pub ssh_user: String,
+    pub host_key_fingerprint: Option<String>,
+    pub core: Core,
+    pub protocol: Protocol,
+    pub inbound_tag: String,
+    pub api_port: i32,
+    pub config_path: String,
+    pub capacity: i32,
+    pub enabled: bool,
+    pub restart_command: Option<String>,
+    pub health: Health,
+    pub health_detail: Option<String>,
+    pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub active_clients: i64,
+}
+
+const SERVER_VIEW: &str = "SELECT s.id, s.name, s.location_code, s.public_host, s.public_port, s.ssh_host, s.ssh_port,
+        s.ssh_user, s.host_key_fingerprint, s.core, s.protocol, s.inbound_tag, s.api_port, s.config_path, s.capacity,
+        s.enabled, s.restart_command, s.health, s.health_detail, s.last_seen_at, s.created_at,
+        (SELECT count(*) FROM clients c WHERE c.server_id = s.id AND c.desired = 'present') AS active_clients
+   FROM servers s WHERE TRUE";
+
+/// How to find servers: every given filter must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerFilter {
+    pub location: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// One page of servers by id.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    filter: &ServerFilter,
+    page: &crate::domain::page::PageRequest,
+) -> sqlx::Result<Vec<ServerView>> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(SERVER_VIEW);
+    if let Some(location) = &filter.location {
+        q.push(" AND s.location_code = ").push_bind(location.clone());
+    }
+    if let Some(enabled) = filter.enabled {
+        q.push(" AND s.enabled = ").push_bind(enabled);
+    }
+    if let Some(after) = page.after {
+        q.push(" AND s.id ").push(page.op()).push(" ").push_bind(after.id);
+    }
+    q.push(" ORDER BY s.id ").push(page.dir()).push(" LIMIT ").push_bind(page.fetch());
+    q.build_query_as().fetch_all(db).await
+}
+
+pub async fn view(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<ServerView>> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(SERVER_VIEW);
+    q.push(" AND s.id = ").push_bind(id);
+    q.build_query_as().fetch_optional(db).await
+}
+
+/// The columns an operator may change on a registered server (already validated by the caller).
+#[derive(Debug, Clone)]
+pub struct ServerUpdate<'a> {
+    pub name: &'a str,
+    pub public_host: &'a str,
+    pub public_port: i32,
+    pub ssh_host: &'a str,
+    pub ssh_port: i32,
+    pub ssh_user: &'a str,
+    pub api_port: i32,
+    pub capacity: i32,
+    pub restart_command: Option<&'a str>,
+}
+
+pub async fn update(db: impl PgExecutor<'_>, id: i64, s: &ServerUpdate<'_>) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE servers SET name = $2, public_host = $3, public_port = $4, ssh_host = $5, ssh_port = $6, ssh_user = $7,
+                  api_port = $8, capacity = $9, restart_command = $10, updated_at = now()
+            WHERE id = $1"#,
+        id,
+        s.name,
+        s.public_host,
+        s.public_port,
+        s.ssh_host,
+        s.ssh_port,
+        s.ssh_user,
+        s.api_port,
+        s.capacity,
+        s.restart_command,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -113,3 +113,128 @@ pub async fn take_trial(conn: &mut PgConnection, id: i64) -> sqlx::Result<bool> 
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// A customer as the admin API lists them.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct UserListRow {
+    pub id: i64,
+    pub telegram_id: i64,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub language: Language,
+    pub currency: Option<Currency>,
+    pub created_at: DateTime<Utc>,
+    pub banned_at: Option<DateTime<Utc>>,
+    pub ban_reason: Option<String>,
+    pub trial_used_at: Option<DateTime<Utc>>,
+    pub blocked_bot_at: Option<DateTime<Utc>>,
+}
+
+/// How to find customers: every given filter must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    pub telegram_id: Option<i64>,
+    /// Lowercase username prefix (ASCII letters, digits, `_`), matched against `lower(username)`.
+    pub username_prefix: Option<String>,
+    pub banned: Option<bool>,
+    pub language: Option<Language>,
+}
+
+/// One page of customers by id (`page.after`'s key is the id).
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    filter: &UserFilter,
+    page: &crate::domain::page::PageRequest,
+) -> sqlx::Result<Vec<UserListRow>> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "SELECT id, telegram_id, username, first_name, language, currency, created_at, banned_at, ban_reason,
+                trial_used_at, blocked_bot_at
+           FROM users WHERE TRUE",
+    );
+    if let Some(id) = filter.telegram_id {
+        q.push(" AND telegram_id = ").push_bind(id);
+    }
+    if let Some(prefix) = &filter.username_prefix {
+        // a range over the text_pattern_ops index: prefix <= lower(username) < prefix with its last byte + 1
+        let mut upper = prefix.clone().into_bytes();
+        if let Some(last) = upper.last_mut() {
+            *last += 1;
+        }
+        let upper = String::from_utf8(upper).unwrap_or_default();
+        q.push(" AND lower(username) ~>=~ ").push_bind(prefix.clone());
+        q.push(" AND lower(username) ~<~ ").push_bind(upper);
+    }
+    match filter.banned {
+        Some(true) => {
+            q.push(" AND banned_at IS NOT NULL");
+        }
+        Some(false) => {
+            q.push(" AND banned_at IS NULL");
+        }
+        None => {}
+    }
+    if let Some(language) = filter.language {
+        q.push(" AND language = ").push_bind(language.as_str());
+    }
+    if let Some(after) = page.after {
+        q.push(" AND id ").push(page.op()).push(" ").push_bind(after.id);
+    }
+    q.push(" ORDER BY id ").push(page.dir()).push(" LIMIT ").push_bind(page.fetch());
+    q.build_query_as().fetch_all(db).await
+}
+
+pub async fn find_listed(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<UserListRow>> {
+    sqlx::query_as!(
+        UserListRow,
+        r#"SELECT id, telegram_id, username, first_name, language AS "language: Language",
+                  currency AS "currency: Currency", created_at, banned_at, ban_reason, trial_used_at, blocked_bot_at
+             FROM users WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// A customer's orders, payments and active subscriptions, counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserCounts {
+    pub orders: i64,
+    pub payments: i64,
+    pub active_subscriptions: i64,
+}
+
+pub async fn counts(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<UserCounts> {
+    sqlx::query_as!(
+        UserCounts,
+        r#"SELECT (SELECT count(*) FROM orders WHERE user_id = $1) AS "orders!",
+                  (SELECT count(*) FROM payments p JOIN orders o ON o.id = p.order_id WHERE o.user_id = $1)
+                      AS "payments!",
+                  (SELECT count(*) FROM subscriptions WHERE user_id = $1 AND status = 'active')
+                      AS "active_subscriptions!""#,
+        id
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Bans a customer (the ban notice goes out again on their next message).
+pub async fn ban(conn: &mut PgConnection, id: i64, reason: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE users SET banned_at = now(), ban_reason = $2, ban_notified_at = NULL, updated_at = now() WHERE id = $1",
+        id,
+        reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn unban(conn: &mut PgConnection, id: i64) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE users SET banned_at = NULL, ban_reason = NULL, ban_notified_at = NULL, updated_at = now() WHERE id = $1",
+        id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

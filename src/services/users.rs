@@ -6,8 +6,10 @@ use sqlx::PgPool;
 
 use crate::config::Settings;
 use crate::db::{self, users::UserRow};
+use crate::domain::page::{Cursor, PageRequest};
 use crate::domain::{Currency, Language};
 use crate::error::{AppError, AppResult};
+use crate::services::audit::Who;
 
 /// Who sent an update, as Telegram describes them.
 #[derive(Debug, Clone)]
@@ -121,4 +123,73 @@ pub async fn admins(pool: &PgPool) -> AppResult<Vec<db::admins::AdminRow>> {
 /// Disables an admin; false when there is no active one by that name.
 pub async fn remove_admin(pool: &PgPool, username: &str) -> AppResult<bool> {
     Ok(db::admins::disable(pool, username).await?)
+}
+
+/// A customer search as the admin API takes it: `q` is a Telegram id (digits) or a username prefix (with or
+/// without `@`, any case).
+pub fn parse_query(q: &str) -> AppResult<db::users::UserFilter> {
+    let q = q.trim();
+    let mut filter = db::users::UserFilter::default();
+    if q.is_empty() {
+        return Ok(filter);
+    }
+    if q.bytes().all(|b| b.is_ascii_digit()) {
+        let id = q.parse::<i64>().map_err(|_| AppError::field("q", "a Telegram id is at most 19 digits"))?;
+        filter.telegram_id = Some(id);
+        return Ok(filter);
+    }
+    let name = q.strip_prefix('@').unwrap_or(q);
+    if name.is_empty() || name.len() > 32 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(AppError::field("q", "a Telegram id (digits) or a username (letters, digits, `_`; `@` optional)"));
+    }
+    filter.username_prefix = Some(name.to_ascii_lowercase());
+    Ok(filter)
+}
+
+/// One page of customers (by id) matching `filter`.
+pub async fn list(
+    pool: &PgPool,
+    filter: &db::users::UserFilter,
+    page: &PageRequest,
+) -> AppResult<(Vec<db::users::UserListRow>, Option<Cursor>)> {
+    let rows = db::users::list(pool, filter, page).await?;
+    Ok(page.cut(rows, |r| Cursor { key: r.id, id: r.id }))
+}
+
+/// A customer with their orders, payments and active subscriptions counted.
+pub async fn detail(pool: &PgPool, id: i64) -> AppResult<(db::users::UserListRow, db::users::UserCounts)> {
+    let user = db::users::find_listed(pool, id).await?.ok_or(AppError::NotFound("user"))?;
+    let counts = db::users::counts(pool, id).await?;
+    Ok((user, counts))
+}
+
+/// Bans a customer: the bot answers them with one notice and nothing else from then on. Banning a banned
+/// customer changes nothing (and records nothing).
+pub async fn ban(pool: &PgPool, id: i64, reason: &str, who: &Who) -> AppResult<db::users::UserListRow> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(AppError::field("reason", "1-500 characters"));
+    }
+    let mut tx = pool.begin().await?;
+    let user = db::users::lock(&mut tx, id).await?.ok_or(AppError::NotFound("user"))?;
+    if user.banned_at.is_none() {
+        db::users::ban(&mut tx, id, reason).await?;
+        who.record(&mut tx, "user.ban", "user", id, serde_json::json!({ "reason": reason })).await?;
+    }
+    let row = db::users::find_listed(&mut *tx, id).await?.ok_or(AppError::NotFound("user"))?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Lifts a ban; unbanning a customer who is not banned changes nothing (and records nothing).
+pub async fn unban(pool: &PgPool, id: i64, who: &Who) -> AppResult<db::users::UserListRow> {
+    let mut tx = pool.begin().await?;
+    let user = db::users::lock(&mut tx, id).await?.ok_or(AppError::NotFound("user"))?;
+    if user.banned_at.is_some() {
+        db::users::unban(&mut tx, id).await?;
+        who.record(&mut tx, "user.unban", "user", id, serde_json::json!({})).await?;
+    }
+    let row = db::users::find_listed(&mut *tx, id).await?.ok_or(AppError::NotFound("user"))?;
+    tx.commit().await?;
+    Ok(row)
 }

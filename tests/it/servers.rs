@@ -47,7 +47,8 @@ async fn bad_server_input_is_refused_with_the_reason(pool: PgPool) {
     ];
     for (bad, reason) in cases {
         match servers::add(&pool, &bad, Actor::CLI).await {
-            Err(AppError::Invalid(msg)) => {
+            Err(e @ (AppError::Invalid(_) | AppError::Field { .. })) => {
+                let msg = e.to_string();
                 assert!(msg.contains(reason), "{msg:?} should mention {reason:?}")
             }
             other => panic!("expected Invalid for {reason}, got {other:?}"),

@@ -18,6 +18,10 @@ use crate::app::AppState;
 mod auth;
 pub mod extract;
 // resources: users, plans, servers, orders
+mod orders;
+mod plans;
+mod servers;
+mod users;
 // money and customers: payments, subscriptions, audit, stats
 mod audit;
 mod payments;
@@ -60,6 +64,22 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::list_keys, auth::create_key))
         .routes(routes!(auth::revoke_key))
         // resources: users, plans, servers, orders
+        .routes(routes!(users::list_users))
+        .routes(routes!(users::get_user))
+        .routes(routes!(users::ban_user))
+        .routes(routes!(users::unban_user))
+        .routes(routes!(plans::list_plans, plans::create_plan))
+        .routes(routes!(plans::get_plan, plans::patch_plan))
+        .routes(routes!(plans::activate_plan))
+        .routes(routes!(plans::deactivate_plan))
+        .routes(routes!(plans::put_price, plans::delete_price))
+        .routes(routes!(servers::list_servers, servers::create_server))
+        .routes(routes!(servers::get_server, servers::patch_server, servers::delete_server))
+        .routes(routes!(servers::enable_server))
+        .routes(routes!(servers::disable_server))
+        .routes(routes!(servers::test_server))
+        .routes(routes!(orders::list_orders))
+        .routes(routes!(orders::get_order))
         // money and customers: payments, subscriptions, audit, stats
         .routes(routes!(payments::list_payments))
         .routes(routes!(payments::get_payment))

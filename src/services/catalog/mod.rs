@@ -1,6 +1,7 @@
 //! The plan catalogue: seeding plan rows from `config/plans.toml` and listing them.
 
 mod file;
+pub mod manage;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -36,7 +37,8 @@ impl SeedReport {
 }
 
 /// Makes the database's catalogue equal to `catalog`, in one transaction. New combinations are added,
-/// missing ones deactivated (orders keep their price snapshot, so nothing that was sold changes).
+/// missing ones deactivated (orders keep their price snapshot, so nothing that was sold changes). Plans made or
+/// changed through the admin API (`managed`) are left as they are: not relisted, repriced or retired.
 pub async fn seed(pool: &PgPool, catalog: &Catalog) -> AppResult<SeedReport> {
     let wanted = catalog.plans()?;
     let mut report = SeedReport::default();
@@ -67,6 +69,8 @@ pub async fn seed(pool: &PgPool, catalog: &Catalog) -> AppResult<SeedReport> {
     for plan in &wanted {
         match by_code.get(plan.spec.code().as_str()) {
             None => new.push((plan.spec.clone(), plan.sort_order)),
+            // made or changed through the admin API: the operator's word there stands
+            Some(row) if row.managed => {}
             Some(row) if !row.active || row.sort_order != plan.sort_order => {
                 relist_ids.push(row.id);
                 relist_sorts.push(plan.sort_order);
@@ -81,15 +85,22 @@ pub async fn seed(pool: &PgPool, catalog: &Catalog) -> AppResult<SeedReport> {
     report.plans_added = new.len() as u64;
     report.plans_updated = db::plans::set_listing(&mut tx, &relist_ids, true, &relist_sorts).await?;
     let wanted_codes: BTreeSet<String> = wanted.iter().map(|p| p.spec.code()).collect();
-    let (retire_ids, retire_sorts): (Vec<i64>, Vec<i32>) =
-        existing.iter().filter(|p| p.active && !wanted_codes.contains(&p.code)).map(|p| (p.id, p.sort_order)).unzip();
+    let (retire_ids, retire_sorts): (Vec<i64>, Vec<i32>) = existing
+        .iter()
+        .filter(|p| p.active && !p.managed && !wanted_codes.contains(&p.code))
+        .map(|p| (p.id, p.sort_order))
+        .unzip();
     report.plans_retired = db::plans::set_listing(&mut tx, &retire_ids, false, &retire_sorts).await?;
 
     let current: BTreeMap<(i64, Currency), i64> =
         db::plans::all_prices(&mut *tx).await?.into_iter().map(|(id, c, a)| ((id, c), a)).collect();
     let mut desired = BTreeMap::new();
+    let managed: BTreeSet<i64> = existing.iter().filter(|p| p.managed).map(|p| p.id).collect();
     for plan in &wanted {
         let id = ids[&plan.spec.code()];
+        if managed.contains(&id) {
+            continue;
+        }
         for price in &plan.prices {
             desired.insert((id, price.currency()), price.minor());
         }

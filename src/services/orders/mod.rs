@@ -4,6 +4,7 @@
 //! it is converted through the catalogue's rates, or refused. Renewals and top-ups (`extend`) check that the
 //! subscription can take them before a draft is made, and again when it is submitted.
 
+pub mod admin;
 mod extend;
 
 use sqlx::PgPool;

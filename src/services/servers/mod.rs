@@ -1,11 +1,16 @@
 //! Managing nodes: adding, listing, enabling and removing servers. Plans reach servers through their location.
 
+mod admin;
+
 use sqlx::PgPool;
+
+pub use self::admin::{ServerChange, TestReport, page, restart_command, test, update, view};
 
 use crate::db::{self, audit::AuditEntry, servers::NewServer, servers::ServerRow};
 use crate::domain::server::{Core, Host, HostKeyFingerprint, Protocol};
 use crate::error::{AppError, AppResult, violated_constraint};
 use crate::provision::render::{self, ClientInbound};
+use crate::services::audit::Who;
 
 /// A server as an operator describes it (CLI flags or an API body), before validation.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -50,17 +55,58 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
-/// Validates and stores a new server.
-pub async fn add(pool: &PgPool, input: &ServerInput, actor: Actor<'_>) -> AppResult<ServerRow> {
-    if !valid_name(&input.name) {
-        return Err(AppError::invalid(format!(
-            "server name {:?} must be 1-63 lowercase letters, digits, '.', '_' or '-'",
-            input.name
-        )));
+/// Who is acting, as the audit log records it.
+#[derive(Debug, Clone, Copy)]
+struct By<'a> {
+    kind: &'a str,
+    id: Option<&'a str>,
+    ip: Option<&'a str>,
+}
+
+impl<'a> From<Actor<'a>> for By<'a> {
+    fn from(a: Actor<'a>) -> Self {
+        By { kind: a.kind, id: a.id, ip: None }
     }
-    let public_host = Host::parse(&input.public_host).map_err(|e| AppError::invalid(format!("public host: {e}")))?;
+}
+
+impl<'a> From<&'a Who> for By<'a> {
+    fn from(w: &'a Who) -> Self {
+        By { kind: w.kind, id: w.id.as_deref(), ip: w.ip.as_deref() }
+    }
+}
+
+/// Validates and stores a new server (the CLI: any restart command the operator on the box gives).
+pub async fn add(pool: &PgPool, input: &ServerInput, actor: Actor<'_>) -> AppResult<ServerRow> {
+    insert(pool, input, actor.into()).await
+}
+
+/// Validates and stores a new server given through the admin API, whose restart command may only be one of
+/// the forms [`restart_command`] takes.
+pub async fn create(pool: &PgPool, input: &ServerInput, who: &Who) -> AppResult<ServerRow> {
+    let input = ServerInput { restart_command: restart_command(input.restart_command.as_deref())?, ..input.clone() };
+    insert(pool, &input, who.into()).await
+}
+
+/// A server's input after validation: hosts, fingerprint and config path in their stored form.
+struct Checked {
+    public_host: String,
+    ssh_host: String,
+    fingerprint: Option<String>,
+    config_path: String,
+}
+
+/// Checks every field of `input`; errors name the field.
+async fn check(pool: &PgPool, input: &ServerInput) -> AppResult<Checked> {
+    if !valid_name(&input.name) {
+        return Err(AppError::field(
+            "name",
+            format!("server name {:?} must be 1-63 lowercase letters, digits, '.', '_' or '-'", input.name),
+        ));
+    }
+    let public_host =
+        Host::parse(&input.public_host).map_err(|e| AppError::field("public_host", format!("public host: {e}")))?;
     let ssh_host = match &input.ssh_host {
-        Some(h) => Host::parse(h).map_err(|e| AppError::invalid(format!("ssh host: {e}")))?,
+        Some(h) => Host::parse(h).map_err(|e| AppError::field("ssh_host", format!("ssh host: {e}")))?,
         None => public_host.clone(),
     };
     let fingerprint = input
@@ -68,33 +114,36 @@ pub async fn add(pool: &PgPool, input: &ServerInput, actor: Actor<'_>) -> AppRes
         .as_deref()
         .map(HostKeyFingerprint::parse)
         .transpose()
-        .map_err(|e| AppError::invalid(e.to_string()))?;
-    for (what, port) in [("public port", input.public_port), ("ssh port", input.ssh_port), ("api port", input.api_port)]
-    {
+        .map_err(|e| AppError::field("host_key", e.to_string()))?;
+    for (field, what, port) in [
+        ("public_port", "public port", input.public_port),
+        ("ssh_port", "ssh port", input.ssh_port),
+        ("api_port", "api port", input.api_port),
+    ] {
         if port == 0 {
-            return Err(AppError::invalid(format!("{what} must be between 1 and 65535")));
+            return Err(AppError::field(field, format!("{what} must be between 1 and 65535")));
         }
     }
     if input.capacity == 0 || input.capacity > i32::MAX as u32 {
-        return Err(AppError::invalid("capacity must be a positive number of clients"));
+        return Err(AppError::field("capacity", "capacity must be a positive number of clients"));
     }
     let user_ok = !input.ssh_user.is_empty()
         && input.ssh_user.len() <= 32
         && input.ssh_user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !user_ok {
-        return Err(AppError::invalid(format!("ssh user {:?} is not a valid user name", input.ssh_user)));
+        return Err(AppError::field("ssh_user", format!("ssh user {:?} is not a valid user name", input.ssh_user)));
     }
     if input.inbound_tag.is_empty() || input.inbound_tag.len() > 64 {
-        return Err(AppError::invalid("inbound tag must be 1-64 characters"));
+        return Err(AppError::field("inbound_tag", "inbound tag must be 1-64 characters"));
     }
     let config_path = input.config_path.clone().unwrap_or_else(|| format!("/etc/{}/config.json", input.core));
-    if !config_path.starts_with('/') {
-        return Err(AppError::invalid("config path must be absolute"));
+    if !config_path.starts_with('/') || config_path.len() > 500 {
+        return Err(AppError::field("config_path", "config path must be absolute"));
     }
     if let Some(cmd) = &input.restart_command
         && (cmd.trim().is_empty() || cmd.len() > 500)
     {
-        return Err(AppError::invalid("restart command must be 1-500 characters"));
+        return Err(AppError::field("restart_command", "restart command must be 1-500 characters"));
     }
     if let Some(base) = &input.base_config {
         // the template must hold our inbound with the right protocol, or every sync would fail later
@@ -102,26 +151,39 @@ pub async fn add(pool: &PgPool, input: &ServerInput, actor: Actor<'_>) -> AppRes
         let mut isolated = base.clone();
         crate::provision::isolation::isolate(&mut isolated, &[], &[])
             .and_then(|()| render::render(&isolated, &inbound, &[]))
-            .map_err(|e| AppError::invalid(format!("base config: {e}")))?;
+            .map_err(|e| AppError::field("base_config", format!("base config: {e}")))?;
     }
-    let location = db::locations::find(pool, &input.location).await?;
+    let location = if input.location.len() > 16 { None } else { db::locations::find(pool, &input.location).await? };
     if location.is_none() {
         let known: Vec<String> = db::locations::list(pool).await?.into_iter().map(|l| l.code).collect();
-        return Err(AppError::invalid(format!(
-            "unknown location {:?} (known: {}; run `vpnshop catalog seed` after adding it to config/plans.toml)",
-            input.location,
-            known.join(", ")
-        )));
+        return Err(AppError::field(
+            "location",
+            format!(
+                "unknown location {:?} (known: {}; run `vpnshop catalog seed` after adding it to config/plans.toml)",
+                input.location,
+                known.join(", ")
+            ),
+        ));
     }
+    Ok(Checked {
+        public_host: public_host.as_str().to_owned(),
+        ssh_host: ssh_host.as_str().to_owned(),
+        fingerprint: fingerprint.map(|f| f.as_str().to_owned()),
+        config_path,
+    })
+}
+
+async fn insert(pool: &PgPool, input: &ServerInput, actor: By<'_>) -> AppResult<ServerRow> {
+    let Checked { public_host, ssh_host, fingerprint, config_path } = check(pool, input).await?;
     let row = NewServer {
         name: &input.name,
         location_code: &input.location,
-        public_host: public_host.as_str(),
+        public_host: &public_host,
         public_port: i32::from(input.public_port),
-        ssh_host: ssh_host.as_str(),
+        ssh_host: &ssh_host,
         ssh_port: i32::from(input.ssh_port),
         ssh_user: &input.ssh_user,
-        host_key_fingerprint: fingerprint.as_ref().map(|f| f.as_str()),
+        host_key_fingerprint: fingerprint.as_deref(),
         core: input.core,
         protocol: input.protocol,
         inbound_tag: &input.inbound_tag,
@@ -149,7 +211,18 @@ pub async fn list(pool: &PgPool) -> AppResult<Vec<ServerRow>> {
 /// Deletes a server nothing refers to. One that ever carried clients is kept for history: disable it instead.
 pub async fn remove(pool: &PgPool, name: &str, actor: Actor<'_>) -> AppResult<()> {
     let server = db::servers::find_by_name(pool, name).await?.ok_or(AppError::NotFound("server"))?;
+    delete(pool, server.id, actor.into()).await
+}
+
+/// [`remove`] by id, for the admin API.
+pub async fn remove_id(pool: &PgPool, id: i64, who: &Who) -> AppResult<()> {
+    delete(pool, id, who.into()).await
+}
+
+async fn delete(pool: &PgPool, id: i64, actor: By<'_>) -> AppResult<()> {
     let mut tx = pool.begin().await?;
+    let server = db::servers::lock(&mut tx, id).await?.ok_or(AppError::NotFound("server"))?;
+    let name = &server.name;
     if db::servers::is_referenced(&mut *tx, server.id).await? {
         return Err(AppError::conflict(format!(
             "server {name:?} has (or had) subscriptions; disable it with `vpnshop server disable {name}` instead"
@@ -164,17 +237,30 @@ pub async fn remove(pool: &PgPool, name: &str, actor: Actor<'_>) -> AppResult<()
 /// Takes a server out of (or back into) placement; its existing clients stay until they end.
 pub async fn set_enabled(pool: &PgPool, name: &str, enabled: bool, actor: Actor<'_>) -> AppResult<()> {
     let server = db::servers::find_by_name(pool, name).await?.ok_or(AppError::NotFound("server"))?;
+    enable(pool, server.id, enabled, actor.into()).await
+}
+
+/// [`set_enabled`] by id, for the admin API; the same state again changes nothing and records nothing.
+pub async fn set_enabled_id(pool: &PgPool, id: i64, enabled: bool, who: &Who) -> AppResult<()> {
+    enable(pool, id, enabled, who.into()).await
+}
+
+async fn enable(pool: &PgPool, id: i64, enabled: bool, actor: By<'_>) -> AppResult<()> {
     let mut tx = pool.begin().await?;
+    let server = db::servers::lock(&mut tx, id).await?.ok_or(AppError::NotFound("server"))?;
+    if server.enabled == enabled {
+        return Ok(());
+    }
     db::servers::set_enabled(&mut *tx, server.id, enabled).await?;
     let action = if enabled { "server.enable" } else { "server.disable" };
-    audit(&mut tx, actor, action, server.id, serde_json::json!({ "name": name })).await?;
+    audit(&mut tx, actor, action, server.id, serde_json::json!({ "name": server.name })).await?;
     tx.commit().await?;
     Ok(())
 }
 
 async fn audit(
     tx: &mut sqlx::PgConnection,
-    actor: Actor<'_>,
+    actor: By<'_>,
     action: &str,
     id: i64,
     detail: serde_json::Value,
@@ -187,7 +273,7 @@ async fn audit(
         entity: "server",
         entity_id: Some(&id),
         detail,
-        source_ip: None,
+        source_ip: actor.ip,
     };
     db::audit::record(tx, &entry).await?;
     Ok(())
@@ -218,7 +304,7 @@ pub async fn pin_host_key(
     db::servers::pin_host_key(&mut *tx, server.id, &fingerprint).await?;
     audit(
         &mut tx,
-        actor,
+        actor.into(),
         "server.pin_host_key",
         server.id,
         serde_json::json!({ "name": name, "fingerprint": fingerprint }),

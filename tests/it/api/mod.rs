@@ -2,7 +2,7 @@
 
 mod auth;
 mod contract;
-// resources (users, plans, servers, orders) — tests/it/api/resources.rs
+mod resources;
 mod money;
 // broadcasts — tests/it/api/broadcasts.rs
 
