@@ -85,8 +85,9 @@ async fn the_openapi_document_is_valid_and_lists_every_route(pool: PgPool) {
 
     // every documented route is served: without credentials each answers 401 (or, for the open ones, not 404/405)
     let open: BTreeSet<&str> = ["/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/openapi.json"].into();
+    let param = regex::Regex::new(r"\{[^}]+\}").unwrap();
     for (method, path) in &documented {
-        let concrete = regex::Regex::new(r"\{[^}]+\}").unwrap().replace_all(path, "1").into_owned();
+        let concrete = param.replace_all(path, "1").into_owned();
         let m = Method::from_bytes(method.as_bytes()).unwrap();
         let body = (m != Method::GET && m != Method::DELETE).then(|| json!({}));
         let a = api.call(m, &concrete, None, body).await;
@@ -134,6 +135,7 @@ async fn bad_requests_are_problem_documents(pool: PgPool) {
         let res = post("/api/v1/api-keys", ct, body).await.unwrap();
         assert_eq!(res.status().as_u16(), status, "{ct} {body}");
         assert_eq!(res.headers()["content-type"], "application/problem+json", "{ct} {body}");
+        assert_eq!(res.headers()["cache-control"], "no-store", "{ct} {body}");
         let problem: Value = res.json().await.unwrap();
         assert!(problem["type"].as_str().unwrap().starts_with("https://vpnshop.dev/problems/"), "{problem}");
     }
