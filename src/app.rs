@@ -285,6 +285,18 @@ pub fn job_registry(state: &AppState) -> Registry {
             crate::bot::outbox::SEND_KIND,
             Arc::new(crate::bot::outbox::SendJob { bot: tg.bot.clone(), pool: state.pool.clone() }),
         );
+        let broadcast = &state.settings.telegram.broadcast;
+        let sender = crate::bot::broadcast::Broadcaster::new(tg.bot.clone(), broadcast.per_second);
+        registry.register(
+            crate::services::broadcasts::SEND_KIND,
+            Arc::new(crate::jobs::broadcasts::BroadcastJob {
+                pool: state.pool.clone(),
+                sender: Arc::new(sender),
+                settings: broadcast.clone(),
+                jobs: state.settings.jobs.clone(),
+                instance: state.instance.clone(),
+            }),
+        );
     }
     registry
 }

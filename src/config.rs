@@ -175,6 +175,27 @@ pub struct TelegramSettings {
     /// The bot's @username without the @: payment pages link back to `https://t.me/<bot>?start=…`.
     #[serde(default)]
     pub bot_username: Option<String>,
+    /// Broadcasts: their share of `limits.per_second` (the rest is left for replies) and how they send.
+    #[serde(default)]
+    pub broadcast: BroadcastSettings,
+}
+
+/// How broadcasts send (see `services::broadcasts`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BroadcastSettings {
+    /// Broadcast messages per second, across all instances; at most `telegram.limits.per_second`.
+    pub per_second: u32,
+    /// Recipients claimed at a time: the most a crash can leave uncertain (`unknown`, never sent again).
+    pub batch: u32,
+    /// How long a claim holds before a recipient whose sender vanished counts as `unknown`; above any send's time.
+    pub claim_secs: u64,
+}
+
+impl Default for BroadcastSettings {
+    fn default() -> Self {
+        BroadcastSettings { per_second: 20, batch: 5, claim_secs: 60 }
+    }
 }
 
 /// Telegram's sending limits as we keep them (see `bot::limits`).
@@ -705,6 +726,16 @@ impl Settings {
                 "`telegram.limits.per_second`, `telegram.limits.edit_burst` and `telegram.handler_timeout_secs` \
                  must be at least 1"
                     .to_owned(),
+            );
+        }
+        let broadcast = &self.telegram.broadcast;
+        if broadcast.per_second == 0 || broadcast.per_second > limits.per_second {
+            problems.push("`telegram.broadcast.per_second` must be between 1 and `telegram.limits.per_second`".into());
+        }
+        if !(1..=100).contains(&broadcast.batch) || broadcast.claim_secs < 5 {
+            problems.push(
+                "`telegram.broadcast.batch` must be between 1 and 100 and `telegram.broadcast.claim_secs` at least 5"
+                    .into(),
             );
         }
         if self.telegram.intake_queue == 0 || self.telegram.handlers == 0 {

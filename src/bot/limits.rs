@@ -79,6 +79,7 @@ struct Shared {
     prefix: String,
     take: redis::Script,
     hold: redis::Script,
+    pace: redis::Script,
     /// After a failure Redis is left alone for a while (each call would otherwise wait for its timeout).
     down_until: Mutex<Option<Instant>>,
 }
@@ -112,6 +113,17 @@ redis.call('SET', KEYS[1], string.format('%d', chat_next), 'PX', math.ceil((chat
 return {1, slot - now}
 ";
 
+/// Takes the next slot of a pace (`KEYS[1]`, the next free slot in µs on Redis's clock) spaced `ARGV[1]` µs;
+/// returns how long to wait for it.
+const PACE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or now))
+local next_ = slot + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%d', next_), 'PX', math.ceil((next_ - now) / 1000) + 1000)
+return slot - now
+";
+
 /// Holds a chat: nothing goes to `KEYS[1]` for `ARGV[1]` µs.
 const HOLD: &str = r"
 local t = redis.call('TIME')
@@ -129,6 +141,7 @@ impl Limits {
             prefix: format!("{prefix}:tg"),
             take: redis::Script::new(TAKE),
             hold: redis::Script::new(HOLD),
+            pace: redis::Script::new(PACE),
             down_until: Mutex::new(None),
         });
         Limits { inner: Arc::new(Inner { rules, local: Mutex::new(Local::default()), redis }) }
@@ -152,6 +165,29 @@ impl Limits {
                 }
                 Verdict::ChatBusy(wait) => tokio::time::sleep(wait.max(Duration::from_millis(1))).await,
             }
+        }
+    }
+
+    /// Waits for the next slot of the pace `name` (one call per `interval`, shared like the limits), before
+    /// [`wait`](Self::wait): bulk sending (broadcasts) takes only its share of the overall limit this way.
+    pub async fn pace(&self, name: &str, interval: Duration) {
+        let wait = match self.shared() {
+            Some(shared) => {
+                let mut call = shared.pace.key(format!("{}:pace:{name}", shared.prefix));
+                call.arg(micros(interval));
+                match call.invoke_async::<i64>(&mut shared.conn.clone()).await {
+                    Ok(wait) => Some(Duration::from_micros(wait.max(0) as u64)),
+                    Err(e) => {
+                        shared.failed(&e);
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let wait = wait.unwrap_or_else(|| self.local().pace(name, Instant::now(), interval));
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -217,6 +253,8 @@ fn micros(d: Duration) -> u64 {
 struct Local {
     chats: HashMap<i64, Instant>,
     overall: Option<Instant>,
+    /// The next free slot of each pace.
+    paces: HashMap<String, Instant>,
     /// Chats are forgotten once their time has passed (checked every so many calls).
     calls: u32,
 }
@@ -236,6 +274,12 @@ impl Local {
             self.chats.retain(|_, at| *at > now);
         }
         Verdict::Go(slot - now)
+    }
+
+    fn pace(&mut self, name: &str, now: Instant, interval: Duration) -> Duration {
+        let slot = self.paces.get(name).map_or(now, |next| (*next).max(now));
+        self.paces.insert(name.to_owned(), slot + interval);
+        slot - now
     }
 
     fn hold(&mut self, chat: i64, until: Instant) {
@@ -287,6 +331,15 @@ mod tests {
         assert_eq!(l.take(&r, t0, 1, Kind::Edit), Verdict::ChatBusy(1000 * MS));
         // a new message waits for the whole schedule
         assert_eq!(l.take(&r, t0, 1, Kind::Send), Verdict::ChatBusy(3000 * MS));
+    }
+
+    #[test]
+    fn a_pace_hands_out_its_own_slots_in_order() {
+        let (mut l, t0) = (Local::default(), Instant::now());
+        let waits: Vec<Duration> = (0..3).map(|_| l.pace("bulk", t0, 50 * MS)).collect();
+        assert_eq!(waits, vec![Duration::ZERO, 50 * MS, 100 * MS]);
+        assert_eq!(l.pace("other", t0, 50 * MS), Duration::ZERO);
+        assert_eq!(l.pace("bulk", t0 + 500 * MS, 50 * MS), Duration::ZERO, "a pace does not bank idle time");
     }
 
     #[test]

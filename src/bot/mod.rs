@@ -6,6 +6,7 @@
 //! message goes through our limits first (`client`, `limits`: sent at once within Telegram's limits, waiting only
 //! as long as needed beyond them, shared across instances through Redis).
 
+pub mod broadcast;
 pub mod callback;
 pub mod client;
 pub mod handlers;

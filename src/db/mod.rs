@@ -16,6 +16,7 @@ pub mod admin_sessions;
 pub mod admins;
 pub mod api_keys;
 pub mod audit;
+pub mod broadcasts;
 pub mod clients;
 pub mod jobs;
 pub mod locations;

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod broadcasts;
 pub mod catalog;
 pub mod health;
 pub mod inbox;

@@ -28,6 +28,7 @@ mod payments;
 mod stats;
 mod subscriptions;
 // broadcasts
+mod broadcasts;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -95,6 +96,11 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list_audit))
         .routes(routes!(stats::get_stats))
         // broadcasts
+        .routes(routes!(broadcasts::list_broadcasts, broadcasts::create_broadcast))
+        .routes(routes!(broadcasts::get_broadcast))
+        .routes(routes!(broadcasts::pause_broadcast))
+        .routes(routes!(broadcasts::resume_broadcast))
+        .routes(routes!(broadcasts::cancel_broadcast))
         .routes(routes!(openapi_json))
 }
 

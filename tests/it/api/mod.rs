@@ -4,7 +4,7 @@ mod auth;
 mod contract;
 mod resources;
 mod money;
-// broadcasts — tests/it/api/broadcasts.rs
+mod broadcasts;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;

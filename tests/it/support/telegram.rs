@@ -10,7 +10,7 @@ mod messages;
 mod multipart;
 mod updates;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -93,6 +93,8 @@ struct State {
     commands: Value,
     /// Telegram's rate limits, when enforced.
     limits: Option<limits::Enforced>,
+    /// Chats whose user blocked the bot: new messages there answer 403.
+    blocked: HashSet<i64>,
 }
 
 impl State {
@@ -139,6 +141,7 @@ impl FakeTelegram {
             webhook: None,
             commands: Value::Array(vec![]),
             limits: None,
+            blocked: HashSet::new(),
         };
         let shared = Arc::new(Shared { state: Mutex::new(state), updates_queued: Notify::new() });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake telegram");
@@ -209,6 +212,20 @@ impl FakeTelegram {
     /// counted against the limits.
     pub fn enforce_limits(&self) {
         self.shared.lock().limits = Some(limits::Enforced::default());
+    }
+
+    /// Like [`enforce_limits`](Self::enforce_limits) with `per_second` in place of Telegram's 30 a second overall
+    /// (the chat limits stay Telegram's).
+    pub fn enforce_limits_at(&self, per_second: usize) {
+        let mut limits = limits::Enforced::default();
+        limits.per_second = Some(per_second);
+        self.shared.lock().limits = Some(limits);
+    }
+
+    /// The user of `chat_id` blocked the bot: from now on messages sent there answer
+    /// `403 Forbidden: bot was blocked by the user` (recorded as calls, never delivered).
+    pub fn block_chat(&self, chat_id: i64) {
+        self.shared.lock().blocked.insert(chat_id);
     }
 
     /// How many calls the enforced limits refused.

@@ -59,8 +59,14 @@ async fn call(shared: &Shared, token: &str, name: &str, uri: &Uri, headers: &Hea
             (Some(limits), true) => limits.check(&method, &params, now),
             _ => None,
         };
+        let blocked = method.starts_with("send")
+            && params.get("chat_id").and_then(|c| c.as_i64().or_else(|| c.as_str()?.parse().ok())).is_some_and(|c| st.blocked.contains(&c));
         st.calls.push(Call { method: method.clone(), params, at: now });
-        if token != TEST_TOKEN { None } else { take_failure(&mut st, &method).or(limited.map(Failure::RetryAfter)) }
+        if token != TEST_TOKEN {
+            None
+        } else {
+            take_failure(&mut st, &method).or(limited.map(Failure::RetryAfter)).or(blocked.then_some(Failure::Blocked))
+        }
     };
     if token != TEST_TOKEN {
         return error(401, "Unauthorized", None);

@@ -1,0 +1,183 @@
+//! Telegram's HTML (`parse_mode=HTML`), checked before a broadcast is accepted so every message of it can be sent:
+//! only the tags Telegram knows (`b strong i em u ins s strike del span.tg-spoiler tg-spoiler a[href] tg-emoji
+//! code pre blockquote`), properly nested and closed, and `<`, `>`, `&` outside tags written as entities
+//! (`&lt; &gt; &amp; &quot;` or numeric).
+
+/// The tags Telegram accepts and the attributes each may carry.
+const TAGS: &[(&str, &[&str])] = &[
+    ("b", &[]),
+    ("strong", &[]),
+    ("i", &[]),
+    ("em", &[]),
+    ("u", &[]),
+    ("ins", &[]),
+    ("s", &[]),
+    ("strike", &[]),
+    ("del", &[]),
+    ("span", &["class"]),
+    ("tg-spoiler", &[]),
+    ("a", &["href"]),
+    ("tg-emoji", &["emoji-id"]),
+    ("code", &["class"]),
+    ("pre", &[]),
+    ("blockquote", &["expandable"]),
+];
+
+/// Checks `text`; the error says what is wrong and where (a character offset).
+pub fn check(text: &str) -> Result<(), String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut open: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '<' => {
+                let end = chars[i..]
+                    .iter()
+                    .position(|&c| c == '>')
+                    .map(|p| i + p)
+                    .ok_or_else(|| format!("`<` at character {i} starts no tag: write it as &lt;"))?;
+                let inner: String = chars[i + 1..end].iter().collect();
+                tag(&inner, &mut open).map_err(|e| format!("{e} (at character {i})"))?;
+                i = end + 1;
+            }
+            '>' => return Err(format!("`>` at character {i} outside a tag: write it as &gt;")),
+            '&' => {
+                let end = chars[i..].iter().take(12).position(|&c| c == ';').map(|p| i + p);
+                let entity: Option<String> = end.map(|e| chars[i + 1..e].iter().collect());
+                if !entity.as_deref().is_some_and(known_entity) {
+                    return Err(format!("`&` at character {i} starts no entity: write it as &amp;"));
+                }
+                i = end.unwrap_or(i) + 1;
+            }
+            _ => i += 1,
+        }
+    }
+    match open.pop() {
+        Some(name) => Err(format!("<{name}> is never closed")),
+        None => Ok(()),
+    }
+}
+
+fn known_entity(name: &str) -> bool {
+    match name {
+        "lt" | "gt" | "amp" | "quot" => true,
+        _ => match name.strip_prefix('#') {
+            Some(hex) if hex.starts_with(['x', 'X']) => {
+                u32::from_str_radix(&hex[1..], 16).ok().and_then(char::from_u32).is_some()
+            }
+            Some(dec) => dec.parse::<u32>().ok().and_then(char::from_u32).is_some(),
+            None => false,
+        },
+    }
+}
+
+/// One tag's inside (between `<` and `>`): opens or closes it on `open`.
+fn tag(inner: &str, open: &mut Vec<String>) -> Result<(), String> {
+    if let Some(name) = inner.strip_prefix('/') {
+        let name = name.trim().to_ascii_lowercase();
+        return match open.pop() {
+            Some(top) if top == name => Ok(()),
+            Some(top) => Err(format!("</{name}> closes <{top}>")),
+            None => Err(format!("</{name}> closes nothing")),
+        };
+    }
+    let (name, rest) = inner.split_once(|c: char| c.is_whitespace()).unwrap_or((inner, ""));
+    let name = name.to_ascii_lowercase();
+    let Some((_, allowed)) = TAGS.iter().find(|(t, _)| *t == name) else {
+        return Err(format!("<{name}> is not a tag Telegram supports"));
+    };
+    let attrs = attributes(rest)?;
+    for (attr, value) in &attrs {
+        if !allowed.contains(&attr.as_str()) {
+            return Err(format!("<{name}> takes no `{attr}` attribute"));
+        }
+        if name == "span" && value != "tg-spoiler" {
+            return Err("<span> needs class=\"tg-spoiler\"".to_owned());
+        }
+    }
+    let has = |a: &str| attrs.iter().any(|(n, _)| n == a);
+    if name == "span" && !has("class") {
+        return Err("<span> needs class=\"tg-spoiler\"".to_owned());
+    }
+    if name == "a" && !attrs.iter().any(|(n, v)| n == "href" && !v.is_empty()) {
+        return Err("<a> needs an href".to_owned());
+    }
+    if name == "tg-emoji" && !has("emoji-id") {
+        return Err("<tg-emoji> needs an emoji-id".to_owned());
+    }
+    open.push(name);
+    Ok(())
+}
+
+/// `name="value"`, `name='value'`, `name=value` or a bare `name`.
+fn attributes(mut rest: &str) -> Result<Vec<(String, String)>, String> {
+    let mut attrs = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            return Ok(attrs);
+        }
+        let name_end = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
+        let name = rest[..name_end].to_ascii_lowercase();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(format!("cannot read the attribute at `{rest}`"));
+        }
+        rest = &rest[name_end..];
+        let Some(after) = rest.trim_start().strip_prefix('=') else {
+            attrs.push((name, String::new()));
+            continue;
+        };
+        let after = after.trim_start();
+        let (value, tail) = match after.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let close = after[1..].find(q).ok_or_else(|| format!("the value of `{name}` is never closed"))?;
+                (&after[1..1 + close], &after[close + 2..])
+            }
+            _ => after.split_at(after.find(char::is_whitespace).unwrap_or(after.len())),
+        };
+        attrs.push((name, value.to_owned()));
+        rest = tail;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+
+    #[test]
+    fn telegram_html_is_accepted() {
+        for ok in [
+            "plain text",
+            "<b>bold</b> and <i>italic <u>under</u></i>",
+            "<a href=\"https://example.com/?a=1&amp;b=2\">link</a>",
+            "5 &lt; 6 &amp;&amp; 7 &gt; 3, &quot;quoted&quot; &#128512; &#x1F600;",
+            "<span class=\"tg-spoiler\">secret</span> <tg-spoiler>also</tg-spoiler>",
+            "<pre><code class=\"language-rust\">fn main() {}</code></pre>",
+            "<blockquote expandable>long</blockquote>",
+            "سلام <b>دوستان</b>",
+        ] {
+            assert_eq!(check(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn what_telegram_would_refuse_is_refused() {
+        for bad in [
+            "1 < 2",
+            "a > b",
+            "fish & chips",
+            "&nbsp;",
+            "<b>unclosed",
+            "<b><i>crossed</b></i>",
+            "</b>",
+            "<div>no</div>",
+            "<br>",
+            "<a>no href</a>",
+            "<span>no class</span>",
+            "<b onclick=\"x\">x</b>",
+            "<a href=\"x>y</a>",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+    }
+}
