@@ -106,12 +106,43 @@ fn api() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of the routes `router` serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    let mut doc = api().split_for_parts().1;
+    // every response object needs a description: the status's reason phrase where a handler gave none
+    for item in doc.paths.paths.values_mut() {
+        let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+        for op in ops.into_iter().flatten() {
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let utoipa::openapi::RefOr::T(r) = response
+                    && r.description.is_empty()
+                {
+                    let reason = status.parse::<u16>().ok().and_then(|s| axum::http::StatusCode::from_u16(s).ok());
+                    r.description = reason.and_then(|s| s.canonical_reason()).unwrap_or("Response").to_owned();
+                }
+            }
+        }
+    }
+    doc
 }
 
 /// The `/api/v1` routes.
 pub fn router() -> Router<AppState> {
-    api().split_for_parts().0
+    api()
+        .split_for_parts()
+        .0
+        .method_not_allowed_fallback(|| async {
+            crate::http::Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "Method Not Allowed",
+                "this route does not take that method (see /api/v1/openapi.json)",
+            )
+        })
+        .layer(axum::middleware::map_response(no_store))
+}
+
+/// Answers carry tokens and customers' data: no cache keeps them.
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response
 }
 
 /// This document.

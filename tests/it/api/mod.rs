@@ -1,10 +1,10 @@
 //! The admin REST API, driven over HTTP against the real app (Postgres, Redis) with admins and keys made here.
 
 mod auth;
-mod contract;
-mod resources;
-mod money;
 mod broadcasts;
+mod contract;
+mod money;
+mod resources;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -33,13 +33,6 @@ pub struct Answer {
     pub content_type: String,
 }
 
-impl Answer {
-    /// The problem's `type`, for error answers.
-    pub fn kind(&self) -> &str {
-        self.body["type"].as_str().unwrap_or("")
-    }
-}
-
 pub async fn api(pool: PgPool) -> Api {
     api_with(pool, |_| {}).await
 }
@@ -51,17 +44,26 @@ pub async fn api_with(pool: PgPool, customize: impl FnOnce(&mut Settings)) -> Ap
         s.security.api_rate_limit_burst = 10_000;
         s.security.login_max_per_ip = 1_000;
         s.security.login_max_per_account = 1_000;
+        // rate-limit windows of its own in the shared Redis
+        s.redis.prefix = format!("t{}", uuid::Uuid::new_v4().simple());
         customize(s);
     })
     .await;
     let pool = &app.state.pool;
     users::add_admin(pool, "owner", None, "owner").await.unwrap();
     let owner_password = auth_svc::set_password(pool, "owner", None).await.unwrap();
-    let write_key = auth_svc::create_key(pool, "tests (write)", Scope::Write, Some("owner"), ("cli", None)).await.unwrap().key;
-    let read_key = auth_svc::create_key(pool, "tests (read)", Scope::Read, Some("owner"), ("cli", None)).await.unwrap().key;
+    let write_key =
+        auth_svc::create_key(pool, "tests (write)", Scope::Write, Some("owner"), ("cli", None)).await.unwrap().key;
+    let read_key =
+        auth_svc::create_key(pool, "tests (read)", Scope::Read, Some("owner"), ("cli", None)).await.unwrap().key;
     let mut api = Api { app, owner: String::new(), owner_password, write_key, read_key };
     let login = api
-        .call(Method::POST, "/api/v1/auth/login", None, Some(serde_json::json!({"username": "owner", "password": api.owner_password})))
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(serde_json::json!({"username": "owner", "password": api.owner_password})),
+        )
         .await;
     assert_eq!(login.status, StatusCode::OK, "{login:?}");
     api.owner = login.body["access_token"].as_str().unwrap().to_owned();
@@ -80,8 +82,7 @@ impl Api {
         }
         let res = req.send().await.expect("request");
         let status = res.status();
-        let content_type =
-            res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let text = res.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Answer { status, body, content_type }
@@ -139,7 +140,10 @@ impl Api {
 
     /// Counts rows of a table (for "nothing written").
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"))).fetch_one(&self.app.state.pool).await.unwrap()
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&self.app.state.pool)
+            .await
+            .unwrap()
     }
 }
 
@@ -149,8 +153,10 @@ pub fn assert_problem(a: &Answer, status: u16, field: Option<&str>) {
     assert!(a.content_type.starts_with("application/problem+json"), "{a:?}");
     assert!(a.body["type"].as_str().is_some_and(|t| t.starts_with("https://")), "{a:?}");
     if let Some(field) = field {
-        let names: Vec<&str> =
-            a.body["invalid-params"].as_array().map(|v| v.iter().filter_map(|p| p["name"].as_str()).collect()).unwrap_or_default();
+        let names: Vec<&str> = a.body["invalid-params"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|p| p["name"].as_str()).collect())
+            .unwrap_or_default();
         assert!(names.contains(&field), "expected a problem naming `{field}`: {a:?}");
     }
 }
