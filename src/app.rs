@@ -321,6 +321,7 @@ pub fn sweeps(state: &AppState) -> HashMap<String, Arc<dyn Sweep>> {
     sweeps.insert("payments_reconcile".into(), Arc::new(zarinpal));
     let stripe = crate::jobs::stripe::ReconcileSweep::new(&pool, &state.settings, &state.gateways);
     sweeps.insert("stripe_reconcile".into(), Arc::new(stripe));
+    sweeps.insert("broadcasts".into(), Arc::new(crate::jobs::broadcasts::ReviveSweep { pool, jobs }));
     sweeps
 }
 

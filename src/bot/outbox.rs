@@ -33,6 +33,15 @@ pub enum OutMessage {
     Qr { chat_id: i64, link: String, caption: String },
 }
 
+impl OutMessage {
+    /// The chat it goes to.
+    pub fn chat_id(&self) -> i64 {
+        match self {
+            OutMessage::Text { chat_id, .. } | OutMessage::Qr { chat_id, .. } => *chat_id,
+        }
+    }
+}
+
 /// The payload of a `telegram.send` job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
@@ -88,7 +97,14 @@ impl JobHandler for SendJob {
                         return Outcome::Retry(format!("could not record progress: {e}"));
                     }
                 }
-                Err(SendError::Telegram(e)) => return outcome_of(&e),
+                Err(SendError::Telegram(e)) => {
+                    if let RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated) = &e
+                        && let Err(err) = crate::services::users::blocked_bot(&self.pool, msg.chat_id()).await
+                    {
+                        tracing::warn!(error = %err, "could not note that a customer blocked the bot");
+                    }
+                    return outcome_of(&e);
+                }
                 Err(SendError::Qr(e)) => return Outcome::Permanent(e),
             }
         }

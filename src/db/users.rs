@@ -34,6 +34,8 @@ pub async fn upsert(
         r#"INSERT INTO users (telegram_id, username, first_name, language, currency) VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (telegram_id) DO UPDATE
               SET username = EXCLUDED.username, first_name = EXCLUDED.first_name,
+                  -- writing to the bot means it is not blocked (any more)
+                  blocked_bot_at = NULL,
                   updated_at = CASE WHEN (users.username, users.first_name) IS DISTINCT FROM
                                          (EXCLUDED.username, EXCLUDED.first_name) THEN now() ELSE users.updated_at END
            RETURNING id, telegram_id, username, first_name, language AS "language: Language", language_chosen,
@@ -235,6 +237,18 @@ pub async fn unban(conn: &mut PgConnection, id: i64) -> sqlx::Result<()> {
         id
     )
     .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The customer with this Telegram id blocked the bot (a message to them got 403): left out of broadcasts until
+/// they write again.
+pub async fn mark_blocked_bot(db: impl PgExecutor<'_>, telegram_id: i64) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE users SET blocked_bot_at = now() WHERE telegram_id = $1 AND blocked_bot_at IS NULL",
+        telegram_id
+    )
+    .execute(db)
     .await?;
     Ok(())
 }

@@ -41,3 +41,16 @@ impl JobHandler for BroadcastJob {
         }
     }
 }
+
+/// `broadcasts`: running broadcasts whose sender job is gone get a new one.
+pub struct ReviveSweep {
+    pub pool: PgPool,
+    pub jobs: JobSettings,
+}
+
+#[async_trait::async_trait]
+impl super::scheduler::Sweep for ReviveSweep {
+    async fn run(&self) -> anyhow::Result<u64> {
+        Ok(crate::services::broadcasts::revive(&self.pool, &self.jobs).await?)
+    }
+}

@@ -190,6 +190,24 @@ pub async fn create(pool: &PgPool, jobs: &JobSettings, draft: &Draft, who: &Who)
     Ok(Broadcast { row, progress })
 }
 
+/// The `broadcasts` sweep: a running broadcast whose sender job is gone (it died after its last attempt, or was
+/// cleaned up) gets a new one, so a broadcast never stalls with nobody sending it. Returns how many.
+pub async fn revive(pool: &PgPool, jobs: &JobSettings) -> AppResult<u64> {
+    let stalled: Vec<i64> = sqlx::query_scalar!(
+        r#"SELECT b.id FROM broadcasts b
+           WHERE b.status = 'running'
+             AND NOT EXISTS (SELECT 1 FROM jobs j
+                              WHERE j.coalesce_key = 'broadcast:' || b.id AND j.status IN ('queued', 'running'))"#
+    )
+    .fetch_all(pool)
+    .await?;
+    for id in &stalled {
+        tracing::warn!(broadcast.id = id, "a running broadcast had no sender: queued again");
+        enqueue(pool, *id, jobs).await?;
+    }
+    Ok(stalled.len() as u64)
+}
+
 /// Queues the broadcast's sender (at most one waiting at a time).
 async fn enqueue(db: impl sqlx::PgExecutor<'_>, id: i64, jobs: &JobSettings) -> sqlx::Result<()> {
     let payload = serde_json::json!({ "broadcast_id": id });

@@ -193,3 +193,11 @@ pub async fn unban(pool: &PgPool, id: i64, who: &Who) -> AppResult<db::users::Us
     tx.commit().await?;
     Ok(row)
 }
+
+/// A message to this Telegram chat was refused because the customer blocked the bot (or deleted their account).
+pub async fn blocked_bot(pool: &PgPool, telegram_id: i64) -> AppResult<()> {
+    if telegram_id > 0 {
+        db::users::mark_blocked_bot(pool, telegram_id).await?;
+    }
+    Ok(())
+}

@@ -417,3 +417,50 @@ async fn two_thousand_customers_get_it_at_most_once_across_a_crash_within_telegr
     assert!(to_customers - arrived <= tg.rate_limited() as usize + 3, "only 429s were not delivered");
     eprintln!("broadcast: {by_status:?}; 429s from the fake's limits: {}; calls: {}", tg.rate_limited(), calls.len());
 }
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_running_broadcast_whose_sender_died_gets_a_new_one_and_blocking_is_forgotten_when_they_write(pool: PgPool) {
+    let api = api(pool).await;
+    dataset(&api.app.state.pool).await;
+    let pool = &api.app.state.pool;
+    let made = api.post("/api/v1/broadcasts", request(json!({"kind": "all"}), false)).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    let id = made.body["id"].as_i64().unwrap();
+    let jobs = &api.app.state.settings.jobs;
+    // no bot here: its sender job waits; the sweep leaves a broadcast with a live job alone
+    assert_eq!(vpnshop::services::broadcasts::revive(pool, jobs).await.unwrap(), 0);
+    sqlx::query("UPDATE jobs SET status = 'dead' WHERE kind = 'broadcast.send'").execute(pool).await.unwrap();
+    assert_eq!(vpnshop::services::broadcasts::revive(pool, jobs).await.unwrap(), 1, "a dead sender is replaced");
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE kind = 'broadcast.send' AND status = 'queued' AND payload->>'broadcast_id' = $1",
+    )
+    .bind(id.to_string())
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(live, 1);
+    assert_eq!(vpnshop::services::broadcasts::revive(pool, jobs).await.unwrap(), 0, "once");
+    // a paused one is left alone
+    sqlx::query("UPDATE jobs SET status = 'dead' WHERE kind = 'broadcast.send'").execute(pool).await.unwrap();
+    assert_eq!(api.post(&format!("/api/v1/broadcasts/{id}/pause"), json!({})).await.status, StatusCode::OK);
+    assert_eq!(vpnshop::services::broadcasts::revive(pool, jobs).await.unwrap(), 0);
+
+    // a customer marked as having blocked the bot is in broadcasts again once they write to it
+    let telegram_id: i64 = sqlx::query_scalar(
+        "SELECT telegram_id FROM users WHERE banned_at IS NULL AND blocked_bot_at IS NULL ORDER BY id LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    vpnshop::services::users::blocked_bot(pool, telegram_id).await.unwrap();
+    let count = |_: ()| api.post("/api/v1/broadcasts", request(json!({"kind": "all"}), true));
+    assert_eq!(count(()).await.body["count"], 7);
+    let who = vpnshop::services::users::TelegramUser {
+        telegram_id,
+        username: None,
+        first_name: Some("Back"),
+        language_code: None,
+    };
+    vpnshop::services::users::touch(pool, &who, &api.app.state.settings).await.unwrap();
+    assert_eq!(count(()).await.body["count"], 8);
+}
