@@ -67,7 +67,10 @@ pub(super) async fn run(settings: Settings, cmd: AdminCommand) -> anyhow::Result
             println!("admin {} ({}, {tg}) added", admin.username, admin.role);
             if !auth::has_password(pool, &admin.username).await? {
                 let password = auth::set_password(pool, &admin.username, None).await?;
-                println!("password (shown once; change it with `vpnshop admin password {}`): {password}", admin.username);
+                println!(
+                    "password (shown once; change it with `vpnshop admin password {}`): {password}",
+                    admin.username
+                );
             }
         }
         AdminCommand::List => {
@@ -109,7 +112,9 @@ pub(super) async fn run(settings: Settings, cmd: AdminCommand) -> anyhow::Result
                     Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
                     None => "active".to_owned(),
                 };
-                let used = k.last_used_at.map_or_else(|| "never used".to_owned(), |t| format!("used {}", t.format("%Y-%m-%d %H:%M")));
+                let used = k
+                    .last_used_at
+                    .map_or_else(|| "never used".to_owned(), |t| format!("used {}", t.format("%Y-%m-%d %H:%M")));
                 println!("{}  vpnshop_{}_…  {}  {}  {used}  {state}", k.id, k.prefix, k.scope, k.name);
             }
         }

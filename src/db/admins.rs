@@ -121,13 +121,9 @@ pub async fn active_by_id(
 
 /// Sets an admin's password hash and ends their sessions (tokens issued before now stop counting).
 pub async fn set_password(db: impl PgExecutor<'_>, id: i64, password_hash: &str) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE admins SET password_hash = $2, tokens_valid_after = now() WHERE id = $1",
-        id,
-        password_hash
-    )
-    .execute(db)
-    .await?;
+    sqlx::query!("UPDATE admins SET password_hash = $2, tokens_valid_after = now() WHERE id = $1", id, password_hash)
+        .execute(db)
+        .await?;
     Ok(())
 }
 

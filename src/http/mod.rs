@@ -22,9 +22,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 
+pub mod api;
 pub mod client_ip;
 pub mod error;
-pub mod api;
 mod health;
 mod limits;
 mod pay;

@@ -36,12 +36,16 @@ pub struct LoginRequest {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", security(()), request_body = LoginRequest,
     responses((status = 200, body = Tokens), (status = 401, body = Problem), (status = 422, body = Problem),
               (status = 429, body = Problem)))]
-pub async fn login(State(state): State<AppState>, Ip(ip): Ip, Body(req): Body<LoginRequest>) -> AppResult<Json<Tokens>> {
+pub async fn login(
+    State(state): State<AppState>,
+    Ip(ip): Ip,
+    Body(req): Body<LoginRequest>,
+) -> AppResult<Json<Tokens>> {
     if req.password.len() > 1024 {
         return Err(AppError::Unauthorized);
     }
-    let tokens = auth::login(&state.pool, &state.auth, &state.limiter, &req.username, &req.password, ip.as_deref())
-        .await?;
+    let tokens =
+        auth::login(&state.pool, &state.auth, &state.limiter, &req.username, &req.password, ip.as_deref()).await?;
     Ok(Json(tokens))
 }
 

@@ -85,30 +85,36 @@ async fn only_valid_tokens_and_keys_get_in(pool: PgPool) {
 async fn read_keys_and_viewers_cannot_change_anything_and_revoked_keys_stop(pool: PgPool) {
     let api = app(pool).await;
     let before = api.count("api_keys").await;
-    let refused =
-        api.call(Method::POST, "/api/v1/api-keys", Some(&api.read_key), Some(json!({"name": "x", "scope": "write"}))).await;
+    let refused = api
+        .call(Method::POST, "/api/v1/api-keys", Some(&api.read_key), Some(json!({"name": "x", "scope": "write"})))
+        .await;
     assert_problem(&refused, 403, None);
     assert_eq!(api.count("api_keys").await, before, "nothing written");
 
     users::add_admin(&api.app.state.pool, "watcher", None, "viewer").await.unwrap();
     let pw = auth_svc::set_password(&api.app.state.pool, "watcher", None).await.unwrap();
-    let login = api.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "watcher", "password": pw}))).await;
+    let login =
+        api.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "watcher", "password": pw}))).await;
     let viewer = login.body["access_token"].as_str().unwrap().to_owned();
     let who = api.call(Method::GET, "/api/v1/auth/me", Some(&viewer), None).await;
     assert_eq!(who.body["role"], "viewer");
     assert_eq!(who.body["can_write"], false);
-    let refused = api.call(Method::POST, "/api/v1/api-keys", Some(&viewer), Some(json!({"name": "x", "scope": "read"}))).await;
+    let refused =
+        api.call(Method::POST, "/api/v1/api-keys", Some(&viewer), Some(json!({"name": "x", "scope": "read"}))).await;
     assert_problem(&refused, 403, None);
 
     // the owner makes a key (shown once), it works, then is revoked and stops at once
-    let made = api.call(Method::POST, "/api/v1/api-keys", Some(&api.owner), Some(json!({"name": "ci", "scope": "write"}))).await;
+    let made = api
+        .call(Method::POST, "/api/v1/api-keys", Some(&api.owner), Some(json!({"name": "ci", "scope": "write"})))
+        .await;
     assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
     let key = made.body["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("vpnshop_"));
     assert_eq!(me(&api, &key).await, StatusCode::OK);
     let listed = api.call(Method::GET, "/api/v1/api-keys", Some(&api.owner), None).await;
     assert!(!listed.body.to_string().contains(&key), "listings never show a key");
-    let stored: Vec<String> = sqlx::query_scalar("SELECT key_hash FROM api_keys").fetch_all(&api.app.state.pool).await.unwrap();
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT key_hash FROM api_keys").fetch_all(&api.app.state.pool).await.unwrap();
     assert!(stored.iter().all(|h| !key.contains(h.as_str()) && h.len() == 64), "only hashes are kept");
     let id = made.body["id"].as_i64().unwrap();
     let revoked = api.call(Method::DELETE, &format!("/api/v1/api-keys/{id}"), Some(&api.owner), None).await;
@@ -117,7 +123,8 @@ async fn read_keys_and_viewers_cannot_change_anything_and_revoked_keys_stop(pool
     assert_eq!(api.audited("api_key.revoke").await, vec![("admin".to_owned(), Some(owner_id(&api).await.to_string()))]);
 
     // a removed admin's token and keys stop at once
-    let ops = auth_svc::create_key(&api.app.state.pool, "ops", Scope::Write, Some("watcher"), ("cli", None)).await.unwrap();
+    let ops =
+        auth_svc::create_key(&api.app.state.pool, "ops", Scope::Write, Some("watcher"), ("cli", None)).await.unwrap();
     assert_eq!(me(&api, &ops.key).await, StatusCode::OK);
     users::remove_admin(&api.app.state.pool, "watcher").await.unwrap();
     assert_eq!(me(&api, &viewer).await, StatusCode::UNAUTHORIZED);
@@ -128,7 +135,12 @@ async fn read_keys_and_viewers_cannot_change_anything_and_revoked_keys_stop(pool
 async fn refresh_tokens_rotate_and_a_reused_one_ends_the_session(pool: PgPool) {
     let api = app(pool).await;
     let login = api
-        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "owner", "password": api.owner_password})))
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "owner", "password": api.owner_password})),
+        )
         .await;
     let first = login.body["refresh_token"].as_str().unwrap().to_owned();
     let next = api.call(Method::POST, "/api/v1/auth/refresh", None, Some(json!({"refresh_token": first}))).await;
@@ -149,7 +161,12 @@ async fn refresh_tokens_rotate_and_a_reused_one_ends_the_session(pool: PgPool) {
 async fn signing_out_everywhere_ends_every_token(pool: PgPool) {
     let api = app(pool).await;
     let other = api
-        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "owner", "password": api.owner_password})))
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "owner", "password": api.owner_password})),
+        )
         .await;
     let other_access = other.body["access_token"].as_str().unwrap().to_owned();
     let other_refresh = other.body["refresh_token"].as_str().unwrap().to_owned();
@@ -157,11 +174,17 @@ async fn signing_out_everywhere_ends_every_token(pool: PgPool) {
     assert_eq!(out.status, StatusCode::NO_CONTENT, "{out:?}");
     assert_eq!(me(&api, &api.owner).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me(&api, &other_access).await, StatusCode::UNAUTHORIZED);
-    let refreshed = api.call(Method::POST, "/api/v1/auth/refresh", None, Some(json!({"refresh_token": other_refresh}))).await;
+    let refreshed =
+        api.call(Method::POST, "/api/v1/auth/refresh", None, Some(json!({"refresh_token": other_refresh}))).await;
     assert_eq!(refreshed.status, StatusCode::UNAUTHORIZED);
     // signing in again works
     let again = api
-        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "owner", "password": api.owner_password})))
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "owner", "password": api.owner_password})),
+        )
         .await;
     assert_eq!(me(&api, again.body["access_token"].as_str().unwrap()).await, StatusCode::OK);
 }
@@ -199,12 +222,21 @@ async fn sign_in_brute_force_is_throttled_per_account_and_per_address(pool: PgPo
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
 async fn unknown_accounts_and_wrong_passwords_look_the_same(pool: PgPool) {
     let api = app(pool).await;
-    let wrong = api.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "owner", "password": "nope"}))).await;
-    let unknown = api.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "ghost", "password": "nope"}))).await;
+    let wrong = api
+        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "owner", "password": "nope"})))
+        .await;
+    let unknown = api
+        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "ghost", "password": "nope"})))
+        .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.body, unknown.body);
     let extra = api
-        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "owner", "password": "x", "admin": true})))
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "owner", "password": "x", "admin": true})),
+        )
         .await;
     assert_problem(&extra, 422, Some("admin"));
     let missing = api.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "owner"}))).await;

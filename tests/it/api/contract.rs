@@ -32,7 +32,11 @@ fn handlers_in_source() -> BTreeSet<(String, String)> {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&path).unwrap();
-            assert!(!text.contains(".route("), "{}: routes are added with routes!() only, so they are documented", path.display());
+            assert!(
+                !text.contains(".route("),
+                "{}: routes are added with routes!() only, so they are documented",
+                path.display()
+            );
             for c in re.captures_iter(&text) {
                 found.insert((c[1].to_uppercase(), c[2].to_owned()));
             }
@@ -69,11 +73,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route(pool: PgPool) {
     // the document and the handlers are the same set, and it has what the issue asks for
     let documented = operations(&doc.body);
     assert_eq!(documented, handlers_in_source(), "documented vs served");
-    for needed in [
-        ("POST", "/api/v1/auth/login"),
-        ("POST", "/api/v1/auth/refresh"),
-        ("GET", "/api/v1/openapi.json"),
-    ] {
+    for needed in [("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/refresh"), ("GET", "/api/v1/openapi.json")] {
         assert!(documented.contains(&(needed.0.to_owned(), needed.1.to_owned())), "{needed:?} missing");
     }
     // every schema a response or body refers to exists
@@ -98,7 +98,8 @@ async fn the_openapi_document_is_valid_and_lists_every_route(pool: PgPool) {
         }
         // an operation with a security requirement says so
         let op = &doc.body["paths"][path][method.to_lowercase()];
-        let declared_open = op["security"].as_array().is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(|o| o.is_empty())));
+        let declared_open =
+            op["security"].as_array().is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(|o| o.is_empty())));
         assert_eq!(declared_open, open.contains(path.as_str()), "{method} {path} security");
     }
 }
@@ -139,7 +140,9 @@ async fn bad_requests_are_problem_documents(pool: PgPool) {
         let problem: Value = res.json().await.unwrap();
         assert!(problem["type"].as_str().unwrap().starts_with("https://vpnshop.dev/problems/"), "{problem}");
     }
-    let named = api.call(Method::POST, "/api/v1/api-keys", Some(&api.owner), Some(json!({"name": "x", "scope": "admin"}))).await;
+    let named = api
+        .call(Method::POST, "/api/v1/api-keys", Some(&api.owner), Some(json!({"name": "x", "scope": "admin"})))
+        .await;
     assert_problem(&named, 422, Some("scope"));
     let bad_path = api.call(Method::DELETE, "/api/v1/api-keys/abc", Some(&api.owner), None).await;
     assert_problem(&bad_path, 400, Some("path"));

@@ -60,7 +60,10 @@ async fn call(shared: &Shared, token: &str, name: &str, uri: &Uri, headers: &Hea
             _ => None,
         };
         let blocked = method.starts_with("send")
-            && params.get("chat_id").and_then(|c| c.as_i64().or_else(|| c.as_str()?.parse().ok())).is_some_and(|c| st.blocked.contains(&c));
+            && params
+                .get("chat_id")
+                .and_then(|c| c.as_i64().or_else(|| c.as_str()?.parse().ok()))
+                .is_some_and(|c| st.blocked.contains(&c));
         st.calls.push(Call { method: method.clone(), params, at: now });
         if token != TEST_TOKEN {
             None
