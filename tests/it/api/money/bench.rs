@@ -6,8 +6,8 @@
 //! through HTTP (the real app, loopback) and, for the first page, through the service alone. Prints the plan of
 //! the list query (`EXPLAIN (ANALYZE, BUFFERS)`) and fails when it reads `payments` with a Seq Scan.
 //!
-//! Run: `cargo test --release --test it -- --ignored --nocapture api::money::bench` (or `scripts/bench
-//! bench_payments`); the table is appended to `$VPNSHOP_BENCH_OUT/api.md` when that is set.
+//! Run: `cargo test --release --test it -- --ignored --nocapture api::money::bench`; the table is appended to
+//! `$VPNSHOP_BENCH_OUT/api.md` when that is set. Results: docs/benchmarks.md.
 
 use std::time::{Duration, Instant};
 
