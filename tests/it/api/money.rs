@@ -194,8 +194,14 @@ pub async fn under_review(pool: &PgPool, first_tg: i64, n: i64) -> Vec<i64> {
 }
 
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
-async fn accepting_over_the_api_races_telegram_and_exactly_one_decides(pool: PgPool) {
+async fn accepting_over_the_api_races_telegram_and_exactly_one_decides(
+    _: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    // room for every decision at once on both sides (the test's own pool is smaller)
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(50).connect_with(connect).await.unwrap();
     let api = api(pool.clone()).await;
+    assert_eq!(api.get("/api/v1/payments?limit=1").await.status, StatusCode::OK, "warm up the client's connection");
     let payments = under_review(&pool, 30_000, 20).await;
     let settings = &api.app.state.settings;
     let telegram = Reviewer::telegram(&pool, 777_001, Some("ada"), "Ada").await.unwrap();
@@ -204,7 +210,11 @@ async fn accepting_over_the_api_races_telegram_and_exactly_one_decides(pool: PgP
         async move {
             let path = format!("/api/v1/payments/{id}/accept");
             let http = api.post(&path, json!({}));
-            let bot = async { review::decide(&pool, settings, id, &Verdict::Accept, &telegram).await.unwrap() };
+            // the HTTP request has further to go: the bot starts 0–152 ms later, so either side can win
+            let bot = async {
+                tokio::time::sleep(std::time::Duration::from_millis((id % 20) as u64 * 8)).await;
+                review::decide(&pool, settings, id, &Verdict::Accept, &telegram).await.unwrap()
+            };
             let (http, bot) = tokio::join!(http, bot);
             (id, http, bot)
         }
