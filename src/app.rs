@@ -321,7 +321,10 @@ pub fn sweeps(state: &AppState) -> HashMap<String, Arc<dyn Sweep>> {
     sweeps.insert("payments_reconcile".into(), Arc::new(zarinpal));
     let stripe = crate::jobs::stripe::ReconcileSweep::new(&pool, &state.settings, &state.gateways);
     sweeps.insert("stripe_reconcile".into(), Arc::new(stripe));
-    sweeps.insert("broadcasts".into(), Arc::new(crate::jobs::broadcasts::ReviveSweep { pool, jobs }));
+    if state.telegram.is_some() {
+        // broadcasts are sent by instances with the bot
+        sweeps.insert("broadcasts".into(), Arc::new(crate::jobs::broadcasts::ReviveSweep { pool, jobs }));
+    }
     sweeps
 }
 

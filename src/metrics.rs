@@ -85,6 +85,10 @@ fn describe() {
         "Time a message waited for Telegram's sending limits"
     );
     describe_counter!("vpnshop_telegram_rate_limited_total", "Telegram calls answered 429 (retry after)");
+    describe_counter!(
+        "vpnshop_broadcast_messages_total",
+        "Broadcast messages by outcome: sent, failed, blocked (the customer blocked the bot), unknown (in flight when its sender died; never sent again)"
+    );
 }
 
 /// The router of the metrics listener: `GET /metrics`.

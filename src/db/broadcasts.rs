@@ -235,7 +235,8 @@ pub async fn claim(
 ) -> sqlx::Result<Vec<Claimed>> {
     sqlx::query_as(
         "UPDATE broadcast_recipients r
-            SET status = 'sending', claimed_by = $2, claimed_until = now() + make_interval(secs => $4)
+            SET status = 'sending', claimed_by = $2, claimed_until = now() + make_interval(secs => $4),
+                send_started_at = NULL
            FROM (SELECT user_id FROM broadcast_recipients
                   WHERE broadcast_id = $1 AND status = 'pending'
                     AND EXISTS (SELECT 1 FROM broadcasts b WHERE b.id = $1 AND b.status = 'running')
@@ -253,15 +254,19 @@ pub async fn claim(
 
 /// Extends `claimant`'s claim on a recipient still being sent (at least `claim_secs` from now); false when the
 /// claim is no longer theirs (it ran out and the recipient is `unknown`): then it must not be sent.
+/// With `sending`, the message is about to go out (a claim that runs out from here on is `unknown`); without,
+/// nothing is in flight for it (Telegram said it was not delivered).
 pub async fn renew(
     db: impl PgExecutor<'_>,
     id: i64,
     user_id: i64,
     claimant: &str,
     claim_secs: f64,
+    sending: bool,
 ) -> sqlx::Result<bool> {
     sqlx::query(
-        "UPDATE broadcast_recipients SET claimed_until = now() + make_interval(secs => $4)
+        "UPDATE broadcast_recipients SET claimed_until = now() + make_interval(secs => $4),
+                send_started_at = CASE WHEN $5 THEN now() END
           WHERE broadcast_id = $1 AND user_id = $2 AND claimed_by = $3 AND status = 'sending'
             AND claimed_until > now()",
     )
@@ -269,6 +274,7 @@ pub async fn renew(
     .bind(user_id)
     .bind(claimant)
     .bind(claim_secs)
+    .bind(sending)
     .execute(db)
     .await
     .map(|r| r.rows_affected() == 1)
@@ -314,17 +320,27 @@ pub async fn release(db: impl PgExecutor<'_>, id: i64, user_id: i64, claimant: &
     .map(|r| r.rows_affected() == 1)
 }
 
-/// Claims that ran out (their sender died mid-send) become `unknown`: maybe delivered, never sent again.
+/// Claims that ran out (their sender died): those whose message had started to go out become `unknown` (maybe
+/// delivered, never sent again), the others `pending` again. Returns how many became `unknown`.
 pub async fn expire_claims(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<u64> {
-    sqlx::query(
-        "UPDATE broadcast_recipients
-            SET status = 'unknown', done_at = now(), error = 'its sender stopped mid-send; not sent again'
-          WHERE broadcast_id = $1 AND status = 'sending' AND claimed_until <= now()",
+    // a claim whose send had not started goes back to `pending` (nothing went out, it is sent later)
+    let unknown: i64 = sqlx::query_scalar(
+        "WITH expired AS (
+            UPDATE broadcast_recipients
+               SET status = CASE WHEN send_started_at IS NULL THEN 'pending' ELSE 'unknown' END,
+                   claimed_by = CASE WHEN send_started_at IS NULL THEN NULL ELSE claimed_by END,
+                   claimed_until = CASE WHEN send_started_at IS NULL THEN NULL ELSE claimed_until END,
+                   done_at = CASE WHEN send_started_at IS NULL THEN NULL ELSE now() END,
+                   error = CASE WHEN send_started_at IS NULL THEN error
+                                ELSE 'its sender stopped mid-send; not sent again' END
+             WHERE broadcast_id = $1 AND status = 'sending' AND claimed_until <= now()
+         RETURNING status)
+         SELECT count(*) FROM expired WHERE status = 'unknown'",
     )
     .bind(id)
-    .execute(db)
-    .await
-    .map(|r| r.rows_affected())
+    .fetch_one(db)
+    .await?;
+    Ok(unknown as u64)
 }
 
 /// How long until the earliest live claim of the broadcast runs out (`None`: nothing is being sent).

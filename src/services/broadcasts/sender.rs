@@ -1,9 +1,11 @@
 //! Sending a broadcast, at most once per customer even when an instance dies mid-send or several run at once.
 //!
 //! Recipients are claimed a few at a time (`pending → sending`, with the claimant and a deadline) and the claim is
-//! committed before anything is sent. Before each message the claim is renewed, and only a live claim is sent;
-//! the result is then recorded (`sent`, `failed`, `blocked`). A recipient still `sending` after its claim ran out
-//! belonged to a sender that vanished mid-send: it becomes `unknown` and is never sent again. A 429 was not
+//! committed before anything is sent. Before each message the claim is renewed and marked as being sent
+//! (`send_started_at`), and only a live claim is sent; the result is then recorded (`sent`, `failed`, `blocked`).
+//! A recipient still `sending` after its claim ran out belonged to a sender that vanished: if its message had
+//! started to go out it becomes `unknown` and is never sent again; if not, it goes back to `pending`. So a crash
+//! leaves at most the messages that were in flight at that instant uncertain. A 429 was not
 //! delivered: its recipient waits `retry_after` and is sent again; a customer who blocked the bot is `blocked`
 //! and left out of later broadcasts; other refusals are retried a few times, then `failed`.
 
@@ -124,7 +126,7 @@ impl Run<'_> {
         loop {
             self.sender.ready(r.chat_id).await;
             // only a live claim of ours is sent: one that ran out is someone else's `unknown` now
-            if !db::renew(self.pool, id, r.user_id, &self.claimant, self.claim_secs()).await? {
+            if !db::renew(self.pool, id, r.user_id, &self.claimant, self.claim_secs(), true).await? {
                 tracing::warn!(broadcast.id = id, user.id = r.user_id, "claim ran out before sending; not sent");
                 return Ok(());
             }
@@ -139,7 +141,7 @@ impl Run<'_> {
                         return Ok(());
                     }
                     let hold = self.claim_secs() + wait.as_secs_f64();
-                    if !db::renew(self.pool, id, r.user_id, &self.claimant, hold).await? {
+                    if !db::renew(self.pool, id, r.user_id, &self.claimant, hold, false).await? {
                         return Ok(());
                     }
                     tracing::info!(

@@ -420,47 +420,92 @@ async fn two_thousand_customers_get_it_at_most_once_across_a_crash_within_telegr
 
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
 async fn a_running_broadcast_whose_sender_died_gets_a_new_one_and_blocking_is_forgotten_when_they_write(pool: PgPool) {
-    let api = api(pool).await;
-    dataset(&api.app.state.pool).await;
-    let pool = &api.app.state.pool;
+    let api = api(pool.clone()).await;
+    dataset(&pool).await;
     let made = api.post("/api/v1/broadcasts", request(json!({"kind": "all"}), false)).await;
     assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
     let id = made.body["id"].as_i64().unwrap();
-    let jobs = &api.app.state.settings.jobs;
-    // no bot here: its sender job waits; the sweep leaves a broadcast with a live job alone
-    assert_eq!(vpnshop::services::broadcasts::revive(pool, jobs).await.unwrap(), 0);
-    sqlx::query("UPDATE jobs SET status = 'dead' WHERE kind = 'broadcast.send'").execute(pool).await.unwrap();
-    assert_eq!(vpnshop::services::broadcasts::revive(pool, jobs).await.unwrap(), 1, "a dead sender is replaced");
+    let settings = api.app.state.settings.clone();
+    // the sweep is called by hand below, with no worker running (stopping the app closes its pool)
+    let url = database_url(&pool);
+    api.app.stop().await.unwrap();
+    let pool = PgPool::connect(&url).await.unwrap();
+    let jobs = &settings.jobs;
+    let kill = || sqlx::query("UPDATE jobs SET status = 'dead' WHERE kind = 'broadcast.send'").execute(&pool);
+    kill().await.unwrap();
+    assert_eq!(vpnshop::services::broadcasts::revive(&pool, jobs).await.unwrap(), 1, "a dead sender is replaced");
     let live: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM jobs WHERE kind = 'broadcast.send' AND status = 'queued' AND payload->>'broadcast_id' = $1",
     )
     .bind(id.to_string())
-    .fetch_one(pool)
+    .fetch_one(&pool)
     .await
     .unwrap();
     assert_eq!(live, 1);
-    assert_eq!(vpnshop::services::broadcasts::revive(pool, jobs).await.unwrap(), 0, "once");
+    assert_eq!(vpnshop::services::broadcasts::revive(&pool, jobs).await.unwrap(), 0, "a live sender is left alone");
     // a paused one is left alone
-    sqlx::query("UPDATE jobs SET status = 'dead' WHERE kind = 'broadcast.send'").execute(pool).await.unwrap();
-    assert_eq!(api.post(&format!("/api/v1/broadcasts/{id}/pause"), json!({})).await.status, StatusCode::OK);
-    assert_eq!(vpnshop::services::broadcasts::revive(pool, jobs).await.unwrap(), 0);
+    kill().await.unwrap();
+    sqlx::query("UPDATE broadcasts SET status = 'paused' WHERE id = $1").bind(id).execute(&pool).await.unwrap();
+    assert_eq!(vpnshop::services::broadcasts::revive(&pool, jobs).await.unwrap(), 0);
 
-    // a customer marked as having blocked the bot is in broadcasts again once they write to it
+    // a customer found to have blocked the bot is left out of broadcasts until they write to it again
     let telegram_id: i64 = sqlx::query_scalar(
         "SELECT telegram_id FROM users WHERE banned_at IS NULL AND blocked_bot_at IS NULL ORDER BY id LIMIT 1",
     )
-    .fetch_one(pool)
+    .fetch_one(&pool)
     .await
     .unwrap();
-    vpnshop::services::users::blocked_bot(pool, telegram_id).await.unwrap();
-    let count = |_: ()| api.post("/api/v1/broadcasts", request(json!({"kind": "all"}), true));
-    assert_eq!(count(()).await.body["count"], 7);
+    let blocked = || {
+        sqlx::query_scalar::<_, bool>("SELECT blocked_bot_at IS NOT NULL FROM users WHERE telegram_id = $1")
+            .bind(telegram_id)
+            .fetch_one(&pool)
+    };
+    vpnshop::services::users::blocked_bot(&pool, telegram_id).await.unwrap();
+    assert!(blocked().await.unwrap());
     let who = vpnshop::services::users::TelegramUser {
         telegram_id,
         username: None,
         first_name: Some("Back"),
         language_code: None,
     };
-    vpnshop::services::users::touch(pool, &who, &api.app.state.settings).await.unwrap();
-    assert_eq!(count(()).await.body["count"], 8);
+    vpnshop::services::users::touch(&pool, &who, &settings).await.unwrap();
+    assert!(!blocked().await.unwrap(), "writing to the bot again");
+}
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_dead_senders_claims_are_sent_later_unless_their_message_had_started(pool: PgPool) {
+    let api = api(pool.clone()).await;
+    dataset(&pool).await;
+    let made = api.post("/api/v1/broadcasts", request(json!({"kind": "all"}), false)).await;
+    let id = made.body["id"].as_i64().unwrap();
+    let users: Vec<i64> =
+        sqlx::query_scalar("SELECT user_id FROM broadcast_recipients WHERE broadcast_id = $1 ORDER BY user_id")
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    // a sender that died: two claims it never started, one whose message was going out
+    sqlx::query(
+        "UPDATE broadcast_recipients SET status = 'sending', claimed_by = 'dead#1', claimed_until = now() - interval '1 s',
+                send_started_at = CASE WHEN user_id = $2 THEN now() - interval '2 s' END
+          WHERE broadcast_id = $1 AND user_id = ANY($3)",
+    )
+    .bind(id)
+    .bind(users[0])
+    .bind(&users[..3])
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(vpnshop::db::broadcasts::expire_claims(&pool, id).await.unwrap(), 1);
+    let statuses: Vec<(i64, String)> =
+        sqlx::query_as("SELECT user_id, status FROM broadcast_recipients WHERE broadcast_id = $1 AND user_id = ANY($2) ORDER BY user_id")
+            .bind(id)
+            .bind(&users[..3])
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        statuses,
+        vec![(users[0], "unknown".to_owned()), (users[1], "pending".to_owned()), (users[2], "pending".to_owned())]
+    );
 }
