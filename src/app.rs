@@ -321,10 +321,9 @@ pub fn sweeps(state: &AppState) -> HashMap<String, Arc<dyn Sweep>> {
     sweeps.insert("payments_reconcile".into(), Arc::new(zarinpal));
     let stripe = crate::jobs::stripe::ReconcileSweep::new(&pool, &state.settings, &state.gateways);
     sweeps.insert("stripe_reconcile".into(), Arc::new(stripe));
-    if state.telegram.is_some() {
-        // broadcasts are sent by instances with the bot
-        sweeps.insert("broadcasts".into(), Arc::new(crate::jobs::broadcasts::ReviveSweep { pool, jobs }));
-    }
+    // broadcasts are sent by instances with the bot; without it the sweep has nothing to do
+    let revive = crate::jobs::broadcasts::ReviveSweep { pool, jobs, enabled: state.telegram.is_some() };
+    sweeps.insert("broadcasts".into(), Arc::new(revive));
     sweeps
 }
 
@@ -333,6 +332,12 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     let settings = &state.settings;
 
+    if settings.security.jwt_secret.is_none() {
+        tracing::warn!(
+            "security.jwt_secret is not set: admin API tokens are signed with a random key, last until this process \
+             stops and are not valid on other instances"
+        );
+    }
     let router = http::router(state.clone());
     let http_cancel = cancel.clone();
     tracing::info!(addr = %listeners.http_addr(), "HTTP server listening");

@@ -46,11 +46,16 @@ impl JobHandler for BroadcastJob {
 pub struct ReviveSweep {
     pub pool: PgPool,
     pub jobs: JobSettings,
+    /// Only where broadcasts can be sent (the bot is configured).
+    pub enabled: bool,
 }
 
 #[async_trait::async_trait]
 impl super::scheduler::Sweep for ReviveSweep {
     async fn run(&self) -> anyhow::Result<u64> {
+        if !self.enabled {
+            return Ok(0);
+        }
         Ok(crate::services::broadcasts::revive(&self.pool, &self.jobs).await?)
     }
 }

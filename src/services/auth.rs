@@ -159,13 +159,8 @@ impl Auth {
     pub fn new(settings: &SecuritySettings) -> Auth {
         let secret: Vec<u8> = match &settings.jwt_secret {
             Some(s) => s.expose_secret().as_bytes().to_vec(),
-            None => {
-                tracing::warn!(
-                    "security.jwt_secret is not set: admin API tokens are signed with a random key and last until \
-                     this process stops"
-                );
-                rand::rng().random::<[u8; 32]>().to_vec()
-            }
+            // `app::run` warns that tokens then last until a restart
+            None => rand::rng().random::<[u8; 32]>().to_vec(),
         };
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];

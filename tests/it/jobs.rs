@@ -261,3 +261,22 @@ async fn a_sweep_running_elsewhere_is_skipped(pool: PgPool) {
     assert_eq!(run_sweep(&locks, "jobs_cleanup", &sweep).await.unwrap(), Some(1));
     locks.close().await;
 }
+
+/// The shipped configuration schedules only sweeps the app has, with the bot and without it (tests turn the
+/// scheduler off, so a sweep named in config/default.toml but missing would only show when an operator starts).
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn every_configured_sweep_exists_with_and_without_the_bot(pool: PgPool) {
+    for bot in [false, true] {
+        let mut settings = test_settings();
+        if bot {
+            settings.telegram.token = Some("123:test".to_owned().into());
+        }
+        assert!(!settings.scheduler.sweeps.is_empty());
+        let state = vpnshop::app::AppState::with_pool(settings.clone(), pool.clone()).unwrap();
+        assert_eq!(state.telegram.is_some(), bot);
+        let known = vpnshop::app::sweeps(&state);
+        for name in settings.scheduler.sweeps.keys() {
+            assert!(known.contains_key(name), "scheduler.sweeps.{name} is not a sweep (bot: {bot})");
+        }
+    }
+}
