@@ -1,0 +1,94 @@
+//! API keys: `vpnshop_<prefix>_<secret>`, random, stored as SHA-256, one scope, revocable, shown once.
+
+use rand::Rng;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use super::{KEY_PREFIX, Scope, digest, random_token};
+use crate::db;
+use crate::db::audit::AuditEntry;
+use crate::error::{AppError, AppResult};
+
+/// A new API key: `key` is shown this once.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NewKey {
+    pub id: i64,
+    pub name: String,
+    pub scope: Scope,
+    pub key: String,
+}
+
+/// Creates an API key (for an admin by username, or the shop's when None); the key is in the answer only.
+pub async fn create_key(
+    pool: &PgPool,
+    name: &str,
+    scope: Scope,
+    admin: Option<&str>,
+    actor: (&str, Option<&str>),
+) -> AppResult<NewKey> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AppError::field("name", "a key's name is 1 to 100 characters"));
+    }
+    let admin_id = match admin {
+        Some(username) => Some(
+            db::admins::credentials(pool, username)
+                .await?
+                .filter(|a| a.disabled_at.is_none())
+                .ok_or(AppError::NotFound("admin"))?
+                .id,
+        ),
+        None => None,
+    };
+    let prefix: String = hex::encode(rand::rng().random::<[u8; 4]>());
+    let key = format!("{KEY_PREFIX}{prefix}_{}", random_token(32));
+    let mut tx = pool.begin().await?;
+    let row = db::api_keys::insert(&mut *tx, admin_id, name, &prefix, &digest(&key), scope.as_str()).await?;
+    let id = row.id.to_string();
+    db::audit::record(
+        &mut *tx,
+        &AuditEntry {
+            actor_kind: actor.0,
+            actor_id: actor.1,
+            action: "api_key.create",
+            entity: "api_key",
+            entity_id: Some(&id),
+            detail: serde_json::json!({ "name": name, "scope": scope, "prefix": prefix, "admin_id": admin_id }),
+            source_ip: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(NewKey { id: row.id, name: row.name, scope, key })
+}
+
+pub async fn keys(pool: &PgPool) -> AppResult<Vec<db::api_keys::ApiKeyRow>> {
+    Ok(db::api_keys::list(pool).await?)
+}
+
+/// Revokes a key by id or prefix (`vpnshop_ab12cd34` or `ab12cd34`).
+pub async fn revoke_key(pool: &PgPool, which: &str, actor: (&str, Option<&str>)) -> AppResult<db::api_keys::ApiKeyRow> {
+    let which = which.trim();
+    let (id, prefix) = match which.parse::<i64>() {
+        Ok(id) => (Some(id), None),
+        Err(_) => (None, Some(which.strip_prefix(KEY_PREFIX).unwrap_or(which))),
+    };
+    let mut tx = pool.begin().await?;
+    let row = db::api_keys::revoke(&mut *tx, id, prefix).await?.ok_or(AppError::NotFound("API key"))?;
+    let id = row.id.to_string();
+    db::audit::record(
+        &mut *tx,
+        &AuditEntry {
+            actor_kind: actor.0,
+            actor_id: actor.1,
+            action: "api_key.revoke",
+            entity: "api_key",
+            entity_id: Some(&id),
+            detail: serde_json::json!({ "prefix": row.prefix }),
+            source_ip: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}

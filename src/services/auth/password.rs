@@ -1,0 +1,112 @@
+//! Admin passwords: argon2id (the `argon2` crate's defaults: m = 19 MiB, t = 2, p = 1), hashed and checked on
+//! the blocking pool; an unknown account costs the same work as a wrong password.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use rand::Rng;
+use sqlx::PgPool;
+
+use super::random_token;
+use crate::db;
+use crate::db::audit::AuditEntry;
+use crate::error::{AppError, AppResult};
+
+/// A new random password for an admin (shown once).
+pub fn generate_password() -> String {
+    random_token(18)
+}
+
+/// Hashes a password with argon2id (on the blocking pool).
+pub async fn hash_password(password: String) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::encode_b64(&rand::rng().random::<[u8; 16]>())
+            .map_err(|e| anyhow::anyhow!("making a salt: {e}"))?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))?
+    .map_err(AppError::Internal)
+}
+
+/// Whether `password` matches `hash` (on the blocking pool); a missing or malformed hash never matches, but
+/// costs the same work.
+pub(super) async fn verify_password(password: String, hash: Option<String>) -> bool {
+    // a hash of a random password, so an unknown account takes as long as a wrong password
+    static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let salt = SaltString::encode_b64(&rand::rng().random::<[u8; 16]>()).expect("16 bytes make a salt");
+        Argon2::default()
+            .hash_password(generate_password().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    });
+    tokio::task::spawn_blocking(move || {
+        let stored = hash.as_deref().unwrap_or(DUMMY.as_str());
+        let Ok(parsed) = PasswordHash::new(stored).or_else(|_| PasswordHash::new(DUMMY.as_str())) else { return false };
+        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        ok && hash.is_some()
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn check_password_rules(password: &str) -> AppResult<()> {
+    let n = password.chars().count();
+    if !(12..=256).contains(&n) {
+        return Err(AppError::field("password", "a password is 12 to 256 characters"));
+    }
+    Ok(())
+}
+
+/// Whether an admin has a password (can sign in to the API).
+pub async fn has_password(pool: &PgPool, username: &str) -> AppResult<bool> {
+    Ok(db::admins::credentials(pool, username).await?.is_some_and(|a| a.password_hash.is_some()))
+}
+
+/// Gives an admin a password (a generated one when `password` is None) and ends their sessions; returns it.
+pub async fn set_password(pool: &PgPool, username: &str, password: Option<String>) -> AppResult<String> {
+    let password = match password {
+        Some(p) => {
+            check_password_rules(&p)?;
+            p
+        }
+        None => generate_password(),
+    };
+    let admin = db::admins::credentials(pool, username).await?.ok_or(AppError::NotFound("admin"))?;
+    let hash = hash_password(password.clone()).await?;
+    let mut tx = pool.begin().await?;
+    db::admins::set_password(&mut *tx, admin.id, &hash).await?;
+    db::admin_sessions::revoke_admin(&mut *tx, admin.id).await?;
+    let id = admin.id.to_string();
+    db::audit::record(
+        &mut *tx,
+        &AuditEntry {
+            actor_kind: "cli",
+            actor_id: None,
+            action: "admin.password",
+            entity: "admin",
+            entity_id: Some(&id),
+            detail: serde_json::json!({}),
+            source_ip: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_hash_with_argon2id_and_verify() {
+        let hash = hash_password("correct horse battery".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password("correct horse battery".into(), Some(hash.clone())).await);
+        assert!(!verify_password("wrong horse battery".into(), Some(hash)).await);
+        assert!(!verify_password("anything".into(), None).await);
+    }
+}
