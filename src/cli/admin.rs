@@ -102,7 +102,8 @@ pub(super) async fn run(settings: Settings, cmd: AdminCommand) -> anyhow::Result
             }
         }
         AdminCommand::ApiKey(ApiKeyCommand::Create { name, scope, admin }) => {
-            let key = auth::create_key(pool, &name, scope, admin.as_deref(), ("cli", None)).await?;
+            let key =
+                auth::create_key(pool, &name, scope, admin.as_deref(), &crate::services::audit::Who::cli()).await?;
             println!("API key {} ({}, {}) created; shown once:", key.id, key.name, key.scope);
             println!("{}", key.key);
         }
@@ -119,7 +120,7 @@ pub(super) async fn run(settings: Settings, cmd: AdminCommand) -> anyhow::Result
             }
         }
         AdminCommand::ApiKey(ApiKeyCommand::Revoke { key }) => {
-            let row = auth::revoke_key(pool, &key, ("cli", None)).await?;
+            let row = auth::revoke_key(pool, &key, &crate::services::audit::Who::cli()).await?;
             println!("API key {} (vpnshop_{}_…) revoked", row.id, row.prefix);
         }
     }

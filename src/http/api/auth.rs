@@ -188,10 +188,7 @@ pub async fn create_key(
 ) -> AppResult<(StatusCode, Json<NewKey>)> {
     owner_only(&caller)?;
     let Principal::Admin { username, .. } = &caller.principal else { return Err(AppError::Forbidden) };
-    let id = caller.principal.actor_id();
-    let key =
-        auth::create_key(&state.pool, &req.name, req.scope, Some(username), (caller.principal.actor_kind(), Some(&id)))
-            .await?;
+    let key = auth::create_key(&state.pool, &req.name, req.scope, Some(username), &caller.who()).await?;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -205,7 +202,6 @@ pub async fn revoke_key(
     PathOf(id): PathOf<i64>,
 ) -> AppResult<Json<ApiKey>> {
     owner_only(&caller)?;
-    let actor = caller.principal.actor_id();
-    let row = auth::revoke_key(&state.pool, &id.to_string(), (caller.principal.actor_kind(), Some(&actor))).await?;
+    let row = auth::revoke_key(&state.pool, &id.to_string(), &caller.who()).await?;
     Ok(Json(row.into()))
 }

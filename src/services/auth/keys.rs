@@ -6,8 +6,8 @@ use sqlx::PgPool;
 
 use super::{KEY_PREFIX, Scope, digest, random_token};
 use crate::db;
-use crate::db::audit::AuditEntry;
 use crate::error::{AppError, AppResult};
+use crate::services::audit::Who;
 
 /// A new API key: `key` is shown this once.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -24,7 +24,7 @@ pub async fn create_key(
     name: &str,
     scope: Scope,
     admin: Option<&str>,
-    actor: (&str, Option<&str>),
+    actor: &Who,
 ) -> AppResult<NewKey> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
@@ -44,20 +44,8 @@ pub async fn create_key(
     let key = format!("{KEY_PREFIX}{prefix}_{}", random_token(32));
     let mut tx = pool.begin().await?;
     let row = db::api_keys::insert(&mut *tx, admin_id, name, &prefix, &digest(&key), scope.as_str()).await?;
-    let id = row.id.to_string();
-    db::audit::record(
-        &mut *tx,
-        &AuditEntry {
-            actor_kind: actor.0,
-            actor_id: actor.1,
-            action: "api_key.create",
-            entity: "api_key",
-            entity_id: Some(&id),
-            detail: serde_json::json!({ "name": name, "scope": scope, "prefix": prefix, "admin_id": admin_id }),
-            source_ip: None,
-        },
-    )
-    .await?;
+    let detail = serde_json::json!({ "name": name, "scope": scope, "prefix": prefix, "admin_id": admin_id });
+    actor.record(&mut tx, "api_key.create", "api_key", row.id, detail).await?;
     tx.commit().await?;
     Ok(NewKey { id: row.id, name: row.name, scope, key })
 }
@@ -67,7 +55,7 @@ pub async fn keys(pool: &PgPool) -> AppResult<Vec<db::api_keys::ApiKeyRow>> {
 }
 
 /// Revokes a key by id or prefix (`vpnshop_ab12cd34` or `ab12cd34`).
-pub async fn revoke_key(pool: &PgPool, which: &str, actor: (&str, Option<&str>)) -> AppResult<db::api_keys::ApiKeyRow> {
+pub async fn revoke_key(pool: &PgPool, which: &str, actor: &Who) -> AppResult<db::api_keys::ApiKeyRow> {
     let which = which.trim();
     let (id, prefix) = match which.parse::<i64>() {
         Ok(id) => (Some(id), None),
@@ -75,20 +63,7 @@ pub async fn revoke_key(pool: &PgPool, which: &str, actor: (&str, Option<&str>))
     };
     let mut tx = pool.begin().await?;
     let row = db::api_keys::revoke(&mut *tx, id, prefix).await?.ok_or(AppError::NotFound("API key"))?;
-    let id = row.id.to_string();
-    db::audit::record(
-        &mut *tx,
-        &AuditEntry {
-            actor_kind: actor.0,
-            actor_id: actor.1,
-            action: "api_key.revoke",
-            entity: "api_key",
-            entity_id: Some(&id),
-            detail: serde_json::json!({ "prefix": row.prefix }),
-            source_ip: None,
-        },
-    )
-    .await?;
+    actor.record(&mut tx, "api_key.revoke", "api_key", row.id, serde_json::json!({ "prefix": row.prefix })).await?;
     tx.commit().await?;
     Ok(row)
 }

@@ -24,8 +24,8 @@ use uuid::Uuid;
 
 use crate::config::SecuritySettings;
 use crate::db;
-use crate::db::audit::AuditEntry;
 use crate::error::{AppError, AppResult};
+use crate::services::audit::Who;
 use crate::services::ratelimit::RateLimiter;
 
 mod keys;
@@ -239,20 +239,9 @@ pub async fn login(
     };
     let mut tx = pool.begin().await?;
     let tokens = issue(&mut tx, auth, admin.id, Uuid::new_v4(), ip).await?;
-    let id = admin.id.to_string();
-    db::audit::record(
-        &mut *tx,
-        &AuditEntry {
-            actor_kind: "admin",
-            actor_id: Some(&id),
-            action: "auth.login",
-            entity: "admin",
-            entity_id: Some(&id),
-            detail: serde_json::json!({}),
-            source_ip: ip,
-        },
-    )
-    .await?;
+    let who =
+        Who { kind: "admin", id: Some(admin.id.to_string()), name: admin.username.clone(), ip: ip.map(str::to_owned) };
+    who.record(&mut tx, "auth.login", "admin", admin.id, serde_json::json!({})).await?;
     tx.commit().await?;
     Ok(tokens)
 }

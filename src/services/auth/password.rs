@@ -8,8 +8,8 @@ use sqlx::PgPool;
 
 use super::random_token;
 use crate::db;
-use crate::db::audit::AuditEntry;
 use crate::error::{AppError, AppResult};
+use crate::services::audit::Who;
 
 /// A new random password for an admin (shown once).
 pub fn generate_password() -> String {
@@ -79,20 +79,7 @@ pub async fn set_password(pool: &PgPool, username: &str, password: Option<String
     let mut tx = pool.begin().await?;
     db::admins::set_password(&mut *tx, admin.id, &hash).await?;
     db::admin_sessions::revoke_admin(&mut *tx, admin.id).await?;
-    let id = admin.id.to_string();
-    db::audit::record(
-        &mut *tx,
-        &AuditEntry {
-            actor_kind: "cli",
-            actor_id: None,
-            action: "admin.password",
-            entity: "admin",
-            entity_id: Some(&id),
-            detail: serde_json::json!({}),
-            source_ip: None,
-        },
-    )
-    .await?;
+    Who::cli().record(&mut tx, "admin.password", "admin", admin.id, serde_json::json!({})).await?;
     tx.commit().await?;
     Ok(password)
 }

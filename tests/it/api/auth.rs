@@ -123,8 +123,15 @@ async fn read_keys_and_viewers_cannot_change_anything_and_revoked_keys_stop(pool
     assert_eq!(api.audited("api_key.revoke").await, vec![("admin".to_owned(), Some(owner_id(&api).await.to_string()))]);
 
     // a removed admin's token and keys stop at once
-    let ops =
-        auth_svc::create_key(&api.app.state.pool, "ops", Scope::Write, Some("watcher"), ("cli", None)).await.unwrap();
+    let ops = auth_svc::create_key(
+        &api.app.state.pool,
+        "ops",
+        Scope::Write,
+        Some("watcher"),
+        &vpnshop::services::audit::Who::cli(),
+    )
+    .await
+    .unwrap();
     assert_eq!(me(&api, &ops.key).await, StatusCode::OK);
     users::remove_admin(&api.app.state.pool, "watcher").await.unwrap();
     assert_eq!(me(&api, &viewer).await, StatusCode::UNAUTHORIZED);

@@ -332,7 +332,10 @@ async fn two_thousand_customers_get_it_at_most_once_across_a_crash_within_telegr
     .execute(&pool)
     .await
     .unwrap();
-    let key = auth_svc::create_key(&pool, "broadcaster", Scope::Write, None, ("cli", None)).await.unwrap().key;
+    let key = auth_svc::create_key(&pool, "broadcaster", Scope::Write, None, &vpnshop::services::audit::Who::cli())
+        .await
+        .unwrap()
+        .key;
     let (url, prefix) = (tg.url(), format!("vpnshop-test-{}", uuid::Uuid::new_v4().simple()));
     let settings = move |s: &mut Settings| {
         with_bot(s, &url, &prefix);

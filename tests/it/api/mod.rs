@@ -53,9 +53,15 @@ pub async fn api_with(pool: PgPool, customize: impl FnOnce(&mut Settings)) -> Ap
     users::add_admin(pool, "owner", None, "owner").await.unwrap();
     let owner_password = auth_svc::set_password(pool, "owner", None).await.unwrap();
     let write_key =
-        auth_svc::create_key(pool, "tests (write)", Scope::Write, Some("owner"), ("cli", None)).await.unwrap().key;
+        auth_svc::create_key(pool, "tests (write)", Scope::Write, Some("owner"), &vpnshop::services::audit::Who::cli())
+            .await
+            .unwrap()
+            .key;
     let read_key =
-        auth_svc::create_key(pool, "tests (read)", Scope::Read, Some("owner"), ("cli", None)).await.unwrap().key;
+        auth_svc::create_key(pool, "tests (read)", Scope::Read, Some("owner"), &vpnshop::services::audit::Who::cli())
+            .await
+            .unwrap()
+            .key;
     let mut api = Api { app, owner: String::new(), owner_password, write_key, read_key };
     let login = api
         .call(
