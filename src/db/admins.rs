@@ -58,13 +58,16 @@ pub async fn upsert(
     .await
 }
 
-/// Disables an admin (kept for the audit trail); false if there is none by that name.
-pub async fn disable(db: impl PgExecutor<'_>, username: &str) -> sqlx::Result<bool> {
-    let done =
-        sqlx::query!("UPDATE admins SET disabled_at = now() WHERE username = $1 AND disabled_at IS NULL", username)
-            .execute(db)
-            .await?;
-    Ok(done.rows_affected() == 1)
+/// Disables an admin (kept for the audit trail) and ends their access tokens; their id, or None if there is no
+/// enabled one by that name.
+pub async fn disable(db: impl PgExecutor<'_>, username: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar!(
+        "UPDATE admins SET disabled_at = now(), tokens_valid_after = now()
+          WHERE username = $1 AND disabled_at IS NULL RETURNING id",
+        username
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// What sign-in needs of an admin.

@@ -81,3 +81,12 @@ pub async fn revoke(db: impl PgExecutor<'_>, id: Option<i64>, prefix: Option<&st
     .fetch_optional(db)
     .await
 }
+
+/// Revokes every key of an admin (they were removed); how many.
+pub async fn revoke_for_admin(db: impl PgExecutor<'_>, admin_id: i64) -> sqlx::Result<u64> {
+    let done =
+        sqlx::query!("UPDATE api_keys SET revoked_at = now() WHERE admin_id = $1 AND revoked_at IS NULL", admin_id)
+            .execute(db)
+            .await?;
+    Ok(done.rows_affected())
+}

@@ -238,9 +238,12 @@ pub async fn top_up(conn: &mut PgConnection, id: i64, bytes: i64, jobs: &JobSett
     if !matches!(sub.status, SubscriptionStatus::Active | SubscriptionStatus::Limited) {
         return Err(AppError::conflict(format!("a {} subscription cannot be topped up", sub.status)));
     }
+    let Some(new_cap) = cap.checked_add(bytes) else {
+        return Err(AppError::conflict("the data cap would be larger than can be counted"));
+    };
     db::subscriptions::add_data(conn, id, bytes).await?;
-    let used: i64 = db::clients::usage_of(&mut *conn, &[id]).await?.iter().map(|(_, u, d)| u + d).sum();
-    if sub.status == SubscriptionStatus::Limited && used < cap + bytes {
+    let used: i64 = db::clients::usage_of(&mut *conn, &[id]).await?.iter().map(|(_, u, d)| u.saturating_add(*d)).sum();
+    if sub.status == SubscriptionStatus::Limited && used < new_cap {
         resume(conn, &sub, jobs).await?;
     }
     Ok(())

@@ -120,9 +120,17 @@ pub async fn admins(pool: &PgPool) -> AppResult<Vec<db::admins::AdminRow>> {
     Ok(db::admins::list(pool).await?)
 }
 
-/// Disables an admin; false when there is no active one by that name.
+/// Disables an admin: their sessions, access tokens and API keys end for good (adding them again later does not
+/// bring any back); false when there is no active one by that name.
 pub async fn remove_admin(pool: &PgPool, username: &str) -> AppResult<bool> {
-    Ok(db::admins::disable(pool, username).await?)
+    let mut tx = pool.begin().await?;
+    let Some(id) = db::admins::disable(&mut *tx, username).await? else { return Ok(false) };
+    let sessions = db::admin_sessions::revoke_admin(&mut *tx, id).await?;
+    let keys = db::api_keys::revoke_for_admin(&mut *tx, id).await?;
+    let detail = serde_json::json!({ "username": username, "sessions_ended": sessions, "keys_revoked": keys });
+    crate::services::audit::Who::cli().record(&mut tx, "admin.remove", "admin", id, detail).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// A customer search as the admin API takes it: `q` is a Telegram id (digits) or a username prefix (with or

@@ -143,6 +143,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 Problem::new(StatusCode::BAD_REQUEST, "Malformed Body", format!("not valid JSON: {e}")).into_response()
             );
         }
+        // the database stores no NUL character: refuse it here, naming the field, rather than fail later
+        if bytes.windows(6).any(|w| w == b"\\u0000")
+            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && let Some(field) = nul_in(&value, String::new())
+        {
+            return Err(Problem::invalid_field(field, "may not contain the NUL character").into_response());
+        }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize(de) {
             Ok(value) => Ok(Body(value)),
@@ -156,6 +163,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
+/// The path of the first string (or key) in `value` that holds a NUL character.
+fn nul_in(value: &serde_json::Value, path: String) -> Option<String> {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(if path.is_empty() { "body".into() } else { path }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_in(v, format!("{}[{i}]", if path.is_empty() { "body" } else { &path }))),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .find_map(|(k, v)| if k.contains('\0') { Some(join(&k.replace('\0', ""))) } else { nul_in(v, join(k)) }),
+        _ => None,
+    }
+}
+
 /// Query parameters; unknown ones are refused and errors name the parameter (400).
 #[derive(Debug, Clone)]
 pub struct Params<T>(pub T);
@@ -165,17 +188,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        if let Some((name, _)) =
+            form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(query_problem(name.replace('\0', ""), "may not contain the NUL character"));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de).map(Params).map_err(|e| {
             let message = e.inner().to_string();
-            let field = field_of(e.path(), &message);
-            let mut problem = Problem::invalid_field(field, message);
-            problem.status = StatusCode::BAD_REQUEST.as_u16();
-            problem.title = "Invalid Query".into();
-            problem.kind = "https://vpnshop.dev/problems/invalid-query".into();
-            problem.into_response()
+            query_problem(field_of(e.path(), &message), message)
         })
     }
+}
+
+/// A 400 naming the query parameter that is wrong.
+fn query_problem(field: String, reason: impl Into<String>) -> Response {
+    let mut problem = Problem::invalid_field(field, reason);
+    problem.status = StatusCode::BAD_REQUEST.as_u16();
+    problem.title = "Invalid Query".into();
+    problem.kind = "https://vpnshop.dev/problems/invalid-query".into();
+    problem.into_response()
 }
 
 /// `limit`, `cursor` and `order` of a listing (flattened into each listing's query struct by hand: serde's

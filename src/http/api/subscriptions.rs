@@ -96,9 +96,13 @@ pub struct SubscriptionDetail {
     pub up_bytes: i64,
     pub down_bytes: i64,
     pub used_bytes: i64,
-    /// What apps import; it changes when rotated.
-    pub feed_url: String,
+    /// What apps import; it changes when rotated. Working credentials: shown to callers who may change things
+    /// only (null for viewers and `read` keys).
+    pub feed_url: Option<String>,
+    /// Each device's link (working credentials: empty for viewers and `read` keys).
     pub devices: Vec<Device>,
+    /// How many devices (seats) it has.
+    pub seats: usize,
 }
 
 impl From<Detail> for SubscriptionDetail {
@@ -108,7 +112,8 @@ impl From<Detail> for SubscriptionDetail {
             up_bytes: d.up_bytes,
             down_bytes: d.down_bytes,
             used_bytes: d.up_bytes.saturating_add(d.down_bytes),
-            feed_url: d.feed_url,
+            feed_url: Some(d.feed_url),
+            seats: d.devices.len(),
             devices: d.devices.into_iter().map(|l| Device { seat: l.seat, link: l.link }).collect(),
         }
     }
@@ -145,10 +150,16 @@ pub async fn list_subscriptions(
               (status = 404, body = Problem)))]
 pub async fn get_subscription(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     PathOf(id): PathOf<i64>,
 ) -> AppResult<Json<SubscriptionDetail>> {
-    Ok(Json(admin::get(&state.pool, &state.settings, id).await?.into()))
+    let mut detail: SubscriptionDetail = admin::get(&state.pool, &state.settings, id).await?.into();
+    // the feed URL and the links are working VPN access: not for read-only callers
+    if !caller.principal.can_write() {
+        detail.feed_url = None;
+        detail.devices.clear();
+    }
+    Ok(Json(detail))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

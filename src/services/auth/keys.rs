@@ -4,7 +4,7 @@ use rand::Rng;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::{KEY_PREFIX, Scope, digest, random_token};
+use super::{KEY_PREFIX, Role, Scope, digest, random_token};
 use crate::db;
 use crate::error::{AppError, AppResult};
 use crate::services::audit::Who;
@@ -31,13 +31,16 @@ pub async fn create_key(
         return Err(AppError::field("name", "a key's name is 1 to 100 characters"));
     }
     let admin_id = match admin {
-        Some(username) => Some(
-            db::admins::credentials(pool, username)
+        Some(username) => {
+            let admin = db::admins::credentials(pool, username)
                 .await?
                 .filter(|a| a.disabled_at.is_none())
-                .ok_or(AppError::NotFound("admin"))?
-                .id,
-        ),
+                .ok_or(AppError::NotFound("admin"))?;
+            if scope == Scope::Write && admin.role == Role::Viewer.as_str() {
+                return Err(AppError::field("scope", "a viewer's key can only read"));
+            }
+            Some(admin.id)
+        }
         None => None,
     };
     let prefix: String = hex::encode(rand::rng().random::<[u8; 4]>());

@@ -326,7 +326,17 @@ pub async fn authenticate(pool: &PgPool, auth: &Auth, bearer: &str) -> AppResult
         if key.last_used_at.is_none_or(|at| Utc::now() - at > chrono::Duration::seconds(60)) {
             db::api_keys::touch(pool, key.id).await?;
         }
-        let scope = key.scope.parse().unwrap_or(Scope::Read);
+        let mut scope = key.scope.parse().unwrap_or(Scope::Read);
+        // a key never does more than the admin it belongs to may do now
+        if let Some(admin_id) = key.admin_id {
+            match db::admins::active_by_id(pool, admin_id).await? {
+                None => return Ok(None),
+                Some((admin, _)) if admin.role.parse::<Role>().unwrap_or(Role::Viewer) == Role::Viewer => {
+                    scope = Scope::Read;
+                }
+                Some(_) => {}
+            }
+        }
         return Ok(Some(Principal::ApiKey { id: key.id, prefix: key.prefix, scope, admin_id: key.admin_id }));
     }
     let Some((admin_id, issued_ms)) = auth.check_access_token(bearer) else { return Ok(None) };

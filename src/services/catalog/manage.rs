@@ -49,6 +49,10 @@ fn check_shape(duration_days: i32, seats: i32, data_cap_bytes: Option<i64>) -> A
     if !(1..=100).contains(&seats) {
         return Err(AppError::field("seats", "between 1 and 100"));
     }
+    // 1 PiB: far beyond any plan, and far from where adding top-ups could overflow
+    if data_cap_bytes.is_some_and(|b| b > 1 << 50) {
+        return Err(AppError::field("data_cap_bytes", "at most 1 PiB (1125899906842624 bytes)"));
+    }
     DataCap::from_db(data_cap_bytes)
         .map_err(|_| AppError::field("data_cap_bytes", "a positive number of bytes, or null"))
 }
@@ -135,19 +139,19 @@ pub async fn create(pool: &PgPool, plan: &NewPlan, who: &Who) -> AppResult<PlanD
 /// Changes a plan's editable fields. Its shape (location, duration, seats, data cap) only changes while nothing
 /// was ordered of it: what was sold stays what it was (retire it and make a new one instead).
 pub async fn update(pool: &PgPool, id: i64, change: &PlanChange, who: &Who) -> AppResult<PlanDetail> {
-    let current = detail(pool, id).await?;
+    if let Some(location) = &change.location {
+        check_location(pool, location).await?;
+    }
+    let mut tx = pool.begin().await?;
+    db::plans::lock(&mut tx, id).await?.ok_or(AppError::NotFound("plan"))?;
+    // the new shape from the row as it is under the lock, so concurrent edits of other fields are kept
+    let current = db::plans::detail(&mut *tx, id).await?.ok_or(AppError::NotFound("plan"))?;
     let location = change.location.clone().unwrap_or_else(|| current.location_code.clone());
     let duration_days = change.duration_days.unwrap_or(current.duration_days);
     let seats = change.seats.unwrap_or(current.seats);
     let data_cap_bytes = change.data_cap_bytes.unwrap_or(current.data_cap_bytes);
     let cap = check_shape(duration_days, seats, data_cap_bytes)?;
-    if change.location.is_some() {
-        check_location(pool, &location).await?;
-    }
     let spec = PlanSpec { location_code: location, duration_days, seats, data_cap: cap, is_trial: current.is_trial };
-    let mut tx = pool.begin().await?;
-    db::plans::lock(&mut tx, id).await?.ok_or(AppError::NotFound("plan"))?;
-    let current = db::plans::detail(&mut *tx, id).await?.ok_or(AppError::NotFound("plan"))?;
     let reshaped = change.reshapes()
         && (spec.location_code != current.location_code
             || spec.duration_days != current.duration_days

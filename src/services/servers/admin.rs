@@ -107,7 +107,7 @@ pub async fn update(pool: &PgPool, id: i64, change: &ServerChange, who: &Who) ->
         restart_command: input.restart_command.as_deref(),
     };
     db::servers::update(&mut *tx, id, &row).await.map_err(|e| match violated_constraint(&e) {
-        Some("servers_name_key") => AppError::field("name", format!("a server named {:?} already exists", input.name)),
+        Some("servers_name_key") => AppError::conflict(format!("a server named {:?} already exists", input.name)),
         _ => AppError::from(e),
     })?;
     let detail = serde_json::json!({

@@ -122,20 +122,38 @@ async fn read_keys_and_viewers_cannot_change_anything_and_revoked_keys_stop(pool
     assert_eq!(me(&api, &key).await, StatusCode::UNAUTHORIZED, "a revoked key");
     assert_eq!(api.audited("api_key.revoke").await, vec![("admin".to_owned(), Some(owner_id(&api).await.to_string()))]);
 
-    // a removed admin's token and keys stop at once
-    let ops = auth_svc::create_key(
-        &api.app.state.pool,
-        "ops",
-        Scope::Write,
-        Some("watcher"),
-        &vpnshop::services::audit::Who::cli(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(me(&api, &ops.key).await, StatusCode::OK);
-    users::remove_admin(&api.app.state.pool, "watcher").await.unwrap();
-    assert_eq!(me(&api, &viewer).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(me(&api, &ops.key).await, StatusCode::UNAUTHORIZED);
+    // a viewer cannot be given a write key
+    let pool = &api.app.state.pool;
+    let cli = vpnshop::services::audit::Who::cli();
+    let refused = auth_svc::create_key(pool, "ops", Scope::Write, Some("watcher"), &cli).await.unwrap_err();
+    assert!(refused.to_string().contains("scope"), "{refused}");
+    let watch_key = auth_svc::create_key(pool, "watch", Scope::Read, Some("watcher"), &cli).await.unwrap().key;
+    assert_eq!(me(&api, &watch_key).await, StatusCode::OK);
+
+    // an admin's write key does no more than the admin may do now
+    users::add_admin(pool, "ops", None, "admin").await.unwrap();
+    let ops = auth_svc::create_key(pool, "ops", Scope::Write, Some("ops"), &cli).await.unwrap().key;
+    let api = &api;
+    let ban = |key: String| async move {
+        let body = json!({"reason": "test"});
+        api.call(Method::POST, "/api/v1/users/999999/ban", Some(&key), Some(body)).await.status
+    };
+    assert_eq!(ban(ops.clone()).await, StatusCode::NOT_FOUND, "a writer gets as far as the missing customer");
+    users::add_admin(pool, "ops", None, "viewer").await.unwrap();
+    assert_eq!(ban(ops.clone()).await, StatusCode::FORBIDDEN, "demoted to viewer: the key only reads");
+
+    // a removed admin's tokens and keys stop at once, and adding them again brings none back
+    users::remove_admin(pool, "watcher").await.unwrap();
+    users::remove_admin(pool, "ops").await.unwrap();
+    assert_eq!(me(api, &viewer).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(api, &watch_key).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(api, &ops).await, StatusCode::UNAUTHORIZED);
+    users::add_admin(pool, "watcher", None, "viewer").await.unwrap();
+    users::add_admin(pool, "ops", None, "admin").await.unwrap();
+    assert_eq!(me(api, &viewer).await, StatusCode::UNAUTHORIZED, "old tokens stay dead");
+    assert_eq!(me(api, &watch_key).await, StatusCode::UNAUTHORIZED, "old keys stay revoked");
+    assert_eq!(me(api, &ops).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.audited("admin.remove").await.len(), 2);
 }
 
 #[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]

@@ -151,6 +151,18 @@ async fn bad_requests_are_problem_documents(pool: PgPool) {
     let missing = api.call(Method::DELETE, "/api/v1/api-keys/424242", Some(&api.owner), None).await;
     assert_problem(&missing, 404, None);
 
+    // the database keeps no NUL character: refused up front, naming the field, never a 500
+    let nul =
+        api.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "a\u{0}b", "password": "x"}))).await;
+    assert_problem(&nul, 422, Some("username"));
+    let nul = api
+        .call(Method::POST, "/api/v1/api-keys", Some(&api.owner), Some(json!({"name": "x\u{0}", "scope": "read"})))
+        .await;
+    assert_problem(&nul, 422, Some("name"));
+    for path in ["/api/v1/plans?location=%00", "/api/v1/audit?action=a%00", "/api/v1/subscriptions?location=%00"] {
+        assert_problem(&api.get(path).await, 400, None);
+    }
+
     assert_eq!(api.count("api_keys").await, keys, "nothing written");
     assert_eq!(api.count("audit_log").await, audit, "nothing audited");
 }

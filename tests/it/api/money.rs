@@ -456,6 +456,14 @@ async fn a_read_key_cannot_change_anything_and_changes_are_audited_with_the_call
     assert_eq!(before.status, StatusCode::OK, "{before:?}");
     assert_eq!(before.body["devices"].as_array().unwrap().len(), 2);
     assert!(before.body["feed_url"].as_str().unwrap().contains("/sub/"));
+    // a read key sees the subscription but not its working credentials
+    let read_view =
+        api.call(Method::GET, &format!("/api/v1/subscriptions/{sub}"), Some(&api.read_key.clone()), None).await;
+    assert_eq!(read_view.status, StatusCode::OK);
+    assert_eq!(read_view.body["feed_url"], Value::Null);
+    assert_eq!(read_view.body["devices"], json!([]));
+    assert_eq!(read_view.body["seats"], 2);
+    assert!(!read_view.body.to_string().contains("/sub/"));
     let ok = |a: &super::Answer| assert_eq!(a.status, StatusCode::OK, "{a:?}");
     let extended = api.post(&format!("/api/v1/subscriptions/{sub}/extend"), json!({"days": 5})).await;
     ok(&extended);

@@ -336,6 +336,7 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_written(pool: PgPo
         (with(json!({"duration_days": 0})), 422, "duration_days"),
         (with(json!({"seats": 1000})), 422, "seats"),
         (with(json!({"data_cap_bytes": -1})), 422, "data_cap_bytes"),
+        (with(json!({"data_cap_bytes": 1_i64 << 51})), 422, "data_cap_bytes"),
         (with(json!({"location": "mars"})), 422, "location"),
         (with(json!({"location": "de'; DROP TABLE plans; --"})), 422, "location"),
         (with(json!({"colour": "red"})), 422, "colour"),
