@@ -53,7 +53,7 @@ pub enum ApiKeyCommand {
     },
     /// Every key (never the key itself).
     List,
-    /// Revoke a key by id or prefix: it stops working at once.
+    /// Revoke a key by id (`42`) or prefix (`vpnshop_ab12cd34`): it stops working at once.
     Revoke { key: String },
 }
 

@@ -84,7 +84,8 @@ pub async fn logout(
     caller: Caller,
     Body(req): Body<LogoutRequest>,
 ) -> AppResult<StatusCode> {
-    auth::logout(&state.pool, &caller.principal, req.refresh_token.as_deref(), req.everywhere).await?;
+    auth::logout(&state.pool, &caller.principal, caller.ip.clone(), req.refresh_token.as_deref(), req.everywhere)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -136,7 +136,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             )
             .into_response());
         }
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            let status = e.status();
+            let title = status.canonical_reason().unwrap_or("Bad Request");
+            Problem::new(status, title, e.body_text()).into_response()
+        })?;
         // JSON at all? (400) — then the shape (422, naming the field)
         if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
             return Err(
@@ -308,6 +312,16 @@ mod tests {
     }
 }
 
+/// The name of the route's path parameter when it has just one (`/plans/{id}` → `id`), else `path`.
+fn only_param(parts: &Parts) -> String {
+    let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("");
+    let mut names = route.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'));
+    match (names.next(), names.next()) {
+        (Some(name), None) => name.to_owned(),
+        _ => "path".to_owned(),
+    }
+}
+
 /// Path parameters; a value that does not parse is a 400 problem naming the parameter.
 #[derive(Debug, Clone)]
 pub struct PathOf<T>(pub T);
@@ -319,7 +333,18 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathOf<
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(PathOf(value)),
             Err(e) => {
-                let mut problem = Problem::invalid_field("path", e.body_text());
+                use axum::extract::path::ErrorKind;
+                use axum::extract::rejection::PathRejection;
+                let name = match &e {
+                    PathRejection::FailedToDeserializePathParams(inner) => match inner.kind() {
+                        ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::InvalidUtf8InPathParam { key } => {
+                            key.clone()
+                        }
+                        _ => only_param(parts),
+                    },
+                    _ => only_param(parts),
+                };
+                let mut problem = Problem::invalid_field(name, e.body_text());
                 problem.status = StatusCode::BAD_REQUEST.as_u16();
                 problem.title = "Invalid Path".into();
                 problem.kind = "https://vpnshop.dev/problems/invalid-path".into();

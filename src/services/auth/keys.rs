@@ -57,12 +57,15 @@ pub async fn keys(pool: &PgPool) -> AppResult<Vec<db::api_keys::ApiKeyRow>> {
     Ok(db::api_keys::list(pool).await?)
 }
 
-/// Revokes a key by id or prefix (`vpnshop_ab12cd34` or `ab12cd34`).
+/// Revokes a key by id (`42`), by prefix (`vpnshop_ab12cd34`; a bare `ab12cd34` unless it is all digits), or
+/// given the whole key.
 pub async fn revoke_key(pool: &PgPool, which: &str, actor: &Who) -> AppResult<db::api_keys::ApiKeyRow> {
     let which = which.trim();
-    let (id, prefix) = match which.parse::<i64>() {
-        Ok(id) => (Some(id), None),
-        Err(_) => (None, Some(which.strip_prefix(KEY_PREFIX).unwrap_or(which))),
+    // `vpnshop_<prefix>` (or the whole key) is a prefix; a bare number is an id, anything else a bare prefix
+    let (id, prefix) = match (which.strip_prefix(KEY_PREFIX), which.parse::<i64>()) {
+        (Some(rest), _) => (None, Some(rest.split('_').next().unwrap_or(rest))),
+        (None, Ok(id)) => (Some(id), None),
+        (None, Err(_)) => (None, Some(which)),
     };
     let mut tx = pool.begin().await?;
     let row = db::api_keys::revoke(&mut *tx, id, prefix).await?.ok_or(AppError::NotFound("API key"))?;

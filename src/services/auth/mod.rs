@@ -295,7 +295,13 @@ pub async fn refresh(pool: &PgPool, auth: &Auth, refresh_token: &str, ip: Option
 
 /// Signs out: the refresh token's family is revoked; with `everywhere`, every session of the admin and every
 /// access token issued so far.
-pub async fn logout(pool: &PgPool, who: &Principal, refresh_token: Option<&str>, everywhere: bool) -> AppResult<()> {
+pub async fn logout(
+    pool: &PgPool,
+    who: &Principal,
+    ip: Option<String>,
+    refresh_token: Option<&str>,
+    everywhere: bool,
+) -> AppResult<()> {
     let Principal::Admin { id, .. } = who else {
         return Err(AppError::invalid("API keys do not sign out; revoke the key instead"));
     };
@@ -310,6 +316,8 @@ pub async fn logout(pool: &PgPool, who: &Principal, refresh_token: Option<&str>,
         db::admin_sessions::revoke_admin(&mut *tx, *id).await?;
         db::admins::end_tokens(&mut *tx, *id).await?;
     }
+    let detail = serde_json::json!({ "everywhere": everywhere });
+    Who::of(who, ip).record(&mut tx, "auth.logout", "admin", id, detail).await?;
     tx.commit().await?;
     Ok(())
 }

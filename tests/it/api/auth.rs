@@ -197,6 +197,7 @@ async fn signing_out_everywhere_ends_every_token(pool: PgPool) {
     let other_refresh = other.body["refresh_token"].as_str().unwrap().to_owned();
     let out = api.call(Method::POST, "/api/v1/auth/logout", Some(&api.owner), Some(json!({"everywhere": true}))).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT, "{out:?}");
+    assert_eq!(api.audited("auth.logout").await.len(), 1);
     assert_eq!(me(&api, &api.owner).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me(&api, &other_access).await, StatusCode::UNAUTHORIZED);
     let refreshed =

@@ -145,9 +145,9 @@ async fn bad_requests_are_problem_documents(pool: PgPool) {
         .await;
     assert_problem(&named, 422, Some("scope"));
     let bad_path = api.call(Method::DELETE, "/api/v1/api-keys/abc", Some(&api.owner), None).await;
-    assert_problem(&bad_path, 400, Some("path"));
+    assert_problem(&bad_path, 400, Some("id"));
     let huge = api.call(Method::DELETE, "/api/v1/api-keys/99999999999999999999999", Some(&api.owner), None).await;
-    assert_problem(&huge, 400, Some("path"));
+    assert_problem(&huge, 400, Some("id"));
     let missing = api.call(Method::DELETE, "/api/v1/api-keys/424242", Some(&api.owner), None).await;
     assert_problem(&missing, 404, None);
 

@@ -359,7 +359,7 @@ async fn bad_inputs_are_refused_naming_the_field_and_write_nothing(pool: PgPool)
     for (path, status, field) in gets {
         assert_problem(&api.get(path).await, status, Some(field));
     }
-    assert_problem(&api.get("/api/v1/payments/1;DROP%20TABLE%20payments").await, 400, Some("path"));
+    assert_problem(&api.get("/api/v1/payments/1;DROP%20TABLE%20payments").await, 400, Some("id"));
     // SQL in a filter is just a value that matches nothing
     for path in [
         "/api/v1/audit?action=%27%20OR%201%3D1%20--",
