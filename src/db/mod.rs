@@ -13,6 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::config::Settings;
 
 pub mod admin_sessions;
+pub mod admin_totp;
 pub mod admins;
 pub mod api_keys;
 pub mod audit;

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -11,7 +12,7 @@ use super::extract::{Body, Caller, PathOf, Writer, client_ip};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::http::Problem;
-use crate::services::auth::{self, NewKey, Principal, Scope, Tokens};
+use crate::services::auth::{self, Login, NewKey, Principal, Scope, Tokens};
 
 /// The caller's address, for handlers that have no `Caller` (sign-in).
 pub struct Ip(pub Option<String>);
@@ -29,24 +30,34 @@ impl axum::extract::FromRequestParts<AppState> for Ip {
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// The one-time code of an admin with two-factor sign-in on: the 6 digits of the authenticator app, or one of
+    /// the recovery codes (`xxxx-xxxx-xx`). Each works once. Leave it out otherwise.
+    #[serde(default)]
+    #[schema(example = "123456")]
+    pub otp: Option<String>,
 }
 
-/// Sign in with an admin's username and password: an access token (a JWT, short-lived) and a refresh token.
-/// Attempts are limited per client address and per account (429 with `Retry-After`).
+/// Sign in with an admin's username and password (and `otp`, for an admin with two-factor sign-in on): an
+/// access token (a JWT, short-lived) and a refresh token. A right password without a needed `otp` is a 401
+/// whose `type` ends in `second-factor-required`; a wrong `otp` is a 401 like a wrong password. Attempts are
+/// limited per client address and per account (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", security(()), request_body = LoginRequest,
-    responses((status = 200, body = Tokens), (status = 401, body = Problem), (status = 422, body = Problem),
-              (status = 429, body = Problem)))]
-pub async fn login(
-    State(state): State<AppState>,
-    Ip(ip): Ip,
-    Body(req): Body<LoginRequest>,
-) -> AppResult<Json<Tokens>> {
-    if req.password.len() > 1024 {
-        return Err(AppError::Unauthorized);
-    }
-    let tokens =
-        auth::login(&state.pool, &state.auth, &state.limiter, &req.username, &req.password, ip.as_deref()).await?;
-    Ok(Json(tokens))
+    responses((status = 200, body = Tokens), (status = 401, body = Problem,
+                  description = "Wrong credentials, or (`second-factor-required`) a one-time code is needed"),
+              (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn login(State(state): State<AppState>, Ip(ip): Ip, Body(req): Body<LoginRequest>) -> AppResult<Response> {
+    let (pool, limiter) = (&state.pool, &state.limiter);
+    let otp = req.otp.as_deref();
+    Ok(match auth::login(pool, &state.auth, limiter, &req.username, &req.password, otp, ip.as_deref()).await? {
+        Login::Tokens(tokens) => Json(tokens).into_response(),
+        Login::SecondFactorRequired => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Second Factor Required",
+            "this account also needs a one-time code: send `otp`, the 6-digit code of its authenticator app (or \
+             one of its recovery codes)",
+        )
+        .into_response(),
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

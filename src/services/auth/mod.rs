@@ -10,8 +10,7 @@
 //! - **API keys**: `vpnshop_<prefix>_<secret>`, random, stored as SHA-256, one scope (`read` or `write`),
 //!   revocable, shown once.
 //! - **Sign-in throttling**: per client IP and per account, in Redis when configured (every instance shares it).
-
-use std::time::Duration;
+//! - **Second factor**: optional TOTP per admin, with one-use recovery codes (`totp.rs`); sign-in then needs a code.
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -30,10 +29,10 @@ use crate::services::ratelimit::RateLimiter;
 
 mod keys;
 mod password;
+pub mod totp;
 
 pub use keys::{NewKey, create_key, keys, revoke_key};
-use password::verify_password;
-pub use password::{generate_password, has_password, hash_password, set_password};
+pub use password::{AdminRef, check_password, generate_password, has_password, hash_password, set_password};
 
 pub const ISSUER: &str = "vpnshop";
 pub const AUDIENCE: &str = "vpnshop-admin-api";
@@ -212,38 +211,43 @@ fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
-/// Signs an admin in: throttled per IP and per account, then the password; a pair of tokens.
+/// What a sign-in with the right password came to.
+#[derive(Debug, Clone)]
+pub enum Login {
+    Tokens(Tokens),
+    /// The admin has two-factor sign-in on and no one-time code was given.
+    SecondFactorRequired,
+}
+
+/// Signs an admin in: `check_password` (throttled per IP and per account), then, when the admin has TOTP on,
+/// the one-time code `otp` (a TOTP code or a recovery code; missing: `Login::SecondFactorRequired`, said only
+/// once the password checked out; wrong: `Unauthorized`, like a wrong password); a pair of tokens.
 pub async fn login(
     pool: &PgPool,
     auth: &Auth,
     limiter: &RateLimiter,
     username: &str,
     password: &str,
+    otp: Option<&str>,
     ip: Option<&str>,
-) -> AppResult<Tokens> {
-    let s = auth.settings();
-    let window = Duration::from_secs(s.login_window_secs.max(1));
-    let limited = |l: crate::services::ratelimit::Limited| AppError::RateLimited {
-        retry_after_secs: l.retry_after.as_secs().max(1),
-    };
-    limiter.hit(&format!("login:ip:{}", ip.unwrap_or("-")), s.login_max_per_ip, window).await.map_err(limited)?;
-    let account = username.trim().to_lowercase();
-    limiter.hit(&format!("login:user:{account}"), s.login_max_per_account, window).await.map_err(limited)?;
-
-    let found = if username.len() <= 64 { db::admins::credentials(pool, username).await? } else { None };
-    let hash = found.as_ref().filter(|a| a.disabled_at.is_none()).and_then(|a| a.password_hash.clone());
-    let ok = verify_password(password.to_owned(), hash).await;
-    let Some(admin) = found.filter(|_| ok) else {
-        tracing::info!(username = %username.chars().take(64).collect::<String>(), ip = ip.unwrap_or("-"), "admin sign-in refused");
-        return Err(AppError::Unauthorized);
-    };
+) -> AppResult<Login> {
+    let admin = check_password(pool, auth, limiter, username, password, ip).await?;
+    let mut detail = serde_json::json!({});
+    if admin.totp_enabled {
+        let Some(code) = otp else { return Ok(Login::SecondFactorRequired) };
+        let Some(factor) = totp::check_code(pool, admin.id, code).await? else {
+            tracing::info!(admin_id = admin.id, ip = ip.unwrap_or("-"), "admin sign-in refused: wrong one-time code");
+            return Err(AppError::Unauthorized);
+        };
+        detail = serde_json::json!({ "second_factor": factor });
+    }
     let mut tx = pool.begin().await?;
     let tokens = issue(&mut tx, auth, admin.id, Uuid::new_v4(), ip).await?;
     let who =
         Who { kind: "admin", id: Some(admin.id.to_string()), name: admin.username.clone(), ip: ip.map(str::to_owned) };
-    who.record(&mut tx, "auth.login", "admin", admin.id, serde_json::json!({})).await?;
+    who.record(&mut tx, "auth.login", "admin", admin.id, detail).await?;
     tx.commit().await?;
-    Ok(tokens)
+    Ok(Login::Tokens(tokens))
 }
 
 async fn issue(

@@ -1,15 +1,63 @@
 //! Admin passwords: argon2id (the `argon2` crate's defaults: m = 19 MiB, t = 2, p = 1), hashed and checked on
 //! the blocking pool; an unknown account costs the same work as a wrong password.
 
+use std::time::Duration;
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::Rng;
 use sqlx::PgPool;
 
-use super::random_token;
+use super::{Auth, Role, random_token};
 use crate::db;
 use crate::error::{AppError, AppResult};
 use crate::services::audit::Who;
+use crate::services::ratelimit::{Limited, RateLimiter};
+
+/// An admin whose password checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminRef {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    /// Sign-in also needs a one-time code (`totp::verify`) before the admin is in.
+    pub totp_enabled: bool,
+}
+
+/// The first step of every sign-in (API and dashboard): throttled per client IP and per account (each attempt
+/// counts, whatever happens next), then the password of an enabled admin. Issues nothing: the caller asks for
+/// the second factor when `totp_enabled`, then signs the admin in. Unknown accounts and wrong passwords are
+/// both `Unauthorized`, and cost the same work.
+pub async fn check_password(
+    pool: &PgPool,
+    auth: &Auth,
+    limiter: &RateLimiter,
+    username: &str,
+    password: &str,
+    ip: Option<&str>,
+) -> AppResult<AdminRef> {
+    let s = auth.settings();
+    let window = Duration::from_secs(s.login_window_secs.max(1));
+    let limited = |l: Limited| AppError::RateLimited { retry_after_secs: l.retry_after.as_secs().max(1) };
+    limiter.hit(&format!("login:ip:{}", ip.unwrap_or("-")), s.login_max_per_ip, window).await.map_err(limited)?;
+    let account = username.trim().to_lowercase();
+    limiter.hit(&format!("login:user:{account}"), s.login_max_per_account, window).await.map_err(limited)?;
+
+    let found = if username.len() <= 64 { db::admins::credentials(pool, username).await? } else { None };
+    let hash = found.as_ref().filter(|a| a.disabled_at.is_none()).and_then(|a| a.password_hash.clone());
+    let ok = password.len() <= 1024 && verify_password(password.to_owned(), hash).await;
+    let Some(admin) = found.filter(|_| ok) else {
+        tracing::info!(username = %username.chars().take(64).collect::<String>(), ip = ip.unwrap_or("-"), "admin sign-in refused");
+        return Err(AppError::Unauthorized);
+    };
+    let totp_enabled = db::admin_totp::state(pool, admin.id).await?.is_some_and(|t| t.enabled_at.is_some());
+    Ok(AdminRef {
+        id: admin.id,
+        username: admin.username,
+        role: admin.role.parse().unwrap_or(Role::Viewer),
+        totp_enabled,
+    })
+}
 
 /// A new random password for an admin (shown once).
 pub fn generate_password() -> String {

@@ -5,6 +5,7 @@ mod broadcasts;
 mod contract;
 mod money;
 mod resources;
+mod totp;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
