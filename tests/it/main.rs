@@ -5,6 +5,7 @@ mod bench;
 mod bench_caps;
 mod bench_intake;
 mod bot;
+mod browser;
 mod catalog;
 mod health;
 mod helpers;
