@@ -63,6 +63,11 @@ pub fn t(lang: Language, key: &str) -> String {
 
 /// The text of `key` with its variables.
 pub fn t_args(lang: Language, key: &str, args: &[(&'static str, Arg)]) -> String {
+    directional(lang, plain(lang, key, args))
+}
+
+/// The text of `key` without right-to-left marks, for pages that set their direction themselves (the dashboard).
+pub fn plain(lang: Language, key: &str, args: &[(&'static str, Arg)]) -> String {
     let map: HashMap<Cow<'static, str>, FluentValue> = args
         .iter()
         .map(|(k, v)| {
@@ -73,11 +78,15 @@ pub fn t_args(lang: Language, key: &str, args: &[(&'static str, Arg)]) -> String
             (Cow::Borrowed(*k), value)
         })
         .collect();
-    let text = LOCALES
+    LOCALES
         .try_lookup_with_args(id(lang), key, &map)
         .or_else(|| LOCALES.try_lookup_with_args(&EN, key, &map))
-        .unwrap_or_else(|| key.to_owned());
-    directional(lang, text)
+        .unwrap_or_else(|| key.to_owned())
+}
+
+/// Whether `key` has a text (in English at least).
+pub fn has(key: &str) -> bool {
+    LOCALES.try_lookup(&EN, key).is_some()
 }
 
 /// Starts every line of a Persian text with a right-to-left mark.

@@ -93,9 +93,11 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn every_key_the_code_uses_exists() {
     let en = messages("en");
-    let call = regex::Regex::new(r#"\bt(?:_args)?\(\s*(?:[a-z_.()]+\s*,\s*)?"([a-z0-9]+(?:-[a-z0-9]+)*)""#).unwrap();
+    let call = regex::Regex::new(r#"\bt(?:_args|a)?\(\s*(?:[a-z_.()]+\s*,\s*)?"([a-z0-9]+(?:-[a-z0-9]+)*)""#).unwrap();
     // in the bot, kebab-case literals are message keys (passed around by helpers like `status_key`)
     let literal = regex::Regex::new(r#""([a-z]+(?:-[a-z0-9]+)+)""#).unwrap();
+    // in the dashboard, literals starting with `dash-` are
+    let dash_literal = regex::Regex::new(r#""(dash(?:-[a-z0-9]+)+)""#).unwrap();
     let mut files = Vec::new();
     rust_files(&root().join("src"), &mut files);
     let mut used = BTreeSet::new();
@@ -104,6 +106,9 @@ fn every_key_the_code_uses_exists() {
         used.extend(call.captures_iter(&text).map(|c| c[1].to_owned()));
         if file.components().any(|c| c.as_os_str() == "bot") {
             used.extend(literal.captures_iter(&text).map(|c| c[1].to_owned()));
+        }
+        if file.components().any(|c| c.as_os_str() == "dash") {
+            used.extend(dash_literal.captures_iter(&text).map(|c| c[1].to_owned()));
         }
     }
     assert!(used.len() > 40, "the scan finds the keys ({} found)", used.len());

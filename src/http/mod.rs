@@ -24,6 +24,7 @@ use crate::app::AppState;
 
 pub mod api;
 pub mod client_ip;
+pub mod dash;
 pub mod error;
 mod health;
 mod limits;
@@ -59,6 +60,13 @@ pub fn router(state: AppState) -> Router {
         state.settings.security.api_rate_limit_per_second,
         state.settings.security.api_rate_limit_burst,
     );
+    // the dashboard: per-IP limited like the API (its pages poll a little), sessions and CSRF inside
+    let dash = limits::rate_limited_at(
+        dash::router(&state),
+        &state.settings.http,
+        state.settings.security.api_rate_limit_per_second,
+        state.settings.security.api_rate_limit_burst,
+    );
     let public = Router::new()
         .merge(sub::router())
         .merge(pay::router())
@@ -67,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(limits::rate_limited(public, http))
         .merge(api)
+        .merge(dash)
         .layer(axum::middleware::from_fn_with_state(http.max_body_bytes, limits::limit_body))
         .with_state(state.clone())
         .layer(axum::middleware::from_fn(crate::metrics::track_http))

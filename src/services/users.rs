@@ -125,7 +125,8 @@ pub async fn admins(pool: &PgPool) -> AppResult<Vec<db::admins::AdminRow>> {
 pub async fn remove_admin(pool: &PgPool, username: &str) -> AppResult<bool> {
     let mut tx = pool.begin().await?;
     let Some(id) = db::admins::disable(&mut *tx, username).await? else { return Ok(false) };
-    let sessions = db::admin_sessions::revoke_admin(&mut *tx, id).await?;
+    let sessions =
+        db::admin_sessions::revoke_admin(&mut *tx, id).await? + db::dash_sessions::revoke_admin(&mut *tx, id).await?;
     let keys = db::api_keys::revoke_for_admin(&mut *tx, id).await?;
     let detail = serde_json::json!({ "username": username, "sessions_ended": sessions, "keys_revoked": keys });
     crate::services::audit::Who::cli().record(&mut tx, "admin.remove", "admin", id, detail).await?;

@@ -7,6 +7,7 @@ mod bench_intake;
 mod bot;
 mod browser;
 mod catalog;
+mod dash;
 mod health;
 mod helpers;
 mod http_limits;

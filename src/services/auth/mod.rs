@@ -27,6 +27,7 @@ use crate::error::{AppError, AppResult};
 use crate::services::audit::Who;
 use crate::services::ratelimit::RateLimiter;
 
+pub mod dash;
 mod keys;
 mod password;
 pub mod totp;
@@ -204,7 +205,8 @@ pub fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn random_token(bytes: usize) -> String {
+/// A random URL-safe token of `bytes` random bytes.
+pub fn random_token(bytes: usize) -> String {
     use base64::Engine;
     let mut buf = vec![0u8; bytes];
     rand::rng().fill(&mut buf[..]);
