@@ -7,6 +7,7 @@
 //! Screenshots go to `<crate>/target/screenshots/<name>.png`, one place whatever `CARGO_TARGET_DIR` says.
 
 mod axe;
+mod dashboard;
 mod selftest;
 
 use std::path::{Path, PathBuf};
