@@ -12,7 +12,7 @@ pub mod traffic;
 
 pub use ids::TelegramId;
 pub use language::Language;
-pub use money::{Currency, Money, MoneyError, NiceRounding, Rates};
+pub use money::{AmountError, Currency, Money, MoneyError, NiceRounding, Rates};
 pub use plan::{DataCap, PlanSpec};
 
 /// Declares an enum stored as TEXT (with a matching CHECK in the schema): `as_str`, `FromStr`,

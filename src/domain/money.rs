@@ -38,6 +38,19 @@ pub enum MoneyError {
     InvalidRounding(String),
 }
 
+/// Why an operator's amount was refused (see [`Money::parse_major`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    #[error("not an amount: write digits with an optional decimal point, like 4.99")]
+    NotANumber,
+    #[error("{currency} takes at most {digits} digits after the decimal point")]
+    TooPrecise { currency: Currency, digits: u32 },
+    #[error("the amount must be more than zero")]
+    NotPositive,
+    #[error("the amount is too large")]
+    TooLarge,
+}
+
 /// An exact, positive amount of one currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Money {
@@ -62,6 +75,33 @@ impl Money {
             .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
         let minor = i64::try_from(scaled).map_err(|_| MoneyError::Overflow(major))?;
         Money::from_minor(minor, currency).map_err(|_| MoneyError::NotPositive(major))
+    }
+
+    /// Parses an amount an operator typed, in major units of `currency` (`4.99` dollars, `1250000` rials): plain
+    /// digits with at most the currency's fraction digits (none for IRR), positive, nothing rounded. Thousands
+    /// separators, signs, exponents and other digits are refused.
+    pub fn parse_major(text: &str, currency: Currency) -> Result<Money, AmountError> {
+        let text = text.trim();
+        let (int_part, frac_part) = match text.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (text, None),
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(int_part) || frac_part.is_some_and(|f| !digits(f)) {
+            return Err(AmountError::NotANumber);
+        }
+        let places = frac_part.map_or(0, str::len);
+        if places > currency.minor_digits() as usize {
+            return Err(AmountError::TooPrecise { currency, digits: currency.minor_digits() });
+        }
+        if int_part.len() > 15 {
+            return Err(AmountError::TooLarge);
+        }
+        let major: Decimal = text.parse().map_err(|_| AmountError::NotANumber)?;
+        Money::from_major(major, currency).map_err(|e| match e {
+            MoneyError::NotPositive(_) => AmountError::NotPositive,
+            _ => AmountError::TooLarge,
+        })
     }
 
     pub fn minor(self) -> i64 {

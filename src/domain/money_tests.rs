@@ -103,3 +103,26 @@ fn rounding_rules_are_validated() {
     assert!(NiceRounding::new(50, 50).is_err());
     assert!(NiceRounding::new(50, -1).is_err());
 }
+
+#[test]
+fn typed_amounts_are_parsed_exactly_per_currency() {
+    assert_eq!(Money::parse_major("4.99", Currency::Usd).unwrap().minor(), 499);
+    assert_eq!(Money::parse_major(" 5 ", Currency::Eur).unwrap().minor(), 500);
+    assert_eq!(Money::parse_major("5.5", Currency::Usd).unwrap().minor(), 550);
+    assert_eq!(Money::parse_major("1250000", Currency::Irr).unwrap().minor(), 1_250_000);
+    assert_eq!(
+        Money::parse_major("4.999", Currency::Usd),
+        Err(AmountError::TooPrecise { currency: Currency::Usd, digits: 2 })
+    );
+    assert_eq!(
+        Money::parse_major("1000.5", Currency::Irr),
+        Err(AmountError::TooPrecise { currency: Currency::Irr, digits: 0 })
+    );
+    for junk in ["", "abc", "-5", "+5", "1e3", "1,000", "1_000", "4.", ".5", "۵", "NaN", "0x10", "1.2.3"] {
+        assert_eq!(Money::parse_major(junk, Currency::Usd), Err(AmountError::NotANumber), "{junk:?}");
+    }
+    assert_eq!(Money::parse_major("0", Currency::Usd), Err(AmountError::NotPositive));
+    assert_eq!(Money::parse_major("0.00", Currency::Usd), Err(AmountError::NotPositive));
+    assert_eq!(Money::parse_major("9999999999999999", Currency::Irr), Err(AmountError::TooLarge));
+    assert_eq!(Money::parse_major("1234567890123456.5", Currency::Usd), Err(AmountError::TooLarge));
+}

@@ -12,14 +12,14 @@ use sqlx::PgPool;
 
 use crate::config::JobSettings;
 use crate::db;
-use crate::db::broadcasts::{Audience, BroadcastRow, RecipientStatus};
+use crate::db::broadcasts::{BroadcastRow, RecipientStatus};
 use crate::domain::Language;
 use crate::domain::page::{Cursor, PageRequest};
 use crate::error::{AppError, AppResult};
 use crate::services::audit::Who;
 use crate::services::queue::JobSpec;
 
-pub use crate::db::broadcasts::BroadcastStatus;
+pub use crate::db::broadcasts::{Audience, BroadcastStatus};
 pub use sender::{Delivery, SEND_KIND, Sender};
 
 /// The longest text of one language, as Telegram allows in one message.

@@ -14,9 +14,12 @@ use crate::app::AppState;
 
 mod account;
 mod assets;
+mod audit;
+mod broadcasts;
 mod form;
 mod layout;
 mod login;
+mod plans;
 pub mod session;
 
 pub use form::Form;
@@ -32,6 +35,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(login::router())
         .merge(account::router())
         // dashboard pages: one `.merge(<module>::router())` per line below this anchor
+        .merge(plans::router())
+        .merge(broadcasts::router())
+        .merge(audit::router())
         ;
     pages
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::guard))

@@ -1,7 +1,8 @@
 //! Telegram's HTML (`parse_mode=HTML`), checked before a broadcast is accepted so every message of it can be sent:
 //! only the tags Telegram knows (`b strong i em u ins s strike del span.tg-spoiler tg-spoiler a[href] tg-emoji
 //! code pre blockquote`), properly nested and closed, and `<`, `>`, `&` outside tags written as entities
-//! (`&lt; &gt; &amp; &quot;` or numeric).
+//! (`&lt; &gt; &amp; &quot;` or numeric). `preview` turns a checked text into browser HTML that shows it as
+//! customers will see it, with nothing but a handful of formatting tags (no attribute but a web link's `href`).
 
 /// The tags Telegram accepts and the attributes each may carry.
 const TAGS: &[(&str, &[&str])] = &[
@@ -56,6 +57,107 @@ pub fn check(text: &str) -> Result<(), String> {
         Some(name) => Err(format!("<{name}> is never closed")),
         None => Ok(()),
     }
+}
+
+/// The checked `text` as safe browser HTML: its formatting tags mapped to plain ones (`b i u s code pre blockquote`,
+/// spoilers as `span.spoiler`), links kept only to `http(s)`, `tg:` and `mailto:` addresses (escaped, opened
+/// without referrer), entities kept as they are, every other character escaped. Refuses what `check` refuses.
+pub fn preview(text: &str) -> Result<String, String> {
+    check(text)?;
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut closers: Vec<&'static str> = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let end = start + rest[start..].find('>').ok_or("unclosed tag")?;
+        let inner = &rest[start + 1..end];
+        rest = &rest[end + 1..];
+        if inner.starts_with('/') {
+            out.push_str(closers.pop().unwrap_or(""));
+            continue;
+        }
+        let (name, attrs) = inner.split_once(|c: char| c.is_whitespace()).unwrap_or((inner, ""));
+        let (open, close) = match name.to_ascii_lowercase().as_str() {
+            "b" | "strong" => ("<b>".to_owned(), "</b>"),
+            "i" | "em" => ("<i>".to_owned(), "</i>"),
+            "u" | "ins" => ("<u>".to_owned(), "</u>"),
+            "s" | "strike" | "del" => ("<s>".to_owned(), "</s>"),
+            "span" | "tg-spoiler" => ("<span class=\"spoiler\">".to_owned(), "</span>"),
+            "code" => ("<code>".to_owned(), "</code>"),
+            "pre" => ("<pre>".to_owned(), "</pre>"),
+            "blockquote" => ("<blockquote>".to_owned(), "</blockquote>"),
+            "a" => {
+                let href = attributes(attrs)?.into_iter().find(|(n, _)| n == "href").map(|(_, v)| unescape(&v));
+                match href.filter(|h| safe_link(h)) {
+                    Some(h) => (format!("<a href=\"{}\" rel=\"noopener noreferrer nofollow\">", escape(&h)), "</a>"),
+                    None => ("<span>".to_owned(), "</span>"),
+                }
+            }
+            _ => ("<span>".to_owned(), "</span>"),
+        };
+        out.push_str(&open);
+        closers.push(close);
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn safe_link(href: &str) -> bool {
+    let lower = href.trim_start().to_ascii_lowercase();
+    ["http://", "https://", "tg://", "mailto:"].iter().any(|scheme| lower.starts_with(scheme))
+}
+
+/// Decodes the entities `check` allows.
+fn unescape(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let tail = &rest[amp + 1..];
+        let decoded = tail.find(';').filter(|&semi| semi <= 12).and_then(|semi| {
+            let c = match &tail[..semi] {
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "amp" => Some('&'),
+                "quot" => Some('"'),
+                n => n.strip_prefix('#').and_then(|num| {
+                    match num.strip_prefix(['x', 'X']) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                        None => num.parse().ok(),
+                    }
+                    .and_then(char::from_u32)
+                }),
+            }?;
+            Some((c, semi))
+        });
+        match decoded {
+            Some((c, semi)) => {
+                out.push(c);
+                rest = &tail[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn known_entity(name: &str) -> bool {
@@ -142,7 +244,25 @@ fn attributes(mut rest: &str) -> Result<Vec<(String, String)>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::{check, preview};
+
+    #[test]
+    fn a_preview_keeps_formatting_and_nothing_that_runs() {
+        assert_eq!(preview("<b>hi</b> &lt;script&gt; <i>x</i>").unwrap(), "<b>hi</b> &lt;script&gt; <i>x</i>");
+        assert_eq!(
+            preview("<a href=\"https://e.com/?a=1&amp;b=&quot;2\">go</a>").unwrap(),
+            "<a href=\"https://e.com/?a=1&amp;b=&quot;2\" rel=\"noopener noreferrer nofollow\">go</a>"
+        );
+        assert_eq!(preview("<a href=\"javascript:alert(1)\">x</a>").unwrap(), "<span>x</span>");
+        assert_eq!(preview("<a href=\" JaVaScRiPt:alert(1)\">x</a>").unwrap(), "<span>x</span>");
+        assert_eq!(
+            preview("<span class=\"tg-spoiler\">s</span><pre><code class=\"language-rust\">c</code></pre>").unwrap(),
+            "<span class=\"spoiler\">s</span><pre><code>c</code></pre>"
+        );
+        assert_eq!(preview("<tg-emoji emoji-id=\"5\">👍</tg-emoji>").unwrap(), "<span>👍</span>");
+        assert!(preview("<script>alert(1)</script>").is_err());
+        assert!(preview("<b onmouseover=\"x\">x</b>").is_err());
+    }
 
     #[test]
     fn telegram_html_is_accepted() {

@@ -1,7 +1,10 @@
 //! The admin dashboard, driven over HTTP like a browser without JavaScript (cookies, forms with their CSRF token,
 //! redirects read by hand) against the real app (Postgres, Redis), with an owner, an admin and a viewer.
 
+mod audit;
 mod auth;
+mod broadcasts;
+mod plans;
 
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;

@@ -1,0 +1,22 @@
+# Admin dashboard: the audit log.
+dash-audit-title = Audit log
+dash-audit-actor-kind = Actor kind
+dash-audit-any = Any
+dash-audit-kind-admin = admin
+dash-audit-kind-api-key = API key
+dash-audit-kind-system = system
+dash-audit-kind-user = customer
+dash-audit-kind-cli = command line
+dash-audit-actor = Actor (id or admin name)
+dash-audit-action = Action
+dash-audit-entity = Entity
+dash-audit-entity-id = Entity id
+dash-audit-from = From (UTC)
+dash-audit-to = To (UTC)
+dash-audit-filter = Filter
+dash-audit-none = No entries match.
+dash-audit-when = When
+dash-audit-who = Who
+dash-audit-ip = From address
+dash-audit-detail = Detail
+dash-audit-next = Older entries

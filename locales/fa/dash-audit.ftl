@@ -1,0 +1,22 @@
+# داشبورد مدیریت: گزارش رویدادها.
+dash-audit-title = گزارش رویدادها
+dash-audit-actor-kind = نوع انجام‌دهنده
+dash-audit-any = همه
+dash-audit-kind-admin = مدیر
+dash-audit-kind-api-key = کلید API
+dash-audit-kind-system = سیستم
+dash-audit-kind-user = مشتری
+dash-audit-kind-cli = خط فرمان
+dash-audit-actor = انجام‌دهنده (شناسه یا نام مدیر)
+dash-audit-action = عملیات
+dash-audit-entity = موجودیت
+dash-audit-entity-id = شناسهٔ موجودیت
+dash-audit-from = از تاریخ (UTC)
+dash-audit-to = تا تاریخ (UTC)
+dash-audit-filter = فیلتر
+dash-audit-none = هیچ رویدادی پیدا نشد.
+dash-audit-when = زمان
+dash-audit-who = انجام‌دهنده
+dash-audit-ip = از نشانی
+dash-audit-detail = جزئیات
+dash-audit-next = رویدادهای قدیمی‌تر

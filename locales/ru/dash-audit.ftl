@@ -1,0 +1,22 @@
+# Панель администратора: журнал действий.
+dash-audit-title = Журнал действий
+dash-audit-actor-kind = Тип автора
+dash-audit-any = Любой
+dash-audit-kind-admin = администратор
+dash-audit-kind-api-key = ключ API
+dash-audit-kind-system = система
+dash-audit-kind-user = клиент
+dash-audit-kind-cli = командная строка
+dash-audit-actor = Автор (id или имя администратора)
+dash-audit-action = Действие
+dash-audit-entity = Объект
+dash-audit-entity-id = Id объекта
+dash-audit-from = С (UTC)
+dash-audit-to = По (UTC)
+dash-audit-filter = Показать
+dash-audit-none = Подходящих записей нет.
+dash-audit-when = Когда
+dash-audit-who = Кто
+dash-audit-ip = С адреса
+dash-audit-detail = Подробности
+dash-audit-next = Более ранние записи
