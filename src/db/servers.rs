@@ -345,12 +345,19 @@ pub struct ServerView {
     pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub active_clients: i64,
+    /// When its users were last made equal to what the database wants.
+    pub users_synced_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Up + down bytes its clients moved (accumulated, every client it ever had).
+    pub traffic_bytes: i64,
 }
 
 const SERVER_VIEW: &str = "SELECT s.id, s.name, s.location_code, s.public_host, s.public_port, s.ssh_host, s.ssh_port,
         s.ssh_user, s.host_key_fingerprint, s.core, s.protocol, s.inbound_tag, s.api_port, s.config_path, s.capacity,
         s.enabled, s.restart_command, s.health, s.health_detail, s.last_seen_at, s.created_at,
-        (SELECT count(*) FROM clients c WHERE c.server_id = s.id AND c.desired = 'present') AS active_clients
+        (SELECT count(*) FROM clients c WHERE c.server_id = s.id AND c.desired = 'present') AS active_clients,
+        s.users_synced_at,
+        (SELECT COALESCE(sum(t.up_bytes + t.down_bytes), 0)::int8
+           FROM clients c JOIN traffic t ON t.client_id = c.id WHERE c.server_id = s.id) AS traffic_bytes
    FROM servers s WHERE TRUE";
 
 /// How to find servers: every given filter must hold.

@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sqlx::PgPool;
 
 use crate::db::{self, payments::ServerLoad};
+use crate::domain::server::Health;
 use crate::domain::{Currency, Money};
 use crate::error::{AppError, AppResult};
 
@@ -66,6 +67,30 @@ impl Stats {
             let rate = rust_decimal::Decimal::from(self.trials_converted) / rust_decimal::Decimal::from(self.trials);
             format!("{:.4}", rate.round_dp(4))
         })
+    }
+
+    /// The currencies money came in during the window (one revenue series each).
+    pub fn currencies(&self) -> Vec<Currency> {
+        self.revenue_total.iter().map(|a| a.currency).collect()
+    }
+
+    /// Money taken in `currency` on each day of the window, oldest first (minor units, 0 for none).
+    pub fn revenue_series(&self, currency: Currency) -> Vec<(NaiveDate, i64)> {
+        self.daily
+            .iter()
+            .map(|d| {
+                let minor = d.revenue.iter().filter(|a| a.currency == currency).map(|a| a.amount_minor).sum();
+                (d.date, minor)
+            })
+            .collect()
+    }
+
+    /// How many servers answered the last time we talked to them (`ok`), did not (down, or a host key that is
+    /// not the pinned one), and were never reached yet: `(up, down, unknown)`.
+    pub fn nodes_health(&self) -> (i64, i64, i64) {
+        let count = |h: Health| self.servers.iter().filter(|s| s.health == h).count() as i64;
+        let (up, unknown) = (count(Health::Ok), count(Health::Unknown));
+        (up, self.servers.len() as i64 - up - unknown, unknown)
     }
 }
 

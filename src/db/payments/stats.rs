@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgExecutor;
 
 use crate::domain::Currency;
+use crate::domain::server::Health;
 
 /// Money taken on one UTC day in one currency (minor units): payments accepted, auto-accepted or succeeded,
 /// by the day they were decided (refunded ones no longer count).
@@ -86,6 +87,9 @@ pub struct ServerLoad {
     pub capacity: i32,
     pub active_clients: i64,
     pub traffic_bytes: i64,
+    /// How it answered the last time we talked to it.
+    pub health: Health,
+    pub last_seen_at: Option<DateTime<Utc>>,
 }
 
 pub async fn server_load(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<ServerLoad>> {
@@ -94,7 +98,8 @@ pub async fn server_load(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<ServerLoad
         r#"SELECT s.id, s.name, s.location_code, s.enabled, s.capacity,
                   (SELECT count(*) FROM clients c WHERE c.server_id = s.id AND c.desired = 'present') AS "active_clients!",
                   (SELECT COALESCE(sum(t.up_bytes + t.down_bytes), 0)::int8
-                     FROM clients c JOIN traffic t ON t.client_id = c.id WHERE c.server_id = s.id) AS "traffic_bytes!"
+                     FROM clients c JOIN traffic t ON t.client_id = c.id WHERE c.server_id = s.id) AS "traffic_bytes!",
+                  s.health AS "health: Health", s.last_seen_at
              FROM servers s ORDER BY s.id"#
     )
     .fetch_all(db)

@@ -19,8 +19,11 @@ mod broadcasts;
 mod form;
 mod layout;
 mod login;
+mod nodes;
+mod overview;
 mod plans;
 pub mod session;
+mod svg;
 
 pub use form::Form;
 pub use layout::{Ctx, Page, PageError, PageResult};
@@ -38,7 +41,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(plans::router())
         .merge(broadcasts::router())
         .merge(audit::router())
-        ;
+        .merge(overview::router())
+        .merge(nodes::router());
     pages
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::guard))
         .layer(axum::middleware::map_response(security_headers))

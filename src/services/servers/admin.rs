@@ -59,6 +59,11 @@ pub async fn page(
     Ok(page.cut(rows, |s| Cursor { key: s.id, id: s.id }))
 }
 
+/// The catalogue's locations a server may serve (for an operator's form), in catalogue order.
+pub async fn locations(pool: &PgPool) -> AppResult<Vec<db::locations::LocationRow>> {
+    Ok(db::locations::list(pool).await?)
+}
+
 pub async fn view(pool: &PgPool, id: i64) -> AppResult<ServerView> {
     db::servers::view(pool, id).await?.ok_or(AppError::NotFound("server"))
 }

@@ -4,7 +4,7 @@ mod admin;
 
 use sqlx::PgPool;
 
-pub use self::admin::{ServerChange, TestReport, page, restart_command, test, update, view};
+pub use self::admin::{ServerChange, TestReport, locations, page, restart_command, test, update, view};
 
 use crate::db::{self, audit::AuditEntry, servers::NewServer, servers::ServerRow};
 use crate::domain::server::{Core, Host, HostKeyFingerprint, Protocol};

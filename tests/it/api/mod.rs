@@ -3,7 +3,7 @@
 mod auth;
 mod broadcasts;
 mod contract;
-mod money;
+pub mod money;
 mod resources;
 mod totp;
 

@@ -4,6 +4,8 @@
 mod audit;
 mod auth;
 mod broadcasts;
+mod nodes;
+mod overview;
 mod plans;
 
 use reqwest::StatusCode;

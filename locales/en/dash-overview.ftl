@@ -1,0 +1,23 @@
+# Dashboard: overview (/dash).
+dash-overview-title = Overview
+dash-overview-window = The last { $days } days (UTC, since { $since }), today included.
+dash-overview-revenue = Revenue
+dash-overview-revenue-in = Revenue ({ $currency })
+dash-overview-revenue-none = No money taken in the last { $days } days.
+dash-overview-revenue-chart = Money taken per day over the last { $days } days: { $total } in total, at most { $max } on one day.
+dash-overview-activity = Orders and customers
+dash-overview-orders = Orders paid
+dash-overview-orders-chart = Orders paid per day over the last { $days } days: { $total } in total, at most { $max } on one day.
+dash-overview-customers = New customers
+dash-overview-customers-chart = New customers per day over the last { $days } days: { $total } in total, at most { $max } on one day.
+dash-overview-conversion = Trials that turned into a paid order
+dash-overview-conversion-value = { $paid } of { $trials } ({ $rate })
+dash-overview-conversion-none = no trials
+dash-overview-active = Active subscriptions
+dash-overview-reviews = Payments waiting for review
+dash-overview-nodes = Nodes up / down
+dash-overview-nodes-value = { $up } / { $down }
+dash-overview-nodes-unknown = Nodes up / down ({ $unknown } not checked yet)
+dash-overview-per-day = The numbers per day
+dash-overview-date = Day
+dash-overview-no-nodes = No nodes yet.

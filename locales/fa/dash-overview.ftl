@@ -1,0 +1,23 @@
+# داشبورد: نمای کلی (/dash).
+dash-overview-title = نمای کلی
+dash-overview-window = { $days } روز گذشته (UTC، از { $since })، با امروز.
+dash-overview-revenue = درآمد
+dash-overview-revenue-in = درآمد ({ $currency })
+dash-overview-revenue-none = در { $days } روز گذشته پولی دریافت نشده است.
+dash-overview-revenue-chart = پول دریافتی در هر روز در { $days } روز گذشته: روی هم { $total }، بیشترینِ یک روز { $max }.
+dash-overview-activity = سفارش‌ها و مشتریان
+dash-overview-orders = سفارش‌های پرداخت‌شده
+dash-overview-orders-chart = سفارش‌های پرداخت‌شده در هر روز در { $days } روز گذشته: روی هم { $total }، بیشترینِ یک روز { $max }.
+dash-overview-customers = مشتریان تازه
+dash-overview-customers-chart = مشتریان تازه در هر روز در { $days } روز گذشته: روی هم { $total }، بیشترینِ یک روز { $max }.
+dash-overview-conversion = آزمایشی‌هایی که به سفارش پولی رسیدند
+dash-overview-conversion-value = { $paid } از { $trials } ({ $rate })
+dash-overview-conversion-none = بدون آزمایشی
+dash-overview-active = اشتراک‌های فعال
+dash-overview-reviews = پرداخت‌های در انتظار بررسی
+dash-overview-nodes = نودهای روشن / خاموش
+dash-overview-nodes-value = { $up } / { $down }
+dash-overview-nodes-unknown = نودهای روشن / خاموش ({ $unknown } هنوز بررسی نشده)
+dash-overview-per-day = اعداد هر روز
+dash-overview-date = روز
+dash-overview-no-nodes = هنوز نودی نیست.

@@ -1,0 +1,23 @@
+# Панель: обзор (/dash).
+dash-overview-title = Обзор
+dash-overview-window = Последние { $days } дн. (UTC, с { $since }), включая сегодня.
+dash-overview-revenue = Выручка
+dash-overview-revenue-in = Выручка ({ $currency })
+dash-overview-revenue-none = За последние { $days } дн. денег не поступало.
+dash-overview-revenue-chart = Выручка по дням за последние { $days } дн.: всего { $total }, максимум за день { $max }.
+dash-overview-activity = Заказы и клиенты
+dash-overview-orders = Оплаченные заказы
+dash-overview-orders-chart = Оплаченные заказы по дням за последние { $days } дн.: всего { $total }, максимум за день { $max }.
+dash-overview-customers = Новые клиенты
+dash-overview-customers-chart = Новые клиенты по дням за последние { $days } дн.: всего { $total }, максимум за день { $max }.
+dash-overview-conversion = Пробные, ставшие оплаченным заказом
+dash-overview-conversion-value = { $paid } из { $trials } ({ $rate })
+dash-overview-conversion-none = пробных нет
+dash-overview-active = Активные подписки
+dash-overview-reviews = Платежи на проверке
+dash-overview-nodes = Узлы работают / не отвечают
+dash-overview-nodes-value = { $up } / { $down }
+dash-overview-nodes-unknown = Узлы работают / не отвечают ({ $unknown } ещё не проверены)
+dash-overview-per-day = Числа по дням
+dash-overview-date = День
+dash-overview-no-nodes = Узлов пока нет.
