@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use teloxide::RequestError;
+use teloxide::net::Download;
 use teloxide::prelude::*;
 use teloxide::requests::{Output, Request};
 
@@ -61,4 +63,41 @@ impl TgBot {
             }
         }
     }
+
+    /// A file the bot received (a receipt, say), by its `file_id`: `getFile`, then the download, at most `max`
+    /// bytes. Telegram refusing the id or the path (expired, deleted, not ours) is `Missing`, not an error.
+    pub async fn fetch_file(&self, file_id: &str, max: u64) -> Result<FetchedFile, RequestError> {
+        let file = match self.api.get_file(teloxide::types::FileId(file_id.to_owned())).await {
+            Ok(f) => f,
+            Err(RequestError::Api(_)) => return Ok(FetchedFile::Missing),
+            Err(e) => return Err(e),
+        };
+        if u64::from(file.meta.size) > max {
+            return Ok(FetchedFile::TooBig);
+        }
+        let mut stream = self.api.download_file_stream(&file.path);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) if e.status().is_some_and(|s| s.is_client_error()) => return Ok(FetchedFile::Missing),
+                Err(e) => return Err(RequestError::Network(std::sync::Arc::new(e))),
+            };
+            if (bytes.len() + chunk.len()) as u64 > max {
+                return Ok(FetchedFile::TooBig);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(FetchedFile::Bytes(bytes))
+    }
+}
+
+/// What [`TgBot::fetch_file`] got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchedFile {
+    Bytes(Vec<u8>),
+    /// Over the size asked for (nothing more was read).
+    TooBig,
+    /// Telegram no longer has it (or never gave it to this bot).
+    Missing,
 }

@@ -381,3 +381,30 @@ pub async fn mark_user_blocked(db: impl PgExecutor<'_>, user_id: i64) -> sqlx::R
 pub async fn status(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<BroadcastStatus>> {
     sqlx::query_scalar("SELECT status FROM broadcasts WHERE id = $1").bind(id).fetch_optional(db).await
 }
+
+/// A broadcast as one customer got it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub broadcast_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
+    /// `pending`, `sending`, `sent`, `failed`, `blocked`, `unknown` or `skipped`.
+    pub status: String,
+    /// The text in the customer's language (else the broadcast's fallback).
+    pub text: Option<String>,
+}
+
+/// The newest broadcasts addressed to a customer, newest first.
+pub async fn deliveries_to(db: impl PgExecutor<'_>, user_id: i64, limit: i64) -> sqlx::Result<Vec<Delivery>> {
+    sqlx::query_as!(
+        Delivery,
+        r#"SELECT b.id AS broadcast_id, b.created_at, r.done_at, r.status,
+                  COALESCE(b.texts->>r.language, b.texts->>b.fallback) AS text
+             FROM broadcast_recipients r JOIN broadcasts b ON b.id = r.broadcast_id
+            WHERE r.user_id = $1 ORDER BY b.id DESC LIMIT $2"#,
+        user_id,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}

@@ -296,3 +296,37 @@ pub async fn set_progress(db: impl PgExecutor<'_>, id: i64, field: &str, value: 
     .await?;
     Ok(())
 }
+
+/// A message of a `telegram.send` job (the bot's outbox) to one chat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxLine {
+    pub job_id: i64,
+    pub created_at: DateTime<Utc>,
+    /// `text` or `qr`.
+    pub kind: String,
+    /// The text (HTML) or the caption.
+    pub text: Option<String>,
+    /// Whether it went out (the job recorded it as sent, or finished).
+    pub sent: bool,
+    /// The job gave up.
+    pub failed: bool,
+}
+
+/// The newest outbox messages to `chat_id` still kept (finished jobs are pruned after a while), newest first.
+pub async fn outbox_of_chat(db: impl PgExecutor<'_>, chat_id: i64, limit: i64) -> sqlx::Result<Vec<OutboxLine>> {
+    sqlx::query_as!(
+        OutboxLine,
+        r#"SELECT j.id AS job_id, j.created_at, COALESCE(m.value->>'type', 'text') AS "kind!",
+                  COALESCE(m.value->>'text', m.value->>'caption') AS text,
+                  (j.status = 'done' OR m.n <= COALESCE((j.payload->>'sent')::bigint, 0)) AS "sent!",
+                  (j.status = 'dead') AS "failed!"
+             FROM jobs j, jsonb_array_elements(j.payload->'messages') WITH ORDINALITY AS m(value, n)
+            WHERE j.kind = 'telegram.send' AND jsonb_typeof(j.payload->'messages') = 'array'
+              AND m.value->>'chat_id' = $1::bigint::text
+            ORDER BY j.id DESC, m.n DESC LIMIT $2"#,
+        chat_id,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}

@@ -167,3 +167,34 @@ pub async fn delete_handled_before(db: impl PgExecutor<'_>, days: i32) -> sqlx::
         .await?;
     Ok(done.rows_affected())
 }
+
+/// What a customer sent, as the inbox still holds it (handled updates are pruned after a while).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatUpdate {
+    pub update_id: i64,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    /// `text`, `photo`, `document`, `button` (a pressed inline button) or `other`.
+    pub kind: String,
+    /// The text, the caption or the button's data.
+    pub text: Option<String>,
+}
+
+/// The newest updates of one chat (at most `limit`), newest first.
+pub async fn of_chat(db: impl PgExecutor<'_>, chat_id: i64, limit: i64) -> sqlx::Result<Vec<ChatUpdate>> {
+    sqlx::query_as!(
+        ChatUpdate,
+        r#"SELECT update_id, received_at,
+                  CASE WHEN payload->'message'->>'text' IS NOT NULL THEN 'text'
+                       WHEN payload->'message'->'photo' IS NOT NULL THEN 'photo'
+                       WHEN payload->'message'->'document' IS NOT NULL THEN 'document'
+                       WHEN payload->'callback_query' IS NOT NULL THEN 'button'
+                       ELSE 'other' END AS "kind!",
+                  COALESCE(payload->'message'->>'text', payload->'message'->>'caption',
+                           payload->'callback_query'->>'data') AS text
+             FROM telegram_updates WHERE chat_id = $1 ORDER BY update_id DESC LIMIT $2"#,
+        chat_id,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}

@@ -140,6 +140,8 @@ pub struct UserFilter {
     pub username_prefix: Option<String>,
     pub banned: Option<bool>,
     pub language: Option<Language>,
+    /// Lowercase text found anywhere in the first name or the username.
+    pub name_contains: Option<String>,
 }
 
 /// One page of customers by id (`page.after`'s key is the id).
@@ -165,6 +167,11 @@ pub async fn list(
         let upper = String::from_utf8(upper).unwrap_or_default();
         q.push(" AND lower(username) ~>=~ ").push_bind(prefix.clone());
         q.push(" AND lower(username) ~<~ ").push_bind(upper);
+    }
+    if let Some(text) = &filter.name_contains {
+        // strpos, not LIKE: the operator's text is matched as it is (no wildcards)
+        q.push(" AND (strpos(lower(coalesce(first_name, '')), ").push_bind(text.clone());
+        q.push(") > 0 OR strpos(lower(coalesce(username, '')), ").push_bind(text.clone()).push(") > 0)");
     }
     match filter.banned {
         Some(true) => {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod broadcasts;
 pub mod catalog;
+pub mod customers;
 pub mod health;
 pub mod inbox;
 pub mod nodes;

@@ -16,12 +16,14 @@ mod account;
 mod assets;
 mod audit;
 mod broadcasts;
+mod customers;
 mod form;
 mod layout;
 mod login;
 mod nodes;
 mod overview;
 mod plans;
+mod review;
 pub mod session;
 mod svg;
 
@@ -38,6 +40,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(login::router())
         .merge(account::router())
         // dashboard pages: one `.merge(<module>::router())` per line below this anchor
+        .merge(review::router())
+        .merge(customers::router())
         .merge(plans::router())
         .merge(broadcasts::router())
         .merge(audit::router())

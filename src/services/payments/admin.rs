@@ -56,6 +56,17 @@ pub async fn decide(
     verdict: ApiVerdict,
     who: &Who,
 ) -> AppResult<PaymentView> {
+    decide_as(pool, settings, id, verdict, &Reviewer::api(who)).await
+}
+
+/// [`decide`] for a reviewer other than an API caller (the dashboard: [`Reviewer::dashboard`]).
+pub async fn decide_as(
+    pool: &PgPool,
+    settings: &Settings,
+    id: i64,
+    verdict: ApiVerdict,
+    reviewer: &Reviewer,
+) -> AppResult<PaymentView> {
     let verdict = match verdict {
         ApiVerdict::Accept => Verdict::Accept,
         ApiVerdict::Reject { reason, code } => {
@@ -69,7 +80,7 @@ pub async fn decide(
             Verdict::Reject { reason: code.unwrap_or(RejectReason::Other), text: Some(text.to_owned()) }
         }
     };
-    match review::decide(pool, settings, id, &verdict, &Reviewer::api(who)).await? {
+    match review::decide(pool, settings, id, &verdict, reviewer).await? {
         Decision::Decided { .. } => view(pool, id).await,
         Decision::Already { status, by: Some(by), at } => Err(AppError::conflict(format!(
             "already decided: {status} by {by}{}",
@@ -83,4 +94,34 @@ pub async fn decide(
         }
         Decision::NotDue => Err(AppError::conflict("the payment cannot be decided now")),
     }
+}
+
+/// A card payment waiting for review with its customer's record: orders, payments and active subscriptions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueItem {
+    pub view: PaymentView,
+    pub counts: db::users::UserCounts,
+}
+
+/// The review queue: the card payments under review, oldest receipt first (at most `limit`), and in full those
+/// of them the caller does not have yet (`known`: a page polling for new receipts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queue {
+    pub waiting: Vec<i64>,
+    pub items: Vec<QueueItem>,
+}
+
+pub async fn queue(pool: &PgPool, limit: i64, known: &std::collections::HashSet<i64>) -> AppResult<Queue> {
+    let waiting: Vec<i64> = db::payments::under_review(pool, limit).await?.into_iter().map(|p| p.id).collect();
+    let mut items = Vec::new();
+    for &id in waiting.iter().filter(|id| !known.contains(id)) {
+        let view = match view(pool, id).await {
+            Ok(v) => v,
+            Err(AppError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        let counts = db::users::counts(pool, view.customer.id).await?;
+        items.push(QueueItem { view, counts });
+    }
+    Ok(Queue { waiting, items })
 }

@@ -122,6 +122,11 @@ impl Reviewer {
             source_ip: who.ip.clone(),
         }
     }
+
+    /// An admin deciding in the dashboard (signed in there), as the audit log knows them.
+    pub fn dashboard(who: &Who) -> Reviewer {
+        Reviewer { via: Via::Dashboard, ..Reviewer::api(who) }
+    }
 }
 
 /// How a decision went.

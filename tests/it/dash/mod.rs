@@ -4,9 +4,11 @@
 mod audit;
 mod auth;
 mod broadcasts;
+mod customers;
 mod nodes;
 mod overview;
 mod plans;
+mod review;
 
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
