@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::domain::Currency;
-use crate::domain::status::OrderStatus;
+use crate::domain::status::{OrderStatus, PaymentMethod};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OrderRow {
@@ -237,6 +237,19 @@ pub struct OrderFilter {
     pub kind: Option<String>,
     pub created_from: Option<DateTime<Utc>>,
     pub created_to: Option<DateTime<Utc>>,
+    /// The price snapshot's currency.
+    pub currency: Option<Currency>,
+    /// Orders with a payment by this method.
+    pub method: Option<PaymentMethod>,
+}
+
+/// An order of a listing with its customer (the dashboard and its CSV export).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OrderLine {
+    #[sqlx(flatten)]
+    pub order: OrderRow,
+    pub telegram_id: i64,
+    pub username: Option<String>,
 }
 
 /// One page of orders by (created_at, id), `created_from` inclusive and `created_to` exclusive.
@@ -245,11 +258,42 @@ pub async fn page(
     filter: &OrderFilter,
     page: &crate::domain::page::PageRequest,
 ) -> sqlx::Result<Vec<OrderRow>> {
-    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
+    page_query(&mut q, filter, page);
+    q.build_query_as().fetch_all(db).await
+}
+
+/// [`page`] with each order's customer.
+pub async fn lines(
+    db: impl PgExecutor<'_>,
+    filter: &OrderFilter,
+    page: &crate::domain::page::PageRequest,
+) -> sqlx::Result<Vec<OrderLine>> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT x.*, u.telegram_id, u.username FROM (");
+    page_query(&mut q, filter, page);
+    let dir = page.dir();
+    q.push(format_args!(") x JOIN users u ON u.id = x.user_id ORDER BY x.created_at {dir}, x.id {dir}"));
+    q.build_query_as().fetch_all(db).await
+}
+
+fn page_query(
+    q: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+    filter: &OrderFilter,
+    page: &crate::domain::page::PageRequest,
+) {
+    q.push(
         "SELECT id, public_id, user_id, kind, selection, plan_id, amount_minor, currency, status, subscription_id,
                 created_at, updated_at, pay_by, pay_to, granted_days, granted_bytes
            FROM orders WHERE TRUE",
     );
+    if let Some(currency) = filter.currency {
+        q.push(" AND currency = ").push_bind(currency.as_str());
+    }
+    if let Some(method) = filter.method {
+        q.push(" AND EXISTS (SELECT 1 FROM payments p WHERE p.order_id = orders.id AND p.method = ")
+            .push_bind(method.as_str())
+            .push(")");
+    }
     if let Some(status) = filter.status {
         q.push(" AND status = ").push_bind(status.as_str());
     }
@@ -279,5 +323,4 @@ pub async fn page(
     }
     q.push(" ORDER BY created_at ").push(page.dir()).push(", id ").push(page.dir());
     q.push(" LIMIT ").push_bind(page.fetch());
-    q.build_query_as().fetch_all(db).await
 }

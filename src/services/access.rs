@@ -76,6 +76,11 @@ pub fn qr_png(link: &str) -> AppResult<Vec<u8>> {
     qr::qr_png(link).map_err(|e| AppError::Internal(anyhow::anyhow!("QR code: {e}")))
 }
 
+/// An inline SVG QR code of a link (for the admin dashboard).
+pub fn qr_svg(link: &str) -> AppResult<String> {
+    qr::qr_svg(link).map_err(|e| AppError::Internal(anyhow::anyhow!("QR code: {e}")))
+}
+
 /// Whether a string can be a feed token at all (so junk never reaches the database).
 pub fn plausible_token(token: &str) -> bool {
     token.len() == 43 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

@@ -1,5 +1,5 @@
 //! The admin listing of payments: keyset pages over `(created_at, id)`, filtered by status, method, order,
-//! customer (through `orders`, payments have no user column) and creation time. Each filter is a bound value;
+//! customer (through `orders`, payments have no user column), currency and creation time. Each filter is a bound value;
 //! a status or method filter walks `payments_status_created` / `payments_method_created`, none walks
 //! `payments_created`.
 
@@ -21,6 +21,16 @@ pub struct PaymentFilter {
     pub created_from: Option<DateTime<Utc>>,
     /// Created before.
     pub created_to: Option<DateTime<Utc>>,
+    pub currency: Option<Currency>,
+}
+
+/// A payment of a listing with its customer's Telegram id and username (the dashboard and its CSV export).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PaymentLine {
+    #[sqlx(flatten)]
+    pub payment: PaymentListRow,
+    pub telegram_id: i64,
+    pub username: Option<String>,
 }
 
 /// One payment of a listing, with its order's customer.
@@ -57,6 +67,9 @@ fn list_query(prefix: &str, f: &PaymentFilter, page: &PageRequest) -> QueryBuild
     if let Some(method) = f.method {
         q.push(" AND p.method = ").push_bind(method.as_str());
     }
+    if let Some(currency) = f.currency {
+        q.push(" AND p.currency = ").push_bind(currency.as_str());
+    }
     if let Some(order_id) = f.order_id {
         q.push(" AND p.order_id = ").push_bind(order_id);
     }
@@ -81,6 +94,14 @@ fn list_query(prefix: &str, f: &PaymentFilter, page: &PageRequest) -> QueryBuild
 /// A page of payments (up to `page.fetch()` rows: one more than a page tells that another follows).
 pub async fn list(db: impl PgExecutor<'_>, f: &PaymentFilter, page: &PageRequest) -> sqlx::Result<Vec<PaymentListRow>> {
     list_query("", f, page).build_query_as().fetch_all(db).await
+}
+
+/// [`list`] with each payment's customer.
+pub async fn lines(db: impl PgExecutor<'_>, f: &PaymentFilter, page: &PageRequest) -> sqlx::Result<Vec<PaymentLine>> {
+    let mut q = list_query("SELECT x.*, u.telegram_id, u.username FROM (", f, page);
+    let dir = page.dir();
+    q.push(format_args!(") x JOIN users u ON u.id = x.user_id ORDER BY x.created_at {dir}, x.id {dir}"));
+    q.build_query_as().fetch_all(db).await
 }
 
 /// The plan of [`list`]'s query, run (`EXPLAIN (ANALYZE, BUFFERS)`), one line per row — for benchmarks.

@@ -140,6 +140,7 @@ pub async fn list_orders(
         kind: query.kind,
         created_from: query.created_from,
         created_to: query.created_to,
+        ..Default::default()
     };
     let (rows, next) = admin::page(&state.pool, &filter, &page).await?;
     Ok(Json(Page::new(rows, next).map(Order::from)))

@@ -195,6 +195,7 @@ pub async fn list_payments(
         order_id: q.order_id,
         created_from: q.created_from,
         created_to: q.created_to,
+        ..Default::default()
     };
     let (rows, next) = admin::list(&state.pool, &filter, &page).await?;
     Ok(Json(Page::new(rows, next).map(PaymentItem::from)))

@@ -21,10 +21,12 @@ mod form;
 mod layout;
 mod login;
 mod nodes;
+mod orders;
 mod overview;
 mod plans;
 mod review;
 pub mod session;
+mod subscriptions;
 mod svg;
 
 pub use form::Form;
@@ -45,6 +47,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(plans::router())
         .merge(broadcasts::router())
         .merge(audit::router())
+        .merge(subscriptions::router())
+        .merge(orders::router())
         .merge(overview::router())
         .merge(nodes::router());
     pages

@@ -1,8 +1,9 @@
-//! Orders as the admin API reads them: filtered pages, and one order with its payments.
+//! Orders as the admin API and the dashboard read them: filtered pages (with their customers for the dashboard),
+//! and one order with its payments.
 
 use sqlx::PgPool;
 
-use crate::db::{self, orders::OrderFilter, orders::OrderRow, payments::PaymentRow};
+use crate::db::{self, orders::OrderFilter, orders::OrderLine, orders::OrderRow, payments::PaymentRow};
 use crate::domain::page::{Cursor, PageRequest};
 use crate::error::{AppError, AppResult};
 
@@ -12,6 +13,23 @@ pub async fn page(
     filter: &OrderFilter,
     page: &PageRequest,
 ) -> AppResult<(Vec<OrderRow>, Option<Cursor>)> {
+    check(filter)?;
+    let rows = db::orders::page(pool, filter, page).await?;
+    Ok(page.cut(rows, |o| Cursor::at(o.created_at, o.id)))
+}
+
+/// [`page`] with each order's customer (Telegram id and username), for the dashboard and its CSV export.
+pub async fn lines(
+    pool: &PgPool,
+    filter: &OrderFilter,
+    page: &PageRequest,
+) -> AppResult<(Vec<OrderLine>, Option<Cursor>)> {
+    check(filter)?;
+    let rows = db::orders::lines(pool, filter, page).await?;
+    Ok(page.cut(rows, |l| Cursor::at(l.order.created_at, l.order.id)))
+}
+
+fn check(filter: &OrderFilter) -> AppResult<()> {
     if let Some(kind) = &filter.kind
         && ![super::NEW, super::RENEWAL, super::TOPUP].contains(&kind.as_str())
     {
@@ -22,8 +40,7 @@ pub async fn page(
     {
         return Err(AppError::field("created_to", "before created_from"));
     }
-    let rows = db::orders::page(pool, filter, page).await?;
-    Ok(page.cut(rows, |o| Cursor::at(o.created_at, o.id)))
+    Ok(())
 }
 
 /// An order with its payments (oldest first).

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use super::review::{self, Decision, RejectReason, Reviewer, Verdict};
 use super::{PaymentView, view};
 use crate::config::Settings;
-use crate::db::{self, payments::PaymentFilter, payments::PaymentListRow};
+use crate::db::{self, payments::PaymentFilter, payments::PaymentLine, payments::PaymentListRow};
 use crate::domain::page::{Cursor, PageRequest};
 use crate::domain::status::PaymentStatus;
 use crate::error::{AppError, AppResult};
@@ -22,13 +22,29 @@ pub async fn list(
     filter: &PaymentFilter,
     page: &PageRequest,
 ) -> AppResult<(Vec<PaymentListRow>, Option<Cursor>)> {
+    check(filter)?;
+    let rows = db::payments::list(pool, filter, page).await?;
+    Ok(page.cut(rows, PaymentListRow::cursor))
+}
+
+/// [`list`] with each payment's customer (Telegram id and username), for the dashboard and its CSV export.
+pub async fn lines(
+    pool: &PgPool,
+    filter: &PaymentFilter,
+    page: &PageRequest,
+) -> AppResult<(Vec<PaymentLine>, Option<Cursor>)> {
+    check(filter)?;
+    let rows = db::payments::lines(pool, filter, page).await?;
+    Ok(page.cut(rows, |l| l.payment.cursor()))
+}
+
+fn check(filter: &PaymentFilter) -> AppResult<()> {
     if let (Some(from), Some(to)) = (filter.created_from, filter.created_to)
         && from > to
     {
         return Err(AppError::field("created_to", "before created_from"));
     }
-    let rows = db::payments::list(pool, filter, page).await?;
-    Ok(page.cut(rows, PaymentListRow::cursor))
+    Ok(())
 }
 
 /// One payment with its order, customer and plan.

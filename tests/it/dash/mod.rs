@@ -6,9 +6,11 @@ mod auth;
 mod broadcasts;
 mod customers;
 mod nodes;
+mod orders;
 mod overview;
 mod plans;
 mod review;
+mod subscriptions;
 
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
