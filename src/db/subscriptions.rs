@@ -277,6 +277,16 @@ pub async fn unplaced(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<i64>> {
         .await
 }
 
+/// Pending subscriptions placed on this node (waiting for their clients to be on it).
+pub async fn pending_on(db: impl PgExecutor<'_>, server_id: i64) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM subscriptions WHERE status = 'pending' AND server_id = $1 ORDER BY id",
+        server_id
+    )
+    .fetch_all(db)
+    .await
+}
+
 /// Which subscriptions the admin listing shows (all filters combine).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubscriptionFilter {

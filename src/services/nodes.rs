@@ -239,7 +239,11 @@ impl Nodes {
         let (written, restarted) = self.write_config(row, &node, force_write).await?;
         report.config_written = written;
         report.restarted = restarted;
-        let subs: HashSet<i64> = adds.iter().map(|c| c.subscription_id).collect();
+        // every pending subscription on this node, not only those added now: when an earlier attempt put the
+        // clients on the node and then failed (writing the file, say), its retry has nothing to add but must
+        // still open them
+        let mut subs: HashSet<i64> = adds.iter().map(|c| c.subscription_id).collect();
+        subs.extend(db::subscriptions::pending_on(&self.pool, row.id).await?);
         for sub in subs {
             if subscriptions::activate_if_on_node(&self.pool, sub, &self.jobs).await? {
                 report.activated += 1;
