@@ -55,6 +55,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::guard))
         .layer(axum::middleware::map_response(security_headers))
         .merge(assets::router())
+        // pages and htmx are text: gzip makes them a third of their size on a slow phone link
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \

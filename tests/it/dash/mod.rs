@@ -8,6 +8,7 @@ mod customers;
 mod nodes;
 mod orders;
 mod overview;
+mod pages;
 mod plans;
 mod review;
 mod subscriptions;
