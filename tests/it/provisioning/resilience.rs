@@ -227,3 +227,44 @@ async fn a_removed_client_that_keeps_a_connection_open_is_cut_by_a_restart(pool:
     assert!(started.elapsed() < Duration::from_secs(10));
     shop.node.wait_core().await;
 }
+
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_sync_that_failed_after_adding_the_clients_still_opens_the_subscription_when_retried(pool: PgPool) {
+    if !node_tools_present() {
+        return;
+    }
+    let shop = shop(pool).await;
+    // the node's core cannot be restarted for now: the first sync adds the client, then fails at the restart
+    // its new base config needs
+    sqlx::query("UPDATE servers SET restart_command = 'sh -c \"exit 3\"' WHERE id = $1")
+        .bind(shop.server_id)
+        .execute(shop.pool())
+        .await
+        .unwrap();
+    let sub = subscribe(&shop, 731, "de-30d-1dev-50gb").await;
+    let pool = shop.pool().clone();
+    eventually("the client is on the node while the sync fails", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM clients WHERE subscription_id = $1 AND node_state = 'present'",
+            )
+            .bind(sub)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+                == 1
+        }
+    })
+    .await;
+    assert_eq!(status_of(shop.pool(), sub).await, SubscriptionStatus::Pending, "not told before the file is safe");
+    // the operator fixes the restart command; the job's next attempt has nothing to add but opens the subscription
+    sqlx::query("UPDATE servers SET restart_command = $2 WHERE id = $1")
+        .bind(shop.server_id)
+        .bind(shop.node.restart_command())
+        .execute(shop.pool())
+        .await
+        .unwrap();
+    wait_status(shop.pool(), sub, SubscriptionStatus::Active).await;
+    assert!(browses(&shop, &links_of(&shop, sub).await[0]).await);
+}
