@@ -20,6 +20,7 @@ use crate::http::Problem;
 use crate::http::limits::PublicDb;
 use crate::i18n::{self, Arg};
 use crate::payments::zarinpal::valid_authority;
+use crate::services::broadcasts::html::escape;
 use crate::services::payments::online;
 use crate::services::payments::zarinpal::{self, Outcome};
 
@@ -203,22 +204,6 @@ main {{ max-width: 32rem; margin: 12vh auto; background: #fff; padding: 2rem; bo
 /// The bot's username, when configured.
 fn bot(settings: &Settings) -> Option<&str> {
     settings.telegram.bot_username.as_deref().filter(|u| !u.is_empty())
-}
-
-/// Text made safe for HTML.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -145,7 +145,8 @@ fn unescape(value: &str) -> String {
     out
 }
 
-fn escape(text: &str) -> String {
+/// Text made safe for HTML (content and double- or single-quoted attributes).
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
