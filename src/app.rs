@@ -225,7 +225,9 @@ impl Listeners {
 /// Start-up work before serving: pending migrations, and the catalogue when the database has none.
 pub async fn prepare(state: &AppState) -> anyhow::Result<()> {
     if state.settings.database.migrate_on_start {
-        db::migrate(&state.pool).await?;
+        use db::migrations::Policy;
+        let policy = if state.settings.database.migrate_unsafe_on_start { Policy::All } else { Policy::OnlyIfSafe };
+        db::migrations::apply(&state.pool.connect_options(), policy).await?;
     }
     // every node gets its current base (isolation rules included) at once, not at its next reconcile
     let nodes = crate::services::sweeps::enqueue_per_node(

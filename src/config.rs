@@ -118,6 +118,10 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
     pub migrate_on_start: bool,
+    /// `serve` applies pending migrations that `vpnshop migrate --check` calls unsafe under load too (otherwise
+    /// it refuses to start until an operator runs `vpnshop migrate`).
+    #[serde(default)]
+    pub migrate_unsafe_on_start: bool,
     /// Postgres `statement_timeout` of every connection (0 = none).
     pub statement_timeout_ms: u64,
     /// Postgres `idle_in_transaction_session_timeout` of every connection (0 = none).

@@ -17,7 +17,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", vpnshop::cli::error_text(&e));
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(vpnshop::cli::exit_code(&e))
         }
     }
 }

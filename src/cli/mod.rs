@@ -6,16 +6,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, AppState, Listeners};
 use crate::config::Settings;
-use crate::{db, telemetry};
+use crate::telemetry;
 
 mod admin;
 mod catalog;
+mod migrate;
 mod payment;
 mod server;
 mod subscription;
 
 pub use admin::AdminCommand;
 pub use catalog::CatalogCommand;
+pub use migrate::{CheckOutcome, MigrateArgs};
 pub use payment::PaymentCommand;
 pub use server::{AddServer, ServerCommand};
 pub use subscription::SubscriptionCommand;
@@ -31,8 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// Run everything: HTTP, bot, job workers and scheduler (applies pending migrations first).
     Serve,
-    /// Apply pending database migrations and exit.
-    Migrate,
+    /// Apply pending database migrations and exit (with --check: only say whether they are safe under load).
+    Migrate(MigrateArgs),
     /// The plan catalogue.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -63,12 +65,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     let _telemetry = telemetry::init(&settings, output);
     let result = match cli.command {
         Command::Serve => serve(settings).await,
-        Command::Migrate => {
-            let state = AppState::build(settings)?;
-            db::migrate(&state.pool).await?;
-            println!("database is up to date");
-            Ok(())
-        }
+        Command::Migrate(args) => migrate::run(settings, args).await,
         Command::Catalog(cmd) => catalog::run(settings, cmd).await,
         Command::Server(cmd) => server::run(settings, cmd).await,
         Command::Subscription(cmd) => subscription::run(settings, cmd).await,
@@ -79,12 +76,18 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         // An operator's mistake (bad input, a conflict) is only printed by main; anything else is also logged
         // here, and so reported to Sentry when configured.
         // main prints it; Sentry (when configured) gets it too
-        let operator_error = e.downcast_ref::<crate::error::AppError>().is_some_and(|a| !a.is_internal());
+        let operator_error = e.downcast_ref::<crate::error::AppError>().is_some_and(|a| !a.is_internal())
+            || matches!(e.downcast_ref::<CheckOutcome>(), Some(CheckOutcome::Unsafe(_)));
         if !operator_error {
             tracing::error!(target: telemetry::SENTRY_ONLY, error = %error_text(e), "command failed");
         }
     }
     result
+}
+
+/// The exit status of a failed command: 1, or what `migrate --check` says.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    e.chain().find_map(|c| c.downcast_ref::<CheckOutcome>()).map_or(1, CheckOutcome::exit_code)
 }
 
 /// An error and its causes on one line, each said once (a database error's cause often repeats its message).

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
-use sqlx::migrate::Migrator;
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -23,6 +22,7 @@ pub mod dash_sessions;
 pub mod jobs;
 pub mod locations;
 pub mod locks;
+pub mod migrations;
 pub mod orders;
 pub mod payments;
 pub mod plans;
@@ -31,8 +31,7 @@ pub mod subscriptions;
 pub mod telegram_updates;
 pub mod users;
 
-/// The schema migrations, embedded in the binary.
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+pub use migrations::{MIGRATOR, is_migrated, migrate};
 
 /// Opens the pool. Connections are made lazily so a process can start (and report not-ready) while the
 /// database is still down. Every connection gets `database.statement_timeout_ms` and
@@ -55,20 +54,6 @@ pub fn connect_options(settings: &Settings) -> anyhow::Result<PgConnectOptions> 
     ]))
 }
 
-/// Applies pending migrations; safe to run from several instances at once (sqlx takes an advisory lock).
-/// Runs on a connection of its own without the statement timeout: building an index may take a while.
-pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    let options = (*pool.connect_options()).clone().options([("statement_timeout", "0")]);
-    let migrations = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .context("connecting to apply migrations")?;
-    let result = MIGRATOR.run(&migrations).await.context("applying database migrations");
-    migrations.close().await;
-    result
-}
-
 /// A stable 64-bit key for a Postgres advisory lock on `name` (same in every process and version).
 pub fn advisory_key(name: &str) -> i64 {
     use sha2::{Digest, Sha256};
@@ -82,13 +67,4 @@ pub fn advisory_key(name: &str) -> i64 {
 /// app's clock (which may drift) never meets the database's in one comparison.
 pub async fn now(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<chrono::DateTime<chrono::Utc>> {
     sqlx::query_scalar!(r#"SELECT now() AS "now!""#).fetch_one(db).await
-}
-
-/// Whether every migration this binary knows is applied.
-pub async fn is_migrated(pool: &PgPool) -> anyhow::Result<bool> {
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-        .fetch_all(pool)
-        .await
-        .context("reading applied migrations")?;
-    Ok(MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).all(|m| applied.contains(&m.version)))
 }

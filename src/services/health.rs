@@ -35,9 +35,17 @@ pub async fn readiness(pool: &PgPool, redis: Option<redis::aio::ConnectionManage
     let migrations = if database != Check::Ok {
         Check::Failed("unknown".into())
     } else {
-        match tokio::time::timeout(limit, db::is_migrated(pool)).await {
-            Ok(Ok(true)) => Check::Ok,
-            Ok(Ok(false)) | Ok(Err(_)) => Check::Failed("pending".into()),
+        // ready when every migration this binary knows is applied as it knows it; migrations of a newer release
+        // (applied during a rolling upgrade) do not matter here
+        let status = async {
+            let mut conn = pool.acquire().await?;
+            db::migrations::status(&mut conn).await
+        };
+        match tokio::time::timeout(limit, status).await {
+            Ok(Ok(s)) if s.is_current() => Check::Ok,
+            Ok(Ok(s)) if !s.changed.is_empty() => Check::Failed("changed".into()),
+            Ok(Ok(s)) if !s.failed.is_empty() => Check::Failed("failed".into()),
+            Ok(Ok(_)) | Ok(Err(_)) => Check::Failed("pending".into()),
             Err(_) => Check::Failed("unknown".into()),
         }
     };
