@@ -466,7 +466,7 @@ fn order(round: usize) -> Vec<Kind> {
     kinds
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()

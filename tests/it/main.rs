@@ -4,6 +4,7 @@ mod api;
 mod bench;
 mod bench_caps;
 mod bench_intake;
+mod bench_soak;
 mod bot;
 mod browser;
 mod catalog;

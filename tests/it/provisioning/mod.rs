@@ -10,6 +10,7 @@ mod resilience;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+use vpnshop::config::JobSettings;
 use vpnshop::domain::status::SubscriptionStatus;
 use vpnshop::services::access;
 use vpnshop::services::servers::{self, Actor, ServerInput};
@@ -84,7 +85,11 @@ pub fn node_input(node: &TestNode, name: &str, capacity: u32) -> ServerInput {
 
 /// A customer with a paid order for `plan_code`, and the pending subscription it bought.
 pub async fn subscribe(shop: &Shop, telegram_id: i64, plan_code: &str) -> i64 {
-    let pool = shop.pool();
+    subscribe_on(shop.pool(), &shop.app.state.settings.jobs, telegram_id, plan_code).await
+}
+
+/// [`subscribe`] on any database (a shop running as its own process, say), through `subscriptions::create`.
+pub async fn subscribe_on(pool: &PgPool, jobs: &JobSettings, telegram_id: i64, plan_code: &str) -> i64 {
     let user: i64 = sqlx::query_scalar(
         "INSERT INTO users (telegram_id) VALUES ($1) ON CONFLICT (telegram_id) DO UPDATE SET username = NULL RETURNING id",
     )
@@ -118,7 +123,7 @@ pub async fn subscribe(shop: &Shop, telegram_id: i64, plan_code: &str) -> i64 {
         data_cap_bytes: cap,
     };
     let mut tx = pool.begin().await.unwrap();
-    let id = subscriptions::create(&mut tx, &new, &shop.app.state.settings.jobs).await.unwrap();
+    let id = subscriptions::create(&mut tx, &new, jobs).await.unwrap();
     tx.commit().await.unwrap();
     id
 }

@@ -110,6 +110,8 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     updates_queued: Notify,
+    /// Woken after every call the fake has answered (see [`FakeTelegram::wait_until`]).
+    answered: Notify,
 }
 
 impl Shared {
@@ -143,7 +145,8 @@ impl FakeTelegram {
             limits: None,
             blocked: HashSet::new(),
         };
-        let shared = Arc::new(Shared { state: Mutex::new(state), updates_queued: Notify::new() });
+        let shared =
+            Arc::new(Shared { state: Mutex::new(state), updates_queued: Notify::new(), answered: Notify::new() });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake telegram");
         let addr = listener.local_addr().expect("fake telegram addr");
         let app = api::router(shared.clone());
@@ -185,6 +188,23 @@ impl FakeTelegram {
                 panic!("{method} called {} times, not {n}, within {timeout:?}; calls: {seen:?}", calls.len());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until `check` finds what it looks for, checking now and again after every call the fake answers (no
+    /// polling delay: the waiter wakes as the bot's call is answered); `None` after `timeout`.
+    pub async fn wait_until<T>(&self, timeout: Duration, mut check: impl FnMut(&Self) -> Option<T>) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let answered = self.shared.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            if let Some(found) = check(self) {
+                return Some(found);
+            }
+            if tokio::time::timeout_at(deadline, answered).await.is_err() {
+                return check(self);
+            }
         }
     }
 

@@ -84,7 +84,9 @@ async fn call(shared: &Shared, token: &str, name: &str, uri: &Uri, headers: &Hea
     if method == "getUpdates" {
         return get_updates(shared, &form.fields).await;
     }
-    match answer(&mut shared.lock(), &method, &form) {
+    let answered = answer(&mut shared.lock(), &method, &form);
+    shared.answered.notify_waiters();
+    match answered {
         Ok(result) => Json(json!({"ok": true, "result": result})).into_response(),
         Err((code, description)) => error(code, &description, None),
     }
