@@ -87,7 +87,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
 
 /// The exit status of a failed command: 1, or what `migrate --check` says.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    e.chain().find_map(|c| c.downcast_ref::<CheckOutcome>()).map_or(1, CheckOutcome::exit_code)
+    e.downcast_ref::<CheckOutcome>().map_or(1, CheckOutcome::exit_code)
 }
 
 /// An error and its causes on one line, each said once (a database error's cause often repeats its message).

@@ -11,8 +11,9 @@ use sqlx::PgConnection;
 
 const POLL: Duration = Duration::from_millis(250);
 
-/// sqlx-postgres' `generate_lock_id`: the CRC-32 (ISO-HDLC) of the database name times 0x3d32ad9e.
-pub(super) fn key(database: &str) -> i64 {
+/// The migration lock's key for a database: sqlx-postgres' `generate_lock_id`, the CRC-32 (ISO-HDLC) of the
+/// database name times 0x3d32ad9e.
+pub fn key(database: &str) -> i64 {
     0x3d32_ad9e * i64::from(crc32(database.as_bytes()))
 }
 

@@ -15,6 +15,7 @@ pub mod check;
 mod lock;
 
 pub use catalog::load as load_catalog;
+pub use lock::key as lock_key;
 
 /// The schema migrations, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
