@@ -117,9 +117,12 @@ impl AppState {
         let limiter = RateLimiter::new(redis.clone(), &settings.redis.prefix);
         let telegram = Telegram::new(&settings, redis.clone())?;
         let notifier = notifier.unwrap_or_else(|| match &telegram {
-            Some(tg) => {
-                Arc::new(TelegramNotifier { pool: pool.clone(), settings: settings.clone(), bot: tg.bot.clone() })
-            }
+            Some(tg) => Arc::new(TelegramNotifier {
+                pool: pool.clone(),
+                settings: settings.clone(),
+                bot: tg.bot.clone(),
+                locks: locks.clone(),
+            }),
             None => Arc::new(LogNotifier),
         });
         let rates = match Catalog::load(&settings.catalog.path) {

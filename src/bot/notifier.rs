@@ -17,6 +17,8 @@ pub struct TelegramNotifier {
     pub pool: PgPool,
     pub settings: Settings,
     pub bot: super::TgBot,
+    /// For the review locks (posting and closing one payment's review copies never run at once).
+    pub locks: crate::db::locks::Locks,
 }
 
 impl TelegramNotifier {
@@ -177,11 +179,11 @@ impl Notifier for TelegramNotifier {
     }
 
     async fn post_review(&self, payment_id: i64) -> Result<(), NotifyError> {
-        super::review::post(&self.bot, &self.pool, &self.settings, payment_id).await
+        super::review::post(&self.bot, &self.pool, &self.locks, &self.settings, payment_id).await
     }
 
     async fn close_review(&self, payment_id: i64) -> Result<(), NotifyError> {
-        super::review::close(&self.bot, &self.pool, &self.settings, payment_id).await
+        super::review::close(&self.bot, &self.pool, &self.locks, &self.settings, payment_id).await
     }
 
     async fn alert_admins(&self, text: &str) -> Result<(), NotifyError> {

@@ -2,6 +2,8 @@
 //! customer and their history, and Accept / Reject buttons; every copy edited once the payment is decided to show
 //! who decided, when, and how. Admin texts are in the shop's default language.
 
+use std::time::Duration;
+
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, InputFile, MessageId, ParseMode};
 use teloxide::{ApiError, RequestError};
@@ -11,6 +13,7 @@ use super::callback::Cb;
 use super::limits::Kind;
 use super::ui::html;
 use crate::config::Settings;
+use crate::db::locks::{HeldLock, Locks};
 use crate::domain::status::PaymentStatus;
 use crate::domain::{DataCap, Language};
 use crate::i18n::{self, Arg};
@@ -161,8 +164,42 @@ fn unreachable_or_retry(e: RequestError) -> NotifyError {
     }
 }
 
-/// Posts the review to every review chat that does not have it yet (a retry skips the chats done).
-pub async fn post(bot: &TgBot, pool: &sqlx::PgPool, settings: &Settings, payment_id: i64) -> Result<(), NotifyError> {
+/// How long posting or closing a review waits for another one of the same payment (another worker, another
+/// instance) to finish.
+const REVIEW_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// Holds the payment's review lock: posting and closing its copies never run at once, so each copy is edited once
+/// per decision and a copy never ends up showing an earlier decision than a later edit did.
+async fn review_lock(locks: &Locks, payment_id: i64) -> Result<HeldLock, NotifyError> {
+    let key = crate::db::advisory_key(&format!("review.{payment_id}"));
+    match locks.lock_within(key, REVIEW_LOCK_WAIT).await {
+        Ok(Some(held)) => Ok(held),
+        Ok(None) => Err(NotifyError::Other(anyhow::anyhow!("review {payment_id} is being posted or closed elsewhere"))),
+        Err(e) => Err(NotifyError::Other(e.into())),
+    }
+}
+
+/// Posts the review to every review chat that does not have it yet (a retry skips the chats done), then brings
+/// every copy up to date if the payment was decided meanwhile.
+pub async fn post(
+    bot: &TgBot,
+    pool: &sqlx::PgPool,
+    locks: &Locks,
+    settings: &Settings,
+    payment_id: i64,
+) -> Result<(), NotifyError> {
+    let held = review_lock(locks, payment_id).await?;
+    let posted = post_copies(bot, pool, settings, payment_id).await;
+    held.release().await;
+    posted
+}
+
+async fn post_copies(
+    bot: &TgBot,
+    pool: &sqlx::PgPool,
+    settings: &Settings,
+    payment_id: i64,
+) -> Result<(), NotifyError> {
     let v = payments::view(pool, payment_id).await.map_err(|e| NotifyError::Other(e.into()))?;
     let (Some(file_id), Some(kind)) = (v.payment.receipt_file_id.clone(), v.payment.receipt_kind.clone()) else {
         return Ok(());
@@ -183,9 +220,18 @@ pub async fn post(bot: &TgBot, pool: &sqlx::PgPool, settings: &Settings, payment
             bot.send(ChatId(chat), Kind::Send, req.reply_markup(markup.clone())).await
         };
         match sent {
-            Ok(msg) => copies::record(pool, payment_id, chat, msg.id.0, true)
-                .await
-                .map_err(|e| NotifyError::Other(e.into()))?,
+            Ok(msg) => {
+                copies::record(pool, payment_id, chat, msg.id.0, true)
+                    .await
+                    .map_err(|e| NotifyError::Other(e.into()))?;
+                if v.payment.status != PaymentStatus::UnderReview {
+                    // sent showing the decision already
+                    let copy = copies::ReviewMessage { chat_id: chat, message_id: msg.id.0, has_photo: true };
+                    copies::close(pool, payment_id, &copy, v.payment.status)
+                        .await
+                        .map_err(|e| NotifyError::Other(e.into()))?;
+                }
+            }
             // an admin who blocked the bot or left: the others still get it
             Err(RequestError::Api(e)) => {
                 tracing::warn!(chat.id = chat, error = %e, "could not post a review to an admin chat")
@@ -193,20 +239,38 @@ pub async fn post(bot: &TgBot, pool: &sqlx::PgPool, settings: &Settings, payment
             Err(e) => return Err(unreachable_or_retry(e)),
         }
     }
-    // decided while we posted: show it on the copies just sent
+    // decided while we posted: show it on the copies that do not yet
     let now = payments::view(pool, payment_id).await.map_err(|e| NotifyError::Other(e.into()))?;
     if now.payment.status != PaymentStatus::UnderReview {
-        close(bot, pool, settings, payment_id).await?;
+        edit_open(bot, pool, settings, &now).await?;
     }
     Ok(())
 }
 
-/// Edits every open copy of a decided review to show the decision.
-pub async fn close(bot: &TgBot, pool: &sqlx::PgPool, settings: &Settings, payment_id: i64) -> Result<(), NotifyError> {
-    let v = payments::view(pool, payment_id).await.map_err(|e| NotifyError::Other(e.into()))?;
+/// Edits every copy of a decided review that does not show the decision yet.
+pub async fn close(
+    bot: &TgBot,
+    pool: &sqlx::PgPool,
+    locks: &Locks,
+    settings: &Settings,
+    payment_id: i64,
+) -> Result<(), NotifyError> {
+    let held = review_lock(locks, payment_id).await?;
+    let closed = match payments::view(pool, payment_id).await {
+        Ok(v) => edit_open(bot, pool, settings, &v).await,
+        Err(e) => Err(NotifyError::Other(e.into())),
+    };
+    held.release().await;
+    closed
+}
+
+/// Edits the open copies to show `v`'s decision and closes them (an automatic acceptance's copies keep their Reject
+/// button: a Reject reopens them).
+async fn edit_open(bot: &TgBot, pool: &sqlx::PgPool, settings: &Settings, v: &PaymentView) -> Result<(), NotifyError> {
+    let payment_id = v.payment.id;
     let lang = admin_lang(settings);
-    let text = caption(&v, settings);
-    let markup = keyboard(&v, lang);
+    let text = caption(v, settings);
+    let markup = keyboard(v, lang);
     for copy in copies::open(pool, payment_id).await.map_err(|e| NotifyError::Other(e.into()))? {
         let (chat, message) = (ChatId(copy.chat_id), MessageId(copy.message_id));
         let edited = if copy.has_photo {
@@ -223,10 +287,7 @@ pub async fn close(bot: &TgBot, pool: &sqlx::PgPool, settings: &Settings, paymen
             }
             Err(e) => return Err(unreachable_or_retry(e)),
         }
-        // an auto-accepted review stays open for a Reject until an admin decides it
-        if v.payment.status != PaymentStatus::AutoAccepted {
-            copies::close(pool, payment_id, &copy).await.map_err(|e| NotifyError::Other(e.into()))?;
-        }
+        copies::close(pool, payment_id, &copy, v.payment.status).await.map_err(|e| NotifyError::Other(e.into()))?;
     }
     Ok(())
 }

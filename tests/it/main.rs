@@ -12,6 +12,7 @@ mod dash;
 mod health;
 mod helpers;
 mod http_limits;
+mod instances;
 mod job_leases;
 mod jobs;
 mod migrations;

@@ -299,21 +299,31 @@ pub async fn open_review_messages(db: impl PgExecutor<'_>, payment_id: i64) -> s
     .await
 }
 
-/// Marks a copy as edited to show the decision.
+/// Marks a copy as showing the payment's decision, if the payment still stands at `shown` (a later decision has
+/// reopened the copies, and it stays open for the edit that shows that one).
 pub async fn close_review_message(
     db: impl PgExecutor<'_>,
     payment_id: i64,
     chat_id: i64,
     message_id: i32,
+    shown: PaymentStatus,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE review_messages SET closed_at = now() WHERE payment_id = $1 AND chat_id = $2 AND message_id = $3",
+        "UPDATE review_messages r SET closed_at = now() FROM payments p
+          WHERE r.payment_id = $1 AND r.chat_id = $2 AND r.message_id = $3 AND p.id = r.payment_id AND p.status = $4",
         payment_id,
         chat_id,
-        message_id
+        message_id,
+        shown.as_str()
     )
     .execute(db)
     .await?;
+    Ok(())
+}
+
+/// Opens every copy of a review again: a new decision is to be shown on each.
+pub async fn reopen_review_messages(db: impl PgExecutor<'_>, payment_id: i64) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE review_messages SET closed_at = NULL WHERE payment_id = $1", payment_id).execute(db).await?;
     Ok(())
 }
 

@@ -338,6 +338,7 @@ pub mod copies {
 
     use crate::db;
     pub use crate::db::payments::ReviewMessage;
+    use crate::domain::status::PaymentStatus;
     use crate::error::AppResult;
 
     pub async fn record(pool: &PgPool, payment_id: i64, chat_id: i64, message_id: i32, photo: bool) -> AppResult<()> {
@@ -352,7 +353,8 @@ pub mod copies {
         Ok(db::payments::open_review_messages(pool, payment_id).await?)
     }
 
-    pub async fn close(pool: &PgPool, payment_id: i64, copy: &ReviewMessage) -> AppResult<()> {
-        Ok(db::payments::close_review_message(pool, payment_id, copy.chat_id, copy.message_id).await?)
+    /// The copy shows the decision `shown`: it is closed, unless the payment has been decided otherwise since.
+    pub async fn close(pool: &PgPool, payment_id: i64, copy: &ReviewMessage, shown: PaymentStatus) -> AppResult<()> {
+        Ok(db::payments::close_review_message(pool, payment_id, copy.chat_id, copy.message_id, shown).await?)
     }
 }

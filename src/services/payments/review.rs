@@ -193,6 +193,8 @@ pub async fn decide(
     if !db::payments::decide(&mut tx, payment_id, from, &record).await? {
         return Ok(already());
     }
+    // every admin's copy is to show this decision (an overruled auto-accept's copies were closed showing that one)
+    db::payments::reopen_review_messages(&mut *tx, payment_id).await?;
     let event = match (from, to) {
         (PaymentStatus::AutoAccepted, _) => {
             let order = db::orders::find(&mut *tx, payment.order_id).await?.ok_or(AppError::NotFound("order"))?;

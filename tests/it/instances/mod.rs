@@ -1,0 +1,3 @@
+//! Several instances on one database and one Redis: what they do at once happens once.
+
+mod review_copies;
