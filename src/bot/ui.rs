@@ -63,6 +63,11 @@ impl Progress {
         Progress { pool, update_id, worker, before, next: AtomicI32::new(0) }
     }
 
+    /// Whether an earlier attempt of this update sent messages already (it ended before it finished).
+    pub fn sent_before(&self) -> bool {
+        self.before > 0
+    }
+
     /// The next message: `None` when an earlier attempt sent it already (skip it).
     pub fn step(&self) -> Option<Step<'_>> {
         let number = self.next.fetch_add(1, Ordering::SeqCst);

@@ -57,7 +57,20 @@ pub async fn describe(ctx: &Ctx<'_>, s: &Selection) -> Result<String, HandlerErr
     Ok(parts.join(" · "))
 }
 
+/// The draft an earlier attempt of this update started and showed before it ended without finishing (an error
+/// after it, a crash): the customer is looking at it, so it is kept — starting another would make its buttons stale.
+async fn shown_before(ctx: &Ctx<'_>, kind: &str, subscription_id: Option<i64>) -> Result<Option<Draft>, HandlerError> {
+    if !ctx.progress.sent_before() {
+        return Ok(None);
+    }
+    let draft = orders::current_draft(&ctx.app.pool, ctx.user.id).await?;
+    Ok(draft.filter(|d| d.kind == kind && d.subscription_id == subscription_id))
+}
+
 pub async fn start(ctx: &Ctx<'_>) -> HandlerResult {
+    if let Some(draft) = shown_before(ctx, orders::NEW, None).await? {
+        return show_step(ctx, &draft).await;
+    }
     let currency = users::currency(&ctx.app.settings, &ctx.user);
     let draft = orders::start(&ctx.app.pool, ctx.user.id, currency).await?;
     show_step(ctx, &draft).await
@@ -85,6 +98,9 @@ pub async fn choose_data(ctx: &Ctx<'_>, order_id: i64, mb: Option<i64>) -> Resul
 }
 
 pub async fn renew(ctx: &Ctx<'_>, subscription_id: i64) -> HandlerResult {
+    if let Some(draft) = shown_before(ctx, orders::RENEWAL, Some(subscription_id)).await? {
+        return show_step(ctx, &draft).await;
+    }
     let currency = users::currency(&ctx.app.settings, &ctx.user);
     match orders::start_renewal(&ctx.app.pool, ctx.user.id, subscription_id, currency).await? {
         Ok(draft) => show_step(ctx, &draft).await,
@@ -93,6 +109,9 @@ pub async fn renew(ctx: &Ctx<'_>, subscription_id: i64) -> HandlerResult {
 }
 
 pub async fn top_up(ctx: &Ctx<'_>, subscription_id: i64) -> HandlerResult {
+    if let Some(draft) = shown_before(ctx, orders::TOPUP, Some(subscription_id)).await? {
+        return show_step(ctx, &draft).await;
+    }
     let currency = users::currency(&ctx.app.settings, &ctx.user);
     match orders::start_topup(&ctx.app.pool, ctx.user.id, subscription_id, currency).await? {
         Ok(draft) => show_step(ctx, &draft).await,
