@@ -257,6 +257,8 @@ pub fn job_registry(state: &AppState) -> Registry {
     let mut registry = Registry::new();
     let (pool, jobs) = (state.pool.clone(), state.settings.jobs.clone());
     registry.register(CLEANUP_KIND, Arc::new(CleanupJob { pool: pool.clone(), settings: jobs.clone() }));
+    let backup = crate::jobs::backup::BackupJob { settings: state.settings.clone() };
+    registry.register(crate::jobs::backup::KIND, Arc::new(backup));
     registry.register(subscriptions::PLACE_KIND, Arc::new(PlaceJob { pool: pool.clone(), jobs: jobs.clone() }));
     registry.register(subscriptions::END_KIND, Arc::new(EndJob { pool, jobs }));
     for (kind, op) in [
@@ -312,6 +314,8 @@ pub fn sweeps(state: &AppState) -> HashMap<String, Arc<dyn Sweep>> {
     let mut sweeps: HashMap<String, Arc<dyn Sweep>> = HashMap::new();
     let (pool, jobs) = (state.pool.clone(), state.settings.jobs.clone());
     sweeps.insert("jobs_cleanup".into(), Arc::new(CleanupSweep { pool: pool.clone(), settings: jobs.clone() }));
+    let backup = crate::jobs::backup::BackupSweep { pool: pool.clone(), jobs: jobs.clone() };
+    sweeps.insert("backup".into(), Arc::new(backup));
     for (name, which) in [
         ("meter", ProvisionSweep::Meter),
         ("reconcile", ProvisionSweep::Reconcile),

@@ -62,6 +62,41 @@ pub struct Settings {
     pub payments: PaymentSettings,
     #[serde(default)]
     pub instance: InstanceSettings,
+    #[serde(default)]
+    pub backup: BackupSettings,
+}
+
+/// `vpnshop backup` and the `backup` sweep: where backups go, how many stay, whom they are encrypted to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BackupSettings {
+    pub dir: PathBuf,
+    /// The newest backup of each of this many most recent days (that have one) is kept.
+    pub keep_daily: u32,
+    /// And of each of this many most recent ISO weeks.
+    pub keep_weekly: u32,
+    /// age recipients (`age1…` or SSH public keys): backups are encrypted when any (or a file) is set.
+    #[serde(deserialize_with = "text_list")]
+    pub recipients: Vec<String>,
+    pub recipients_file: Option<PathBuf>,
+    pub pg_dump: PathBuf,
+    pub pg_restore: PathBuf,
+    pub age: PathBuf,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        BackupSettings {
+            dir: ".data/backups".into(),
+            keep_daily: 7,
+            keep_weekly: 4,
+            recipients: Vec::new(),
+            recipients_file: None,
+            pg_dump: "pg_dump".into(),
+            pg_restore: "pg_restore".into(),
+            age: "age".into(),
+        }
+    }
 }
 
 /// Who this process is among several instances on one database.
@@ -299,8 +334,8 @@ impl StripeSettings {
     }
 }
 
-/// Accepts a TOML list of secrets or `a,b` (an environment variable or a secret file).
-fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+/// Accepts `["a", "b"]` (TOML) or `"a,b"` (an environment variable).
+fn text_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -311,7 +346,12 @@ fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretStrin
         Raw::List(items) => items,
         Raw::Text(text) => text.split(',').map(str::to_owned).collect(),
     };
-    Ok(items.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).map(SecretString::from).collect())
+    Ok(items.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+}
+
+/// Accepts a TOML list of secrets or `a,b` (an environment variable or a secret file).
+fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    Ok(text_list(d)?.into_iter().map(SecretString::from).collect())
 }
 
 /// Zarinpal (v4): on while `merchant_id` is set. Customers pay on `{startpay_url}/pg/StartPay/{authority}`

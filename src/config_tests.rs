@@ -70,6 +70,35 @@ fn production_starts_with_its_secrets_and_logs_json() {
 }
 
 #[test]
+fn backups_go_to_the_data_directory_and_take_the_environment() {
+    let s = Settings::load_from(&config_dir(), env(&[])).unwrap();
+    assert_eq!(s.backup.dir, PathBuf::from(".data/backups"));
+    assert_eq!((s.backup.keep_daily, s.backup.keep_weekly), (7, 4));
+    assert!(s.backup.recipients.is_empty() && s.backup.recipients_file.is_none());
+    assert!(!s.scheduler.sweeps.contains_key("backup"), "the backup sweep is off unless asked for");
+    let s = Settings::load_from(
+        &config_dir(),
+        env(&[
+            ("VPNSHOP__BACKUP__RECIPIENTS", "age1one, age1two,"),
+            ("VPNSHOP__BACKUP__KEEP_DAILY", "3"),
+            ("VPNSHOP__BACKUP__PG_DUMP", "/usr/lib/postgresql/15/bin/pg_dump"),
+            ("VPNSHOP__SCHEDULER__SWEEPS__BACKUP", "0 45 3 * * *"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.backup.recipients, ["age1one", "age1two"]);
+    assert_eq!(s.backup.keep_daily, 3);
+    assert_eq!(s.backup.pg_dump, PathBuf::from("/usr/lib/postgresql/15/bin/pg_dump"));
+    assert_eq!(s.scheduler.sweeps["backup"], "0 45 3 * * *");
+    let prod = Settings::load_from(
+        &config_dir(),
+        env(&[("VPNSHOP_ENV", "production"), ("VPNSHOP__SECURITY__JWT_SECRET", &"x".repeat(40))]),
+    )
+    .unwrap();
+    assert_eq!(prod.backup.dir, PathBuf::from("/var/lib/vpnshop/backups"));
+}
+
+#[test]
 fn secrets_can_come_from_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jwt");

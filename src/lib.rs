@@ -1,6 +1,7 @@
 //! vpnshop: a Telegram VPN shop in one binary. See ARCHITECTURE.md for the shape of the system.
 
 pub mod app;
+pub mod backup;
 pub mod bot;
 pub mod cli;
 pub mod config;

@@ -1,5 +1,6 @@
-//! The command line: `serve`, `migrate`, `catalog`, `server`, `subscription`, `payment`, `admin`. Each command is parse → service →
-//! print: results on stdout, and on stderr only the warnings and errors that concern the command.
+//! The command line: `serve`, `migrate`, `catalog`, `server`, `subscription`, `payment`, `admin`, `backup`,
+//! `restore`. Each command is parse → service → print: results on stdout, and on stderr only the warnings and
+//! errors that concern the command.
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -9,6 +10,7 @@ use crate::config::Settings;
 use crate::telemetry;
 
 mod admin;
+mod backup;
 mod catalog;
 mod migrate;
 mod payment;
@@ -16,6 +18,7 @@ mod server;
 mod subscription;
 
 pub use admin::AdminCommand;
+pub use backup::{BackupArgs, RestoreArgs};
 pub use catalog::CatalogCommand;
 pub use migrate::{CheckOutcome, MigrateArgs};
 pub use payment::PaymentCommand;
@@ -50,6 +53,12 @@ pub enum Command {
     /// The shop's admins (who review payments in Telegram).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Back up the database: pg_dump with a manifest from the same snapshot, optionally encrypted with age, then
+    /// delete old backups (keep the newest of each recent day and ISO week).
+    Backup(BackupArgs),
+    /// Restore a backup into the configured (empty) database in one transaction, then check every table against
+    /// the manifest.
+    Restore(RestoreArgs),
 }
 
 pub(crate) fn parse_text<T: std::str::FromStr<Err = crate::domain::UnknownValue>>(raw: &str) -> Result<T, String> {
@@ -71,6 +80,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Subscription(cmd) => subscription::run(settings, cmd).await,
         Command::Payment(cmd) => payment::run(settings, cmd).await,
         Command::Admin(cmd) => admin::run(settings, cmd).await,
+        Command::Backup(args) => backup::backup(settings, args).await,
+        Command::Restore(args) => backup::restore(settings, args).await,
     };
     if let Err(e) = &result {
         // An operator's mistake (bad input, a conflict) is only printed by main; anything else is also logged

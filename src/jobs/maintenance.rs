@@ -20,11 +20,16 @@ pub struct CleanupSweep {
 #[async_trait::async_trait]
 impl Sweep for CleanupSweep {
     async fn run(&self) -> anyhow::Result<u64> {
-        let key = format!("{CLEANUP_KIND}:{}", Utc::now().format("%Y%m%d%H"));
-        let id =
-            JobSpec::new(CLEANUP_KIND, serde_json::json!({})).once(key).enqueue(&self.pool, &self.settings).await?;
-        Ok(u64::from(id.is_some()))
+        enqueue_hourly(&self.pool, &self.settings, CLEANUP_KIND).await
     }
+}
+
+/// Enqueues a job of `kind` once in this hour: its key outlives the job, so another instance's sweep (or a later
+/// tick in the same hour) adds nothing. Returns how many it enqueued (0 or 1).
+pub async fn enqueue_hourly(pool: &PgPool, jobs: &JobSettings, kind: &'static str) -> anyhow::Result<u64> {
+    let key = format!("{kind}:{}", Utc::now().format("%Y%m%d%H"));
+    let id = JobSpec::new(kind, serde_json::json!({})).once(key).enqueue(pool, jobs).await?;
+    Ok(u64::from(id.is_some()))
 }
 
 pub struct CleanupJob {

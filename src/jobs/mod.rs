@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::db::jobs::ClaimedJob;
 pub use crate::services::queue::Outcome;
 
+pub mod backup;
 pub mod broadcasts;
 pub mod maintenance;
 pub mod payments;
