@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real PostgreSQL (a fresh database per test via `#[sqlx::test]`) and Redis.
 
 mod api;
+mod backup;
 mod bench;
 mod bench_caps;
 mod bench_intake;
