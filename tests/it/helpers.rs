@@ -86,6 +86,16 @@ pub fn tools_required() -> bool {
     std::env::var("VPNSHOP_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
 }
 
+/// `false` (skip, and say so) when a tool is missing; panics instead when the run requires every tool.
+pub fn have(tool: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    assert!(!tools_required(), "VPNSHOP_REQUIRE_TOOLS=1 but {tool} is missing (scripts/dev test installs it)");
+    eprintln!("skipping: {tool} is not installed (scripts/dev test installs it)");
+    false
+}
+
 /// Checks Prometheus exposition text with `promtool check metrics`.
 pub fn promtool_check(text: &str) {
     use std::io::Write;

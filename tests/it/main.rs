@@ -10,6 +10,7 @@ mod bot;
 mod browser;
 mod catalog;
 mod dash;
+mod deploy;
 mod health;
 mod helpers;
 mod http_limits;

@@ -18,7 +18,7 @@ use vpnshop::provision::sshnode::SshNodes;
 use vpnshop::provision::{NodeTarget, NodeUser};
 
 use crate::helpers::database_url;
-use crate::helpers::{manifest_dir, tools_required};
+use crate::helpers::{have, manifest_dir};
 use crate::server_cli::{text, vpnshop};
 use crate::support::{SSHD, V2RAY, descendants, free_port, kill_pids, wait_for_port};
 
@@ -33,16 +33,6 @@ fn setup(args: &[&str]) -> Output {
 /// Whether `program` can be started (`--version`-style probe with the given args).
 fn runs(program: &str, args: &[&str]) -> bool {
     Command::new(program).args(args).output().is_ok()
-}
-
-/// `false` (skip, and say so) when a tool is missing; panics instead when the run requires every tool.
-fn have(tool: &str, present: bool) -> bool {
-    if present {
-        return true;
-    }
-    assert!(!tools_required(), "VPNSHOP_REQUIRE_TOOLS=1 but {tool} is missing (scripts/dev test installs it)");
-    eprintln!("skipping: {tool} is not installed (scripts/dev test installs it)");
-    false
 }
 
 #[test]
