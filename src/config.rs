@@ -49,6 +49,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub log: LogSettings,
     pub sentry: SentrySettings,
+    #[serde(default)]
+    pub otel: OtelSettings,
     pub telegram: TelegramSettings,
     pub stripe: StripeSettings,
     pub zarinpal: ZarinpalSettings,
@@ -187,6 +189,58 @@ pub struct LogSettings {
 pub struct SentrySettings {
     pub dsn: Option<SecretString>,
     pub traces_sample_rate: f32,
+}
+
+/// OpenTelemetry traces. Span ids are made (and printed in every log line) either way; spans are exported over
+/// OTLP/HTTP (protobuf) only while `endpoint` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OtelSettings {
+    /// The collector's base URL (`http://127.0.0.1:4318`): spans are posted to `{endpoint}/v1/traces`. Also
+    /// from `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub endpoint: Option<Url>,
+    /// `http/protobuf`, the only one spoken.
+    pub protocol: String,
+    /// `service.name` of every span; also from `OTEL_SERVICE_NAME`.
+    pub service_name: String,
+    /// The share of new traces exported (0–1); a trace carried on by a job keeps the decision of its start.
+    pub sample_ratio: f64,
+    /// Headers sent with every export (`Authorization=Basic …,X-Scope-OrgID=shop`): a secret. Also from
+    /// `OTEL_EXPORTER_OTLP_HEADERS`.
+    pub headers: Option<SecretString>,
+    /// One export request (retries included) gives up after this long.
+    pub timeout_secs: u64,
+}
+
+impl Default for OtelSettings {
+    fn default() -> Self {
+        OtelSettings {
+            endpoint: None,
+            protocol: "http/protobuf".into(),
+            service_name: "vpnshop".into(),
+            sample_ratio: 1.0,
+            headers: None,
+            timeout_secs: 5,
+        }
+    }
+}
+
+impl OtelSettings {
+    /// The headers (`name=value` pairs, comma-separated); the first bad pair is an error naming its position.
+    pub fn header_pairs(&self) -> Result<Vec<(String, String)>, String> {
+        let Some(raw) = &self.headers else { return Ok(Vec::new()) };
+        let mut pairs = Vec::new();
+        for (i, item) in raw.expose_secret().split(',').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+            let (name, value) = item.split_once('=').ok_or(format!("header {} is not name=value", i + 1))?;
+            let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8_lossy().into_owned();
+            let name = name.trim();
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() || http::HeaderValue::from_str(&value).is_err() {
+                return Err(format!("header {} is not a valid HTTP header", i + 1));
+            }
+            pairs.push((name.to_owned(), value));
+        }
+        Ok(pairs)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -605,6 +659,7 @@ const FILE_SECRETS: &[&str] = &[
     "database.url",
     "redis.url",
     "sentry.dsn",
+    "otel.headers",
     "telegram.token",
     "telegram.webhook_secret",
     "stripe.secret_key",
@@ -616,8 +671,14 @@ const FILE_SECRETS: &[&str] = &[
 ];
 
 /// Conventional variables and the keys they set (a `VPNSHOP__…` variable still wins).
-const CONVENTIONAL: &[(&str, &str)] =
-    &[("DATABASE_URL", "database.url"), ("REDIS_URL", "redis.url"), ("TELEGRAM_BOT_TOKEN", "telegram.token")];
+const CONVENTIONAL: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("REDIS_URL", "redis.url"),
+    ("TELEGRAM_BOT_TOKEN", "telegram.token"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel.endpoint"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "otel.headers"),
+    ("OTEL_SERVICE_NAME", "otel.service_name"),
+];
 
 impl Settings {
     /// Loads from `VPNSHOP_CONFIG_DIR` (default `./config`) and the process environment.
@@ -864,6 +925,7 @@ impl Settings {
         if !(0.0..=1.0).contains(&self.sentry.traces_sample_rate) {
             problems.push("`sentry.traces_sample_rate` must be between 0 and 1".to_owned());
         }
+        self.validate_otel(&mut problems);
         for (name, expr) in &self.scheduler.sweeps {
             if expr.split_whitespace().count() != 6 {
                 problems.push(format!(
@@ -872,6 +934,27 @@ impl Settings {
             }
         }
         if problems.is_empty() { Ok(()) } else { bail!("invalid settings:\n  - {}", problems.join("\n  - ")) }
+    }
+
+    /// OpenTelemetry export (see `OtelSettings`).
+    fn validate_otel(&self, problems: &mut Vec<String>) {
+        let o = &self.otel;
+        if o.endpoint.as_ref().is_some_and(|u| !matches!(u.scheme(), "http" | "https") || u.host().is_none()) {
+            problems.push("`otel.endpoint` must be an http:// or https:// URL (the collector's base)".to_owned());
+        }
+        if o.protocol != "http/protobuf" {
+            problems.push(format!("`otel.protocol` must be http/protobuf, got {:?}", o.protocol));
+        }
+        if o.service_name.trim().is_empty() || o.timeout_secs == 0 || !(0.0..=1.0).contains(&o.sample_ratio) {
+            problems.push(
+                "`otel.service_name` must not be empty, `otel.timeout_secs` at least 1 and `otel.sample_ratio` \
+                 between 0 and 1"
+                    .to_owned(),
+            );
+        }
+        if let Err(e) = o.header_pairs() {
+            problems.push(format!("`otel.headers`: {e} (name=value pairs separated by commas)"));
+        }
     }
 
     /// The listener's limits (see `HttpSettings`).

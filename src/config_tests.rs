@@ -255,3 +255,49 @@ fn production_gateways_need_an_address_to_send_customers_back_to() {
     let bot = ("VPNSHOP__TELEGRAM__BOT_USERNAME", "shop_bot");
     Settings::load_from(&config_dir(), env(&[base[0], base[1], stripe[0], stripe[1], bot])).expect("back to the bot");
 }
+
+#[test]
+fn traces_are_exported_only_with_an_endpoint_from_our_variable_or_the_standard_one() {
+    let off = Settings::load_from(&config_dir(), env(&[])).unwrap();
+    assert!(off.otel.endpoint.is_none());
+    assert_eq!((off.otel.service_name.as_str(), off.otel.sample_ratio), ("vpnshop", 1.0));
+    let standard = Settings::load_from(
+        &config_dir(),
+        env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"), ("OTEL_SERVICE_NAME", "shop-eu")]),
+    )
+    .unwrap();
+    assert_eq!(standard.otel.endpoint.unwrap().as_str(), "http://collector:4318/");
+    assert_eq!(standard.otel.service_name, "shop-eu");
+    let ours = Settings::load_from(
+        &config_dir(),
+        env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("VPNSHOP__OTEL__ENDPOINT", "https://tempo.internal/otlp"),
+            ("VPNSHOP__OTEL__SAMPLE_RATIO", "0.25"),
+            ("VPNSHOP__OTEL__HEADERS", "Authorization=Basic%20aHVudGVyMg==, X-Scope-OrgID=shop"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(ours.otel.endpoint.as_ref().unwrap().as_str(), "https://tempo.internal/otlp");
+    assert_eq!(ours.otel.sample_ratio, 0.25);
+    let headers = ours.otel.header_pairs().unwrap();
+    assert_eq!(headers[0], ("Authorization".to_owned(), "Basic aHVudGVyMg==".to_owned()));
+    assert_eq!(headers[1], ("X-Scope-OrgID".to_owned(), "shop".to_owned()));
+    assert!(!format!("{ours:?}").contains("aHVudGVyMg"), "the headers are a secret");
+}
+
+#[test]
+fn bad_trace_settings_name_their_key_without_showing_headers() {
+    for (var, value, key) in [
+        ("VPNSHOP__OTEL__ENDPOINT", "ftp://collector", "otel.endpoint"),
+        ("VPNSHOP__OTEL__PROTOCOL", "grpc", "otel.protocol"),
+        ("VPNSHOP__OTEL__SAMPLE_RATIO", "1.5", "otel.sample_ratio"),
+        ("VPNSHOP__OTEL__TIMEOUT_SECS", "0", "otel.timeout_secs"),
+        ("VPNSHOP__OTEL__HEADERS", "Authorization hunter2", "otel.headers"),
+        ("VPNSHOP__OTEL__HEADERS", "Bad Name=hunter2", "otel.headers"),
+    ] {
+        let err = Settings::load_from(&config_dir(), env(&[(var, value)])).unwrap_err().to_string();
+        assert!(err.contains(key), "{var}={value}: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
