@@ -88,6 +88,8 @@ pub async fn run_with(app: AppState, tg: Telegram, handler: Handler, cancel: Can
 
 async fn handle_one(app: AppState, bot: TgBot, handler: Handler, worker: Arc<str>, stored: StoredUpdate) {
     let span = tracing::info_span!("update", update.id = stored.update_id, chat.id = stored.chat_id);
+    // the trace of the webhook request that delivered it (a long-polled update starts its own)
+    crate::telemetry::continue_trace(&span, stored.trace_parent.as_deref());
     async {
         let (id, attempts) = (stored.update_id, stored.attempts);
         if attempts > MAX_ATTEMPTS {
@@ -110,6 +112,7 @@ async fn handle_one(app: AppState, bot: TgBot, handler: Handler, worker: Arc<str
         metrics::histogram!("vpnshop_telegram_update_duration_seconds").record(started.elapsed().as_secs_f64());
         let recorded = match result {
             Ok(()) => {
+                tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "update handled");
                 metrics::counter!("vpnshop_telegram_handled_total", "result" => "ok").increment(1);
                 telegram_updates::finish(&app.pool, id, &worker, None).await
             }

@@ -42,6 +42,8 @@ struct Item {
     chat_id: i64,
     /// The update's JSON text, stored as received.
     payload: String,
+    /// The trace of the request that delivered it (W3C `traceparent`), continued when it is handled.
+    trace_parent: Option<String>,
     done: Done,
 }
 
@@ -51,6 +53,7 @@ struct Row {
     update_id: i64,
     chat_id: i64,
     payload: String,
+    trace_parent: Option<String>,
     waiting: Vec<Done>,
 }
 
@@ -161,7 +164,8 @@ impl Intake {
 
     async fn push(&self, update_id: i64, chat_id: i64, payload: String) -> Result<(), IntakeError> {
         let (done, wait) = oneshot::channel();
-        self.tx.try_send(Item { update_id, chat_id, payload, done }).map_err(|_| IntakeError::Busy)?;
+        let trace_parent = crate::telemetry::current_traceparent();
+        self.tx.try_send(Item { update_id, chat_id, payload, trace_parent, done }).map_err(|_| IntakeError::Busy)?;
         metrics::gauge!("vpnshop_telegram_intake_queue").set(self.queued() as f64);
         wait.await.unwrap_or(Err(IntakeError::Store))
     }
@@ -216,6 +220,7 @@ fn rows(mut batch: Vec<Item>) -> Vec<Row> {
                 update_id: item.update_id,
                 chat_id: item.chat_id,
                 payload: item.payload,
+                trace_parent: item.trace_parent,
                 waiting: vec![item.done],
             }),
         }
@@ -246,15 +251,21 @@ fn chunks(rows: Vec<Row>) -> Vec<Vec<Row>> {
 async fn store(pool: &PgPool, chunk: Vec<Row>) {
     let n = chunk.len();
     let requests: u64 = chunk.iter().map(|r| r.waiting.len() as u64).sum();
-    let (mut ids, mut chats, mut payloads, mut waiting) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut ids, mut chats, mut payloads, mut traces, mut waiting) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     for row in chunk {
         ids.push(row.update_id);
         chats.push(row.chat_id);
         payloads.push(row.payload);
+        traces.push(row.trace_parent);
         waiting.push(row.waiting);
     }
-    let results = match inbox::store(pool, &ids, &chats, &payloads).await {
+    let results = match inbox::store(pool, &ids, &chats, &payloads, &traces).await {
         Ok(new) => {
             counted(requests, new);
             vec![Ok(()); n]
@@ -264,7 +275,7 @@ async fn store(pool: &PgPool, chunk: Vec<Row>) {
         Err(e) if is_bad_data(&e) && n > 1 => {
             let mut results = Vec::with_capacity(n);
             for i in 0..n {
-                let one = inbox::store(pool, &ids[i..=i], &chats[i..=i], &payloads[i..=i]).await;
+                let one = inbox::store(pool, &ids[i..=i], &chats[i..=i], &payloads[i..=i], &traces[i..=i]).await;
                 results.push(match one {
                     Ok(new) => {
                         counted(waiting[i].len() as u64, new);
@@ -337,7 +348,7 @@ mod tests {
     fn item(update_id: i64, text_len: usize) -> Item {
         let payload =
             serde_json::json!({"update_id": update_id, "message": {"text": "x".repeat(text_len)}}).to_string();
-        Item { update_id, chat_id: 1, payload, done: oneshot::channel().0 }
+        Item { update_id, chat_id: 1, payload, trace_parent: None, done: oneshot::channel().0 }
     }
 
     #[test]

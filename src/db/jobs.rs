@@ -17,6 +17,8 @@ pub struct NewJob<'a> {
     /// Without `run_at`: due this many seconds from now by the database's clock.
     pub delay_secs: f64,
     pub max_attempts: i32,
+    /// The W3C `traceparent` of the span that enqueued it: its runs continue that trace.
+    pub trace_parent: Option<&'a str>,
 }
 
 /// The channel workers listen on; every enqueue notifies it when its transaction commits.
@@ -31,6 +33,8 @@ pub struct ClaimedJob {
     /// Attempts including this one.
     pub attempts: i32,
     pub max_attempts: i32,
+    /// The trace it was enqueued in (W3C `traceparent`).
+    pub trace_parent: Option<String>,
 }
 
 /// Inserts a job and wakes idle workers (on commit); returns its id, or `None` when nothing was inserted.
@@ -45,8 +49,8 @@ pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> sqlx::Result<
                 r#"WITH key AS (
                        INSERT INTO job_keys (key) VALUES ($3) ON CONFLICT DO NOTHING RETURNING key),
                    ins AS (
-                       INSERT INTO jobs (kind, payload, idempotency_key, run_at, max_attempts)
-                       SELECT $1, $2, key.key, COALESCE($4, now() + make_interval(secs => $6)), $5 FROM key
+                       INSERT INTO jobs (kind, payload, idempotency_key, run_at, max_attempts, trace_parent)
+                       SELECT $1, $2, key.key, COALESCE($4, now() + make_interval(secs => $6)), $5, $7 FROM key
                        ON CONFLICT DO NOTHING
                        RETURNING id)
                    SELECT ins.id AS "id!" FROM ins, LATERAL (SELECT pg_notify('vpnshop_jobs', '')) AS wake"#,
@@ -56,6 +60,7 @@ pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> sqlx::Result<
                 job.run_at,
                 job.max_attempts,
                 job.delay_secs,
+                job.trace_parent,
             )
             .fetch_optional(db)
             .await
@@ -63,8 +68,8 @@ pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> sqlx::Result<
         (None, Some(coalesce)) => {
             sqlx::query_scalar!(
                 r#"WITH ins AS (
-                       INSERT INTO jobs (kind, payload, coalesce_key, run_at, max_attempts)
-                       VALUES ($1, $2, $3, COALESCE($4, now() + make_interval(secs => $6)), $5)
+                       INSERT INTO jobs (kind, payload, coalesce_key, run_at, max_attempts, trace_parent)
+                       VALUES ($1, $2, $3, COALESCE($4, now() + make_interval(secs => $6)), $5, $7)
                        ON CONFLICT (coalesce_key) WHERE status = 'queued'
                        DO UPDATE SET run_at = EXCLUDED.run_at, updated_at = now() WHERE EXCLUDED.run_at < jobs.run_at
                        RETURNING id)
@@ -75,6 +80,7 @@ pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> sqlx::Result<
                 job.run_at,
                 job.max_attempts,
                 job.delay_secs,
+                job.trace_parent,
             )
             .fetch_optional(db)
             .await
@@ -82,8 +88,8 @@ pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> sqlx::Result<
         (None, None) => {
             sqlx::query_scalar!(
                 r#"WITH ins AS (
-                       INSERT INTO jobs (kind, payload, run_at, max_attempts)
-                       VALUES ($1, $2, COALESCE($3, now() + make_interval(secs => $5)), $4)
+                       INSERT INTO jobs (kind, payload, run_at, max_attempts, trace_parent)
+                       VALUES ($1, $2, COALESCE($3, now() + make_interval(secs => $5)), $4, $6)
                        RETURNING id)
                    SELECT ins.id AS "id!" FROM ins, LATERAL (SELECT pg_notify('vpnshop_jobs', '')) AS wake"#,
                 job.kind,
@@ -91,6 +97,7 @@ pub async fn enqueue(db: impl PgExecutor<'_>, job: &NewJob<'_>) -> sqlx::Result<
                 job.run_at,
                 job.max_attempts,
                 job.delay_secs,
+                job.trace_parent,
             )
             .fetch_optional(db)
             .await
@@ -124,7 +131,7 @@ pub async fn claim(
                           ORDER BY run_at, id
                           LIMIT $3
                           FOR UPDATE SKIP LOCKED)
-        RETURNING id, kind, payload, attempts, max_attempts"#,
+        RETURNING id, kind, payload, attempts, max_attempts, trace_parent"#,
         worker,
         lease_secs,
         limit,

@@ -13,23 +13,27 @@ pub struct StoredUpdate {
     pub attempts: i32,
     /// Messages its handler sent on earlier attempts.
     pub sent: i32,
+    /// The W3C `traceparent` of the webhook request that delivered it, if any.
+    pub trace_parent: Option<String>,
 }
 
 /// Channel notified when updates arrive.
 pub const WAKE_CHANNEL: &str = "vpnshop_updates";
 
-/// Inserts many updates (their JSON text) in one statement; repeated update ids are ignored. Returns how many
-/// were new.
+/// Inserts many updates (their JSON text, and the trace that delivered each) in one statement; repeated update
+/// ids are ignored. Returns how many were new.
 pub async fn insert_many(
     db: impl PgExecutor<'_>,
     ids: &[i64],
     chats: &[i64],
     payloads: &[String],
+    trace_parents: &[Option<String>],
 ) -> sqlx::Result<u64> {
     let row = sqlx::query!(
         r#"WITH ins AS (
-               INSERT INTO telegram_updates (update_id, chat_id, payload)
-               SELECT u.id, u.chat, u.payload::json FROM UNNEST($1::int8[], $2::int8[], $3::text[]) AS u(id, chat, payload)
+               INSERT INTO telegram_updates (update_id, chat_id, payload, trace_parent)
+               SELECT u.id, u.chat, u.payload::json, u.trace
+                 FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[]) AS u(id, chat, payload, trace)
                ON CONFLICT (update_id) DO NOTHING
                RETURNING 1),
            -- one wake-up per statement, and only when something new arrived
@@ -37,7 +41,8 @@ pub async fn insert_many(
            SELECT (SELECT count(*) FROM ins) AS "n!", (SELECT count(*) FROM wake) AS "woke!""#,
         ids,
         chats,
-        payloads
+        payloads,
+        trace_parents as &[Option<String>]
     )
     .fetch_one(db)
     .await?;
@@ -73,7 +78,7 @@ pub async fn claim(
              FROM due
             WHERE u.update_id = due.update_id AND u.handled_at IS NULL
               AND (u.locked_until IS NULL OR u.locked_until < now())
-        RETURNING u.update_id, u.chat_id, u.payload::text AS "payload!", u.attempts, u.sent"#,
+        RETURNING u.update_id, u.chat_id, u.payload::text AS "payload!", u.attempts, u.sent, u.trace_parent"#,
         worker,
         lease_secs,
         limit,

@@ -87,6 +87,8 @@ pub fn router(state: AppState) -> Router {
                     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
                     tracing::info_span!(
                         "http",
+                        otel.name = format!("{} {}", request.method(), route.as_deref().unwrap_or("unmatched")),
+                        otel.kind = "server",
                         http.method = %request.method(),
                         http.route = route.as_deref().unwrap_or("unmatched"),
                         request.id = %request_id,

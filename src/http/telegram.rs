@@ -1,6 +1,8 @@
 //! `POST /telegram/webhook`: Telegram's deliveries. The secret header is checked (in constant time) before any
 //! of the body is read, and the body is read only up to `telegram.max_update_bytes` (413 beyond, declared or
-//! not); the update is stored durably before the 200; a full intake answers 503 so Telegram retries.
+//! not); the update is stored durably before the 200; a full intake answers 503 so Telegram retries. A delivery
+//! with the right secret gets a `telegram.webhook` span: the update is stored with its trace, which the inbox
+//! continues when it handles the update.
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -9,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
+use tracing::Instrument;
 
 use super::Problem;
 use super::limits::read_body;
@@ -28,6 +31,20 @@ async fn webhook(State(state): State<AppState>, request: Request) -> Response {
         metrics::counter!("vpnshop_telegram_webhook_rejected_total", "reason" => "secret").increment(1);
         return Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", "wrong or missing secret token").into_response();
     }
+    let span = tracing::info_span!(
+        "telegram.webhook",
+        otel.name = "POST /telegram/webhook",
+        otel.kind = "server",
+        http.route = "/telegram/webhook",
+        http.response.status_code = tracing::field::Empty,
+    );
+    let response = deliver(tg, &state, request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
+}
+
+/// Reads the body and hands the update to the intake.
+async fn deliver(tg: &crate::bot::Telegram, state: &AppState, request: Request) -> Response {
     let body = match read_body(request.into_body(), state.settings.telegram.max_update_bytes).await {
         Ok(body) => body,
         Err(problem) => {

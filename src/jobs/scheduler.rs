@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_cron_scheduler::{Job, JobScheduler};
+use tracing::Instrument;
 
 use crate::db::locks::Locks;
 
@@ -48,7 +49,9 @@ pub async fn start(
         let (locks, name_owned) = (locks.clone(), name.clone());
         let job = Job::new_async(cron.as_str(), move |_, _| {
             let (locks, name, sweep) = (locks.clone(), name_owned.clone(), sweep.clone());
-            Box::pin(async move {
+            // a trace per run: the jobs a sweep enqueues continue it
+            let span = tracing::info_span!("sweep", otel.name = format!("sweep {name}"), sweep.name = %name);
+            let run = async move {
                 match run_sweep(&locks, &name, sweep.as_ref()).await {
                     Ok(Some(n)) => tracing::debug!(sweep = %name, enqueued = n, "sweep ran"),
                     Ok(None) => tracing::debug!(sweep = %name, "sweep skipped: running elsewhere"),
@@ -56,7 +59,8 @@ pub async fn start(
                         tracing::error!(sweep = %name, error = format!("{e:#}"), "sweep failed")
                     }
                 }
-            })
+            };
+            Box::pin(run.instrument(span))
         })
         .with_context(|| format!("`scheduler.sweeps.{name}`: invalid cron expression {cron:?}"))?;
         scheduler.add(job).await.with_context(|| format!("scheduling sweep {name}"))?;

@@ -58,7 +58,15 @@ impl Worker {
         let Some(job) = queue::claim(&self.pool, &self.name, &self.settings, 1).await?.pop() else {
             return Ok(false);
         };
-        let span = tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, job.attempt = job.attempts);
+        let span = tracing::info_span!(
+            "job",
+            otel.name = format!("job {}", job.kind),
+            job.id = job.id,
+            job.kind = %job.kind,
+            job.attempt = job.attempts,
+        );
+        // every attempt is a child of the span that enqueued the job (see telemetry::context)
+        crate::telemetry::continue_trace(&span, job.trace_parent.as_deref());
         let started = Instant::now();
         let Some(outcome) = self.execute(&job).instrument(span.clone()).await else {
             // another worker owns the job now: it records the outcome, not us

@@ -75,7 +75,22 @@ impl GrpcChannel {
     }
 
     /// One unary call: `path` is `/<package>.<Service>/<Method>`.
+    #[tracing::instrument(name = "grpc", skip_all, fields(
+        otel.name = path,
+        otel.kind = "client",
+        rpc.system = "grpc",
+        rpc.method = path,
+        otel.status_code = tracing::field::Empty,
+    ))]
     pub async fn unary<Q: Message, R: Message + Default>(&self, path: &str, request: &Q) -> Result<R, GrpcError> {
+        let answer = self.unary_inner(path, request).await;
+        if answer.is_err() {
+            tracing::Span::current().record("otel.status_code", "ERROR");
+        }
+        answer
+    }
+
+    async fn unary_inner<Q: Message, R: Message + Default>(&self, path: &str, request: &Q) -> Result<R, GrpcError> {
         let mut send = self.send.clone().ready().await.map_err(transport)?;
         let head = http::Request::builder()
             .method(http::Method::POST)

@@ -167,12 +167,27 @@ impl SshSession {
         self.handle.is_closed()
     }
 
-    /// Runs `command` with `stdin` as its standard input and waits for it to finish.
+    /// Runs `command` with `stdin` as its standard input and waits for it to finish. Its span says how much
+    /// went in and how it exited, never the command (it may hold paths an operator chose) nor the input.
+    #[tracing::instrument(name = "ssh.exec", skip_all, fields(
+        otel.kind = "client",
+        ssh.stdin_bytes = stdin.len(),
+        ssh.exit_status = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    ))]
     pub async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput, NodeError> {
         let t = self.command_timeout;
-        tokio::time::timeout(t, self.exec_inner(command, stdin))
+        let out = tokio::time::timeout(t, self.exec_inner(command, stdin))
             .await
-            .map_err(|_| unreachable("command timed out", format!("no result within {t:?}")))?
+            .map_err(|_| unreachable("command timed out", format!("no result within {t:?}")))
+            .and_then(|done| done);
+        let span = tracing::Span::current();
+        match &out {
+            Ok(ExecOutput { status: Some(status), .. }) => span.record("ssh.exit_status", status),
+            Ok(_) => &span,
+            Err(_) => span.record("otel.status_code", "ERROR"),
+        };
+        out
     }
 
     async fn exec_inner(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput, NodeError> {
@@ -294,6 +309,7 @@ impl SshPool {
         }
     }
 
+    #[tracing::instrument(name = "ssh.connect", skip_all, fields(otel.kind = "client", server.id = node.server_id))]
     async fn connect(&self, node: &NodeTarget) -> Result<SshSession, NodeError> {
         let pin = node.host_key_fingerprint.clone();
         if pin.is_none() {

@@ -185,32 +185,32 @@ fn command_failed(what: &str, out: &ExecOutput) -> NodeError {
 
 #[async_trait::async_trait]
 impl NodeApi for SshNodes {
-    #[tracing::instrument(skip_all, fields(server.id = node.server_id, user.email = %user.email))]
+    #[tracing::instrument(name = "node.add_user", skip_all, fields(server.id = node.server_id, user.email = %user.email))]
     async fn add_user(&self, node: &NodeTarget, user: &NodeUser) -> Result<(), NodeError> {
         let (core, protocol) = (node.core, node.protocol);
         self.call(node, |c| async move { grpc::add_user(&c.channel, core, protocol, &node.inbound_tag, user).await })
             .await
     }
 
-    #[tracing::instrument(skip_all, fields(server.id = node.server_id, user.email = %email))]
+    #[tracing::instrument(name = "node.remove_user", skip_all, fields(server.id = node.server_id, user.email = %email))]
     async fn remove_user(&self, node: &NodeTarget, email: &str) -> Result<(), NodeError> {
         let core = node.core;
         self.call(node, |c| async move { grpc::remove_user(&c.channel, core, &node.inbound_tag, email).await }).await
     }
 
-    #[tracing::instrument(skip_all, fields(server.id = node.server_id))]
+    #[tracing::instrument(name = "node.user_counters", skip_all, fields(server.id = node.server_id))]
     async fn user_counters(&self, node: &NodeTarget) -> Result<Vec<(String, UserCounter)>, NodeError> {
         let core = node.core;
         self.call(node, |c| async move { grpc::user_counters(&c.channel, core).await }).await
     }
 
-    #[tracing::instrument(skip_all, fields(server.id = node.server_id))]
+    #[tracing::instrument(name = "node.core_uptime", skip_all, fields(server.id = node.server_id))]
     async fn core_uptime(&self, node: &NodeTarget) -> Result<Duration, NodeError> {
         let core = node.core;
         self.call(node, |c| async move { grpc::uptime(&c.channel, core).await }).await
     }
 
-    #[tracing::instrument(skip_all, fields(server.id = node.server_id))]
+    #[tracing::instrument(name = "node.read_config", skip_all, fields(server.id = node.server_id))]
     async fn read_config(&self, node: &NodeTarget) -> Result<Option<String>, NodeError> {
         let out = self.exec(node, &sh(&read_config_script(&node.config_path)), &[]).await?;
         match out.status {
@@ -222,7 +222,7 @@ impl NodeApi for SshNodes {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(server.id = node.server_id, config.bytes = config_json.len()))]
+    #[tracing::instrument(name = "node.write_config", skip_all, fields(server.id = node.server_id, config.bytes = config_json.len()))]
     async fn write_config(&self, node: &NodeTarget, config_json: &str) -> Result<(), NodeError> {
         let script = write_config_script(node.core, &node.config_path);
         let out = self.exec(node, &sh(&script), config_json.as_bytes()).await?;
@@ -235,13 +235,13 @@ impl NodeApi for SshNodes {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(server.id = node.server_id))]
+    #[tracing::instrument(name = "node.restart_core", skip_all, fields(server.id = node.server_id))]
     async fn restart_core(&self, node: &NodeTarget) -> Result<(), NodeError> {
         let out = self.exec(node, &node.restart_command, &[]).await?;
         if out.success() { Ok(()) } else { Err(command_failed("restarting the core failed", &out)) }
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(name = "node.fetch_host_key", skip(self))]
     async fn fetch_host_key(&self, host: &str, port: u16) -> Result<String, NodeError> {
         self.ssh.fetch_host_key(host, port).await
     }

@@ -6,9 +6,15 @@ use sqlx::PgPool;
 use crate::db::telegram_updates;
 pub use crate::db::telegram_updates::{StoredUpdate, WAKE_CHANNEL};
 
-/// Stores a batch; returns how many were new (the rest were repeats).
-pub async fn store(pool: &PgPool, ids: &[i64], chats: &[i64], payloads: &[String]) -> sqlx::Result<u64> {
-    telegram_updates::insert_many(pool, ids, chats, payloads).await
+/// Stores a batch (with the trace each update arrived in); returns how many were new (the rest were repeats).
+pub async fn store(
+    pool: &PgPool,
+    ids: &[i64],
+    chats: &[i64],
+    payloads: &[String],
+    trace_parents: &[Option<String>],
+) -> sqlx::Result<u64> {
+    telegram_updates::insert_many(pool, ids, chats, payloads, trace_parents).await
 }
 
 /// How many of the oldest pending updates a claim looks at first, so that a long backlog is not walked on every

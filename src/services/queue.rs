@@ -64,9 +64,11 @@ impl JobSpec {
         self
     }
 
-    /// Enqueues in the caller's transaction. Returns `None` when a key suppressed it.
+    /// Enqueues in the caller's transaction, in the current trace (its runs continue it). Returns `None` when a
+    /// key suppressed it.
     pub async fn enqueue(&self, db: impl PgExecutor<'_>, settings: &JobSettings) -> sqlx::Result<Option<i64>> {
         debug_assert!(self.idempotency_key.is_none() || self.coalesce_key.is_none(), "one key per job");
+        let trace_parent = crate::telemetry::current_traceparent();
         let job = NewJob {
             kind: self.kind,
             payload: self.payload.clone(),
@@ -75,6 +77,7 @@ impl JobSpec {
             run_at: self.run_at,
             delay_secs: self.delay.map_or(0.0, |d| d.as_secs_f64()),
             max_attempts: settings.max_attempts,
+            trace_parent: trace_parent.as_deref(),
         };
         jobs::enqueue(db, &job).await
     }

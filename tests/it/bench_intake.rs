@@ -785,8 +785,9 @@ async fn bench_intake_insert_size(_: PgPoolOptions, connect: PgConnectOptions) {
                     })
                     .collect();
                 bytes = texts.iter().map(String::len).sum();
+                let traces = vec![None; ids.len()];
                 let started = Instant::now();
-                let stored = vpnshop::services::inbox::store(&pool, &ids, &chats, &texts).await.unwrap();
+                let stored = vpnshop::services::inbox::store(&pool, &ids, &chats, &texts, &traces).await.unwrap();
                 took.push(started.elapsed());
                 assert_eq!(stored, rows as u64, "every row is new and stored");
             }

@@ -31,4 +31,5 @@ mod servers;
 mod subscriptions;
 mod support;
 mod telegram_fake;
+mod traces;
 mod upgrade;

@@ -143,7 +143,7 @@ async fn commands_print_their_result_on_stdout_and_errors_once_on_stderr(pool: P
 }
 
 /// A local stand-in for Sentry's ingest endpoint: records the paths and bodies it receives.
-async fn fake_sentry() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+pub async fn fake_sentry() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
     use axum::body::Bytes;
     use axum::http::Uri;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -55,7 +55,7 @@ async fn a_panicking_handler_is_a_failed_attempt_and_its_chat_goes_on_after_the_
     });
     let (bad, next) = (i64::from(next_id()), i64::from(next_id()));
     let payloads = vec![format!(r#"{{"update_id": {bad}, "boom": 1}}"#), format!(r#"{{"update_id": {next}}}"#)];
-    stored_updates::store(&pool, &[bad, next], &[62, 62], &payloads).await.unwrap();
+    stored_updates::store(&pool, &[bad, next], &[62, 62], &payloads, &[None, None]).await.unwrap();
     let cancel = CancellationToken::new();
     let worker = tokio::spawn(inbox::run_with(state.clone(), telegram, handler, cancel.clone()));
 

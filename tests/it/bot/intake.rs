@@ -202,7 +202,7 @@ async fn a_stored_update_we_cannot_read_is_set_aside_and_blocks_no_one(pool: PgP
         format!(r#"{{"update_id": {huge}, "x": 1e400}}"#),
         format!(r#"{{"update_id": {deep}, "x": {}1{}}}"#, "[".repeat(300), "]".repeat(300)),
     ];
-    assert_eq!(inbox::store(db, &[huge, deep], &[31, 32], &payloads).await.unwrap(), 2);
+    assert_eq!(inbox::store(db, &[huge, deep], &[31, 32], &payloads, &[None, None]).await.unwrap(), 2);
     // a customer's /start behind them is answered
     let user = TgUser::new(33, "Behind");
     shop.deliver(&command_update(next_id(), &user, "/start")).await;
@@ -224,7 +224,7 @@ async fn an_older_update_that_commits_late_waits_for_its_chat(pool: PgPool) {
     use vpnshop::services::inbox;
     let store = |id: i64, chat: i64| {
         let pool = pool.clone();
-        async move { inbox::store(&pool, &[id], &[chat], &[format!(r#"{{"update_id": {id}}}"#)]).await.unwrap() }
+        async move { inbox::store(&pool, &[id], &[chat], &[format!(r#"{{"update_id": {id}}}"#)], &[None]).await.unwrap() }
     };
     store(101, 5).await;
     let first = inbox::claim(&pool, "w", 60.0, 16).await.unwrap();
@@ -246,7 +246,7 @@ async fn a_chat_with_a_long_backlog_does_not_hold_up_the_others(pool: PgPool) {
     let ids: Vec<i64> = (1..=2501).collect();
     let chats: Vec<i64> = ids.iter().map(|id| if *id <= 2500 { 1 } else { 2 }).collect();
     let payloads: Vec<String> = ids.iter().map(|id| format!(r#"{{"update_id": {id}}}"#)).collect();
-    assert_eq!(inbox::store(&pool, &ids, &chats, &payloads).await.unwrap(), 2501);
+    assert_eq!(inbox::store(&pool, &ids, &chats, &payloads, &vec![None; ids.len()]).await.unwrap(), 2501);
 
     let first = inbox::claim(&pool, "w", 60.0, 16).await.unwrap();
     let mut got: Vec<(i64, i64)> = first.iter().map(|u| (u.chat_id, u.update_id)).collect();

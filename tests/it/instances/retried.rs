@@ -41,7 +41,7 @@ async fn buy_handled_again_after_its_screen_went_out_keeps_the_purchase_on_that_
     let u = user(7501, "en");
     let update = command_update(next_id(), &u, "/buy");
     let id = update["update_id"].as_i64().unwrap();
-    stored_updates::store(&pool, &[id], &[u.id], &[update.to_string()]).await.unwrap();
+    stored_updates::store(&pool, &[id], &[u.id], &[update.to_string()], &[None]).await.unwrap();
     let cancel = CancellationToken::new();
     let worker = tokio::spawn(inbox::run_with(state.clone(), state.telegram.clone().unwrap(), handler, cancel.clone()));
 
