@@ -113,7 +113,8 @@ GID_=$(id_of group vpnshop) || die "group vpnshop is missing after creating it"
 # ------------------------------------------------------------------ directories, settings, secrets
 dir /etc/vpnshop 0750 "0:$GID_"
 dir /var/lib/vpnshop 0750 "$UID_:$GID_"
-dir /var/lib/vpnshop/backups 0700 "$UID_:$GID_"
+# 0750 as systemd makes it (StateDirectoryMode= of vpnshop-backup.service); the files in it are 0600
+dir /var/lib/vpnshop/backups 0750 "$UID_:$GID_"
 
 # default.toml is the shipped defaults and follows each release; production.toml and plans.toml are yours
 if [ -f "$R/etc/vpnshop/default.toml" ] && ! cmp -s "$REPO/config/default.toml" "$R/etc/vpnshop/default.toml"; then
@@ -156,6 +157,9 @@ VPNSHOP__HTTP__TRUSTED_PROXIES=127.0.0.1
 
 # the shop's SSH key for the nodes (made by install.sh; its .pub goes to deploy/node/setup.sh --shop-key)
 VPNSHOP__PROVISION__SSH_KEY_PATH=/etc/vpnshop/id_ed25519
+
+# backups (vpnshop-backup.timer): encrypted with age to these recipients when set (comma-separated)
+#VPNSHOP__BACKUP__RECIPIENTS=age1...
 
 # payments (each is offered only when set): docs/payments.md
 #VPNSHOP__STRIPE__SECRET_KEY=

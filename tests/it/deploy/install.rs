@@ -17,7 +17,7 @@ const TREE: [(&str, u32, &str, &str); 17] = [
     ("etc/vpnshop/id_ed25519", 0o640, "root", "vpnshop"),
     ("etc/vpnshop/id_ed25519.pub", 0o644, "root", "vpnshop"),
     ("var/lib/vpnshop", 0o750, "vpnshop", "vpnshop"),
-    ("var/lib/vpnshop/backups", 0o700, "vpnshop", "vpnshop"),
+    ("var/lib/vpnshop/backups", 0o750, "vpnshop", "vpnshop"),
     ("usr/local/bin/vpnshop", 0o755, "root", "root"),
     ("usr/local/sbin/vpnshopctl", 0o755, "root", "root"),
     ("etc/systemd/system/vpnshop.service", 0o644, "root", "root"),

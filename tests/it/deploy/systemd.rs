@@ -115,6 +115,9 @@ async fn install_sh_then_systemd_runs_the_shop_sandboxed_and_stops_it_cleanly(po
     } else {
         eprintln!("not yet: this binary has no `backup` command");
     }
+    // what systemd made of the directories is what install.sh makes: running it again changes nothing
+    let again = ok(&mut machine, "bash /root/src/deploy/install.sh --binary /root/src/vpnshop 2>&1").await;
+    assert!(again.contains("nothing to change"), "{again}");
 
     let stop_started = Instant::now();
     ok(&mut machine, "systemctl stop vpnshop").await;
