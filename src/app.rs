@@ -357,9 +357,15 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
         let handle = metrics::handle();
         tracing::info!(addr = %listener.local_addr()?, "metrics listening on /metrics");
         tasks.spawn(infallible(metrics::upkeep(handle.clone(), cancel.clone())));
+        let exposition = metrics::Exposition::new(Some((state.pool.clone(), settings.database.max_connections)));
+        let (every, timeout) = (
+            Duration::from_secs(settings.metrics.collect_interval_secs),
+            Duration::from_millis(settings.metrics.collect_timeout_ms),
+        );
+        tasks.spawn(infallible(exposition.clone().collect(state.pool.clone(), every, timeout, cancel.clone())));
         let metrics_cancel = cancel.clone();
         tasks.spawn(async move {
-            axum::serve(listener, metrics::router(handle))
+            axum::serve(listener, metrics::router(handle, exposition))
                 .with_graceful_shutdown(metrics_cancel.cancelled_owned())
                 .await
                 .context("metrics server")
@@ -395,6 +401,10 @@ pub async fn run(state: AppState, listeners: Listeners, cancel: CancellationToke
         }
     }
     let registry = Arc::new(job_registry(&state));
+    {
+        let sweeps = settings.scheduler.sweeps.keys().filter(|_| settings.scheduler.enabled).map(String::as_str);
+        metrics::preregister(registry.kinds(), sweeps);
+    }
     let wake = Arc::new(tokio::sync::Notify::new());
     tasks.spawn(infallible(listen_for_jobs(state.pool.clone(), wake.clone(), cancel.clone())));
     for i in 0..settings.jobs.workers {

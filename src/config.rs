@@ -147,6 +147,10 @@ pub struct HttpSettings {
 pub struct MetricsSettings {
     pub enabled: bool,
     pub addr: SocketAddr,
+    /// Seconds between readings of the database gauges (one set of queries per reading, whatever the scrapes).
+    pub collect_interval_secs: u64,
+    /// A reading's statements are cancelled after this long.
+    pub collect_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -909,6 +913,16 @@ impl Settings {
             if !self.shop.currency.contains_key(lang) {
                 problems.push(format!("`shop.currency.{lang}` is missing (USD, EUR or IRR)"));
             }
+        }
+        if self.metrics.collect_interval_secs == 0
+            || self.metrics.collect_timeout_ms == 0
+            || self.metrics.collect_timeout_ms >= self.metrics.collect_interval_secs.saturating_mul(1000)
+        {
+            problems.push(
+                "`metrics.collect_interval_secs` and `metrics.collect_timeout_ms` must be at least 1, the timeout \
+                 shorter than the interval"
+                    .to_owned(),
+            );
         }
         if self.database.max_connections == 0 {
             problems.push("`database.max_connections` must be at least 1".to_owned());

@@ -122,6 +122,20 @@ fn invalid_values_name_the_key() {
 }
 
 #[test]
+fn the_metrics_collection_needs_a_timeout_shorter_than_its_interval() {
+    let s = Settings::load_from(&config_dir(), env(&[])).unwrap();
+    assert_eq!((s.metrics.collect_interval_secs, s.metrics.collect_timeout_ms), (15, 5000));
+    for (key, value) in [
+        ("VPNSHOP__METRICS__COLLECT_INTERVAL_SECS", "0"),
+        ("VPNSHOP__METRICS__COLLECT_TIMEOUT_MS", "0"),
+        ("VPNSHOP__METRICS__COLLECT_TIMEOUT_MS", "15000"),
+    ] {
+        let err = Settings::load_from(&config_dir(), env(&[(key, value)])).unwrap_err();
+        assert!(err.to_string().contains("metrics.collect_timeout_ms"), "{key}={value}: {err}");
+    }
+}
+
+#[test]
 fn a_public_webhook_url_needs_a_secret() {
     let err = Settings::load_from(&config_dir(), env(&[("VPNSHOP__TELEGRAM__PUBLIC_URL", "https://shop.example")]))
         .unwrap_err();

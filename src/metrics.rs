@@ -10,6 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+pub mod shop;
+pub use shop::Exposition;
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the recorder once per process (tests start many apps in one process) and returns its handle.
@@ -54,8 +57,17 @@ fn describe() {
     describe_histogram!("vpnshop_job_duration_seconds", Unit::Seconds, "Job attempt duration by kind");
     describe_counter!("vpnshop_sweep_runs_total", "Scheduler sweep runs by sweep");
     describe_counter!("vpnshop_sweep_enqueued_total", "Jobs enqueued by scheduler sweeps, by sweep");
+    describe_counter!("vpnshop_sweep_failures_total", "Scheduler sweep runs that failed, by sweep");
+    describe_counter!(
+        "vpnshop_revenue_minor_units_total",
+        "Money taken, in minor units (cents; rials for IRR), by currency and method, counted when a payment is accepted or succeeds"
+    );
+    describe_counter!(
+        "vpnshop_revenue_reversed_minor_units_total",
+        "Money given back, in minor units, by currency and method: refunds, and automatic acceptances rejected later"
+    );
+    describe_counter!("vpnshop_gauges_errors_total", "Failed readings of the database gauges");
     describe_counter!("vpnshop_node_operations_total", "Operations on V2Ray nodes by node, operation and result");
-    describe_gauge!("vpnshop_node_up", "1 when the node answered its last operation, 0 when it did not");
     describe_counter!("vpnshop_node_restarts_total", "Core restarts we caused, by node and reason");
     describe_counter!("vpnshop_traffic_bytes_total", "Traffic metered on nodes, by node and direction");
     describe_counter!("vpnshop_subscription_transitions_total", "Subscription state changes, by new status");
@@ -71,6 +83,10 @@ fn describe() {
     describe_counter!("vpnshop_stripe_webhooks_total", "Stripe webhook deliveries, by result (or why refused)");
     describe_counter!("vpnshop_stripe_reconciled_total", "Stripe payments the sweep settled or skipped, by result");
     describe_gauge!("vpnshop_telegram_intake_queue", "Telegram updates waiting to be stored");
+    describe_gauge!(
+        "vpnshop_telegram_intake_capacity",
+        "Telegram updates the intake queue holds at most (telegram.intake_queue); beyond, the webhook answers 503"
+    );
     describe_counter!("vpnshop_telegram_updates_total", "Telegram updates received, by result (stored, duplicate)");
     describe_counter!("vpnshop_telegram_webhook_rejected_total", "Webhook requests refused, by reason");
     describe_counter!("vpnshop_telegram_handled_total", "Telegram updates handled, by result (ok, retry, failed)");
@@ -91,13 +107,86 @@ fn describe() {
     );
 }
 
-/// The router of the metrics listener: `GET /metrics`.
-pub fn router(handle: PrometheusHandle) -> Router {
-    Router::new().route("/metrics", get(render)).with_state(handle)
+/// The router of the metrics listener: `GET /metrics` (the recorder's metrics, then the exposition's).
+pub fn router(handle: PrometheusHandle, exposition: std::sync::Arc<Exposition>) -> Router {
+    Router::new().route("/metrics", get(render)).with_state((handle, exposition))
 }
 
-async fn render(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4")], handle.render())
+async fn render(
+    State((handle, exposition)): State<(PrometheusHandle, std::sync::Arc<Exposition>)>,
+) -> impl IntoResponse {
+    let mut text = handle.render();
+    exposition.render_into(&mut text);
+    ([("content-type", "text/plain; version=0.0.4")], text)
+}
+
+/// Job outcomes as `vpnshop_jobs_total` labels them.
+pub const JOB_OUTCOMES: [&str; 5] = ["done", "deferred", "retry", "dead", "lost"];
+
+/// Registers at 0 the series that must exist before their first event, so `rate()` and `increase()` see the
+/// first one: every job kind this instance runs (with each outcome, and its duration), every sweep, the
+/// business counters of every currency and method, the Telegram counters. (A counter's `absolute(0)` never
+/// lowers it.)
+pub fn preregister<'a>(kinds: impl IntoIterator<Item = &'a str>, sweeps: impl IntoIterator<Item = &'a str>) {
+    for kind in kinds {
+        for outcome in JOB_OUTCOMES {
+            metrics::counter!("vpnshop_jobs_total", "kind" => kind.to_owned(), "outcome" => outcome).absolute(0);
+        }
+        let _ = metrics::histogram!("vpnshop_job_duration_seconds", "kind" => kind.to_owned());
+    }
+    for sweep in sweeps {
+        metrics::counter!("vpnshop_sweep_runs_total", "sweep" => sweep.to_owned()).absolute(0);
+        metrics::counter!("vpnshop_sweep_failures_total", "sweep" => sweep.to_owned()).absolute(0);
+    }
+    for currency in crate::domain::Currency::ALL {
+        for method in crate::domain::status::PaymentMethod::ALL.iter().map(|m| m.as_str()) {
+            let c = currency.as_str();
+            metrics::counter!("vpnshop_revenue_minor_units_total", "currency" => c, "method" => method).absolute(0);
+            metrics::counter!("vpnshop_revenue_reversed_minor_units_total", "currency" => c, "method" => method)
+                .absolute(0);
+        }
+    }
+    metrics::counter!("vpnshop_trials_granted_total").absolute(0);
+    for outcome in ["sent", "failed", "blocked", "unknown"] {
+        metrics::counter!("vpnshop_broadcast_messages_total", "outcome" => outcome).absolute(0);
+    }
+    for result in ["stored", "duplicate"] {
+        metrics::counter!("vpnshop_telegram_updates_total", "result" => result).absolute(0);
+    }
+    for result in ["ok", "retry", "failed"] {
+        metrics::counter!("vpnshop_telegram_handled_total", "result" => result).absolute(0);
+    }
+    metrics::counter!("vpnshop_telegram_rate_limited_total").absolute(0);
+    for reason in ["secret", "too_large", "unread", "malformed"] {
+        metrics::counter!("vpnshop_telegram_webhook_rejected_total", "reason" => reason).absolute(0);
+    }
+    for kind in ["new", "renewal", "topup"] {
+        metrics::counter!("vpnshop_orders_fulfilled_total", "kind" => kind).absolute(0);
+    }
+}
+
+/// Counts money taken (a payment accepted or succeeded), after its transaction committed.
+pub fn revenue(currency: crate::domain::Currency, method: crate::domain::status::PaymentMethod, amount_minor: i64) {
+    let method = method.as_str();
+    let amount = u64::try_from(amount_minor).unwrap_or(0);
+    metrics::counter!("vpnshop_revenue_minor_units_total", "currency" => currency.as_str(), "method" => method)
+        .increment(amount);
+}
+
+/// Counts money given back (a refund, or an automatic acceptance rejected), after its transaction committed.
+pub fn revenue_reversed(
+    currency: crate::domain::Currency,
+    method: crate::domain::status::PaymentMethod,
+    amount_minor: i64,
+) {
+    let method = method.as_str();
+    let amount = u64::try_from(amount_minor).unwrap_or(0);
+    metrics::counter!(
+        "vpnshop_revenue_reversed_minor_units_total",
+        "currency" => currency.as_str(),
+        "method" => method
+    )
+    .increment(amount);
 }
 
 /// Keeps histograms bounded; run for the life of the process.
@@ -130,11 +219,31 @@ fn intern(value: &str) -> &'static str {
     }
 }
 
+/// The method as a label: the standard ones by name, any other (clients may send any token) as "other".
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    for known in [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::HEAD, Method::OPTIONS]
+    {
+        if method == known {
+            return match known.as_str() {
+                "GET" => "GET",
+                "POST" => "POST",
+                "PUT" => "PUT",
+                "PATCH" => "PATCH",
+                "DELETE" => "DELETE",
+                "HEAD" => "HEAD",
+                _ => "OPTIONS",
+            };
+        }
+    }
+    "other"
+}
+
 /// Middleware: request count and latency per matched route (never the raw path: tokens live in paths).
 pub async fn track_http(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().map(|p| intern(p.as_str())).unwrap_or("unmatched");
-    let method = intern(request.method().as_str());
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let status = intern(response.status().as_str());
     metrics::counter!("vpnshop_http_requests_total", "route" => route, "method" => method, "status" => status)

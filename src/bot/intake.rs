@@ -173,6 +173,9 @@ impl Intake {
     /// A writer: runs until cancelled, storing batches. When cancelled it closes the queue (later requests get
     /// "busy") and stores what is already in it, so no request waits for an answer that never comes.
     pub async fn write(self, pool: PgPool, cancel: CancellationToken) {
+        // here, not in `new`: the metrics recorder is installed when the app runs, after its state is built
+        metrics::gauge!("vpnshop_telegram_intake_capacity").set(self.tx.max_capacity() as f64);
+        metrics::gauge!("vpnshop_telegram_intake_queue").set(self.queued() as f64);
         loop {
             let batch = {
                 let mut rx = self.rx.lock().await;
@@ -200,6 +203,8 @@ impl Intake {
                 }
                 batch
             };
+            // what still waits, so the gauge falls as the writers catch up (not only when updates arrive)
+            metrics::gauge!("vpnshop_telegram_intake_queue").set(self.queued() as f64);
             store_batch(&pool, batch).await;
         }
     }

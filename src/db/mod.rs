@@ -19,6 +19,7 @@ pub mod audit;
 pub mod broadcasts;
 pub mod clients;
 pub mod dash_sessions;
+pub mod gauges;
 pub mod jobs;
 pub mod locations;
 pub mod locks;

@@ -49,4 +49,9 @@ impl Registry {
     pub fn get(&self, kind: &str) -> Option<&Arc<dyn JobHandler>> {
         self.handlers.get(kind)
     }
+
+    /// The kinds with a handler.
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        self.handlers.keys().map(String::as_str)
+    }
 }

@@ -29,6 +29,9 @@ pub async fn run_sweep(locks: &Locks, name: &str, sweep: &dyn Sweep) -> anyhow::
     };
     let enqueued = sweep.run().await;
     lock.release().await;
+    if enqueued.is_err() {
+        metrics::counter!("vpnshop_sweep_failures_total", "sweep" => name.to_owned()).increment(1);
+    }
     let enqueued = enqueued?;
     metrics::counter!("vpnshop_sweep_runs_total", "sweep" => name.to_owned()).increment(1);
     metrics::counter!("vpnshop_sweep_enqueued_total", "sweep" => name.to_owned()).increment(enqueued);

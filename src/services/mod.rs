@@ -6,6 +6,7 @@ pub mod auth;
 pub mod broadcasts;
 pub mod catalog;
 pub mod customers;
+pub mod gauges;
 pub mod health;
 pub mod inbox;
 pub mod nodes;

@@ -159,11 +159,7 @@ impl Nodes {
             Err(NodeError::HostKeyMismatch { .. }) => (Health::HostKeyMismatch, Some(result_text(result))),
             Err(_) => (Health::Down, Some(result_text(result))),
         };
-        metrics::gauge!("vpnshop_node_up", "node" => row.name.clone()).set(if health == Health::Ok {
-            1.0
-        } else {
-            0.0
-        });
+        // vpnshop_node_up is read from servers.health (metrics::shop), the same on every instance
         if let Err(e) = db::servers::set_health(&self.pool, row.id, health, detail.as_deref()).await {
             tracing::warn!(node = %row.name, error = %e, "could not record node health");
         }

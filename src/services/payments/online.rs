@@ -372,5 +372,13 @@ pub async fn settle(pool: &PgPool, settings: &Settings, payment_id: i64, report:
         _ => "refunded",
     };
     metrics::counter!("vpnshop_online_settlements_total", "method" => method.as_str(), "result" => result).increment(1);
+    match (&settled, payment.status) {
+        (Settled::Fulfilled, _) => crate::metrics::revenue(payment.currency, method, payment.amount_minor),
+        // only money that was counted comes back out (a refund before the payment completed never counted)
+        (Settled::Refunded, PaymentStatus::Succeeded) => {
+            crate::metrics::revenue_reversed(payment.currency, method, payment.amount_minor)
+        }
+        _ => {}
+    }
     Ok(settled)
 }

@@ -255,6 +255,15 @@ pub async fn decide(
     tx.commit().await?;
     metrics::counter!("vpnshop_payments_decided_total", "status" => to.as_str(), "via" => reviewer.via.as_str())
         .increment(1);
+    match (from, to) {
+        (_, PaymentStatus::Accepted | PaymentStatus::AutoAccepted) => {
+            crate::metrics::revenue(payment.currency, payment.method, payment.amount_minor)
+        }
+        (PaymentStatus::AutoAccepted, _) => {
+            crate::metrics::revenue_reversed(payment.currency, payment.method, payment.amount_minor)
+        }
+        _ => {}
+    }
     Ok(Decision::Decided { status: to })
 }
 
