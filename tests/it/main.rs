@@ -18,6 +18,7 @@ mod instances;
 mod job_leases;
 mod jobs;
 mod migrations;
+mod monitoring;
 mod node_api;
 mod node_locks;
 mod node_setup;
