@@ -35,7 +35,7 @@ use vpnshop::services::servers::{self, Actor};
 use self::facts::Facts;
 use self::load::{CUSTOMER_BASE, Load, Rates};
 use self::record::{Sample, sample, sample_tables};
-use self::shop::{ShopProcess, log_lines, rss_kib};
+use self::shop::{ShopProcess, log_lines};
 use crate::helpers::{database_url, multi_thread};
 use crate::provisioning::{node_input, subscribe_on};
 use crate::support::{FakeTelegram, TestNode, node_tools_present};
@@ -127,7 +127,7 @@ async fn run(connect: PgConnectOptions) {
     let drained = drain(&pool).await;
     stop.store(true, Ordering::Relaxed);
     let mut samples = sampler.await.expect("sampler");
-    samples.push(sample(&pool, rss_kib(pid), t0.elapsed().as_secs_f64()).await);
+    samples.push(sample(&pool, pid, t0.elapsed().as_secs_f64()).await);
     let metrics_after = shop.scrape(&http).await;
     let log = shop.log.clone();
     let exit = shop.stop().await;
@@ -191,7 +191,8 @@ async fn run(connect: PgConnectOptions) {
 }
 
 /// `clients` subscriptions (customers `0..clients`, 4 creators) through `subscriptions::create`; waits until all
-/// are active and no node sync is left. Returns (all created, all active and synced), from the start.
+/// are active and nothing is owed (no node sync, no notice left: the shop under test starts with no backlog).
+/// Returns (all created, all active and nothing due), from the start.
 async fn seed(pool: &PgPool, clients: u64) -> (Duration, Duration) {
     let jobs = crate::helpers::test_settings().jobs;
     let t0 = Instant::now();
@@ -207,14 +208,15 @@ async fn seed(pool: &PgPool, clients: u64) -> (Duration, Duration) {
     let created = t0.elapsed();
     let mut said = Instant::now();
     loop {
-        let (active, syncing): (i64, i64) = sqlx::query_as(
+        let (active, owed): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM subscriptions WHERE status = 'active'),
-                    (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running') AND kind = 'node.apply')",
+                    (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')
+                        AND kind NOT IN ('node.meter', 'node.reconcile', 'jobs.cleanup'))",
         )
         .fetch_one(pool)
         .await
         .unwrap();
-        if active == clients as i64 && syncing == 0 {
+        if active == clients as i64 && owed == 0 {
             return (created, t0.elapsed());
         }
         assert!(t0.elapsed() < Duration::from_secs(1800), "only {active} of {clients} active after 30 min");
@@ -232,7 +234,7 @@ async fn sampling(pool: PgPool, pid: u32, t0: Instant, stop: Arc<AtomicBool>) ->
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
-        samples.push(sample(&pool, rss_kib(pid), t0.elapsed().as_secs_f64()).await);
+        samples.push(sample(&pool, pid, t0.elapsed().as_secs_f64()).await);
     }
     samples
 }

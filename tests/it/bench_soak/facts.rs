@@ -20,6 +20,8 @@ pub struct Facts {
     under_review: i64,
     /// Accepted payments whose order has exactly one subscription, and it is active.
     accepted_once_active: i64,
+    /// Seconds from each accepted payment's decision to its subscription's activation (database clock), sorted.
+    accepted_to_active: Vec<f64>,
     dead_jobs: Vec<(String, i64)>,
     /// Bot API calls the shop made during the window and the drain, by method.
     calls: BTreeMap<String, usize>,
@@ -53,6 +55,14 @@ impl Facts {
         .fetch_one(pool)
         .await
         .unwrap();
+        let accepted_to_active = sqlx::query_scalar(
+            "SELECT extract(epoch FROM s.starts_at - p.decided_at)::float8
+               FROM payments p JOIN subscriptions s ON s.order_id = p.order_id
+              WHERE p.status = 'accepted' AND s.status = 'active' ORDER BY 1",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
         let dead_jobs =
             sqlx::query_as("SELECT kind, count(*) FROM jobs WHERE status = 'dead' GROUP BY kind ORDER BY kind")
                 .fetch_all(pool)
@@ -62,7 +72,17 @@ impl Facts {
         for call in &load.tg.calls()[calls_before..] {
             *calls.entry(call.method.clone()).or_default() += 1;
         }
-        Facts { updates, card, accepted, rejected, under_review, accepted_once_active, dead_jobs, calls }
+        Facts {
+            updates,
+            card,
+            accepted,
+            rejected,
+            under_review,
+            accepted_once_active,
+            accepted_to_active,
+            dead_jobs,
+            calls,
+        }
     }
 
     /// The facts as a table, with what the shop's metrics counted between the two scrapes.
@@ -101,6 +121,10 @@ impl Facts {
                 self.card, self.accepted, self.rejected, self.under_review
             ),
             format!("| accepted payments with exactly one subscription, active | {} |", self.accepted_once_active),
+            format!(
+                "| payment accepted → subscription active (database clock), p50 / p90 / max s | {} |",
+                spread(&self.accepted_to_active)
+            ),
             format!("| dead jobs | {:?} |", self.dead_jobs),
             format!("| shop log lines: ERROR / WARN | {log_errors} / {log_warnings} |"),
             format!("| exit after SIGTERM | {exit} |"),
@@ -135,6 +159,12 @@ impl Facts {
         assert_eq!(self.accepted_once_active, self.accepted, "every accepted payment: exactly one active subscription");
         assert!(self.dead_jobs.is_empty(), "dead jobs: {:?}", self.dead_jobs);
     }
+}
+
+/// p50 / p90 / max of sorted seconds.
+fn spread(sorted: &[f64]) -> String {
+    let at = |p: f64| sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+    if sorted.is_empty() { "–".to_owned() } else { format!("{:.2} / {:.2} / {:.2}", at(0.5), at(0.9), at(1.0)) }
 }
 
 /// A label's value in a series (`name{a="x",b="y"}`).

@@ -84,6 +84,8 @@ pub struct Sample {
     /// Seconds since the window opened.
     pub at: f64,
     pub rss_kib: u64,
+    /// CPU seconds the shop has used since it started.
+    pub cpu_secs: f64,
     /// The shop's connections to its database by state (`active`, `idle`, `idle in transaction`, …).
     pub connections: BTreeMap<String, i64>,
     /// Updates stored and not handled yet; jobs due and not done.
@@ -91,7 +93,8 @@ pub struct Sample {
     pub jobs_due: i64,
 }
 
-pub async fn sample(pool: &sqlx::PgPool, shop_rss_kib: u64, at: f64) -> Sample {
+pub async fn sample(pool: &sqlx::PgPool, pid: u32, at: f64) -> Sample {
+    let (rss_kib, cpu_secs) = (super::shop::rss_kib(pid), super::shop::cpu_secs(pid));
     let rows: Vec<(Option<String>, i64)> = sqlx::query_as(
         "SELECT state, count(*) FROM pg_stat_activity
           WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name NOT LIKE 'soak-bench%'
@@ -108,7 +111,7 @@ pub async fn sample(pool: &sqlx::PgPool, shop_rss_kib: u64, at: f64) -> Sample {
     .await
     .unwrap();
     let connections = rows.into_iter().map(|(state, n)| (state.unwrap_or_else(|| "none".into()), n)).collect();
-    Sample { at, rss_kib: shop_rss_kib, connections, unhandled, jobs_due }
+    Sample { at, rss_kib, cpu_secs, connections, unhandled, jobs_due }
 }
 
 fn mib(kib: u64) -> f64 {
@@ -118,13 +121,19 @@ fn mib(kib: u64) -> f64 {
 /// The time series as a table, then RSS first/min/max/last and the least-squares slope over the second half.
 pub fn sample_tables(samples: &[Sample]) -> String {
     let mut lines = vec![
-        "| t s | RSS MiB | DB conns | active | idle | idle in tx | updates unhandled | jobs due |".to_owned(),
-        "|---:|---:|---:|---:|---:|---:|---:|---:|".to_owned(),
+        "| t s | RSS MiB | CPU % of a core | DB conns | active | idle | idle in tx | updates unhandled | jobs due |"
+            .to_owned(),
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|".to_owned(),
     ];
-    for s in samples {
+    for (i, s) in samples.iter().enumerate() {
         let state = |k: &str| s.connections.get(k).copied().unwrap_or(0);
+        let cpu = i
+            .checked_sub(1)
+            .map(|p| &samples[p])
+            .filter(|p| s.at > p.at)
+            .map_or("–".to_owned(), |p| format!("{:.0}", 100.0 * (s.cpu_secs - p.cpu_secs) / (s.at - p.at)));
         lines.push(format!(
-            "| {:.0} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            "| {:.0} | {:.1} | {cpu} | {} | {} | {} | {} | {} | {} |",
             s.at,
             mib(s.rss_kib),
             s.connections.values().sum::<i64>(),
@@ -149,6 +158,11 @@ pub fn sample_tables(samples: &[Sample]) -> String {
         format!("| last | {:.1} |", mib(rss[rss.len() - 1])),
         format!("| slope over the second half ({} samples), per hour | {slope:+.1} |", half.len()),
         format!("| most database connections at once (the shop's) | {conns} |"),
+        format!(
+            "| the shop's CPU from the first to the last sample, % of one core | {:.0} |",
+            100.0 * (samples[samples.len() - 1].cpu_secs - samples[0].cpu_secs)
+                / (samples[samples.len() - 1].at - samples[0].at).max(1.0)
+        ),
     ]);
     lines.join("\n")
 }

@@ -151,6 +151,16 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time a process has used so far (user + system), in seconds (/proc counts in USER_HZ, 100 a second).
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // "pid (comm) state ppid …": utime and stime are the 12th and 13th fields after the comm
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 /// The log lines of a level (JSON logs: `"level":"ERROR"`).
 pub fn log_lines(log: &Path, level: &str) -> Vec<String> {
     let needle = format!("\"level\":\"{level}\"");
