@@ -231,6 +231,7 @@ time-left = { $n ->
 data-usage = Used { $used } of { $cap } GB ({ $left } GB left)
 data-usage-unlimited = Used { $used } GB (unlimited)
 device-link = Device { $seat }: <code>{ $link }</code>
+device-link-via = Device { $seat } · { $via }: <code>{ $link }</code>
 links-pending = Your links appear here as soon as the service is set up.
 links-paused = Your links work again once the service is renewed (or has data again).
 links-ended = This service has ended; its links no longer work.
@@ -244,6 +245,7 @@ service-detail =
 
     { $links }
 qr-caption = Device { $seat }: scan this in your V2Ray app.
+qr-caption-via = Device { $seat } · { $via }: scan this in your V2Ray app.
 
 notice-ready =
     ✅ <b>Your { $place } service is ready!</b>

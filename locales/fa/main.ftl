@@ -226,6 +226,7 @@ time-left = { $n ->
 data-usage = { $used } از { $cap } گیگ مصرف شده ({ $left } گیگ باقی‌مانده)
 data-usage-unlimited = { $used } گیگ مصرف شده (نامحدود)
 device-link = دستگاه { $seat }: <code>{ $link }</code>
+device-link-via = دستگاه { $seat } · { $via }: <code>{ $link }</code>
 links-pending = لینک‌های شما به‌محض راه‌اندازی سرویس همین‌جا نمایش داده می‌شوند.
 links-paused = لینک‌ها پس از تمدید سرویس (یا خرید حجم) دوباره کار می‌کنند.
 links-ended = این سرویس پایان یافته و لینک‌های آن دیگر کار نمی‌کنند.
@@ -239,6 +240,7 @@ service-detail =
 
     { $links }
 qr-caption = دستگاه { $seat }: این کد را در برنامهٔ V2Ray خود اسکن کنید.
+qr-caption-via = دستگاه { $seat } · { $via }: این کد را در برنامهٔ V2Ray خود اسکن کنید.
 
 notice-ready =
     ✅ <b>سرویس { $place } شما آماده است!</b>

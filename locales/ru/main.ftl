@@ -248,6 +248,7 @@ time-left = { $n ->
 data-usage = Использовано { $used } из { $cap } ГБ (осталось { $left } ГБ)
 data-usage-unlimited = Использовано { $used } ГБ (безлимит)
 device-link = Устройство { $seat }: <code>{ $link }</code>
+device-link-via = Устройство { $seat } · { $via }: <code>{ $link }</code>
 links-pending = Ссылки появятся здесь, как только подписка будет настроена.
 links-paused = Ссылки снова заработают после продления подписки (или покупки трафика).
 links-ended = Эта подписка завершена, её ссылки больше не работают.
@@ -261,6 +262,7 @@ service-detail =
 
     { $links }
 qr-caption = Устройство { $seat }: отсканируйте этот код в приложении V2Ray.
+qr-caption-via = Устройство { $seat } · { $via }: отсканируйте этот код в приложении V2Ray.
 
 notice-ready =
     ✅ <b>Подписка { $place } готова!</b>

@@ -43,13 +43,7 @@ impl TelegramNotifier {
                 let links = view
                     .links
                     .iter()
-                    .map(|l| {
-                        i18n::t_args(
-                            lang,
-                            "device-link",
-                            &[("seat", i18n::number(lang, l.seat.into()).into()), ("link", html(&l.link).into())],
-                        )
-                    })
+                    .map(|l| crate::bot::handlers::services::device_line(lang, l))
                     .collect::<Vec<_>>()
                     .join("\n");
                 let mut out = vec![text(
@@ -58,8 +52,7 @@ impl TelegramNotifier {
                     vec![services],
                 )];
                 for l in &view.links {
-                    let caption =
-                        i18n::t_args(lang, "qr-caption", &[("seat", i18n::number(lang, l.seat.into()).into())]);
+                    let caption = crate::bot::handlers::services::qr_caption(lang, l);
                     out.push(OutMessage::Qr { chat_id, link: l.link.clone(), caption });
                 }
                 out

@@ -9,6 +9,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use super::parse_text;
 use crate::app::AppState;
 use crate::config::Settings;
+use crate::domain::inbound::{self, InboundSpec};
 use crate::domain::server::{Core, Protocol};
 use crate::error::AppError;
 use crate::services::nodes::probe::Outcome;
@@ -26,6 +27,16 @@ pub enum ServerCommand {
     Disable { name: String },
     /// Place new clients on a node again.
     Enable { name: String },
+    /// Replace a node's client inbounds (one planned core restart; every client is put on every inbound).
+    Inbounds {
+        name: String,
+        /// A client inbound, repeatable (as for `server add`).
+        #[arg(long, conflicts_with = "inbounds", required_unless_present = "inbounds")]
+        inbound: Vec<String>,
+        /// A TOML or JSON file of inbounds.
+        #[arg(long)]
+        inbounds: Option<PathBuf>,
+    },
     /// Check a node step by step (SSH, host key, config file, core API, stats) and say what is wrong.
     Test { name: String },
     /// Pin a node's SSH host key (after a rebuild): a given fingerprint, or whatever it presents now.
@@ -87,6 +98,28 @@ pub struct AddServer {
     /// Pin whatever host key the node presents now (trust on first use; only on a network you trust).
     #[arg(long, conflicts_with = "host_key")]
     pub trust_host_key: bool,
+    /// A client inbound, repeatable: `tag=…,protocol=vmess|vless,transport=tcp|ws|grpc,security=none|tls|reality,
+    /// port=…` and its settings (path, host, service_name, sni, alpn, fingerprint, cert_path, key_path, cdn,
+    /// public_host, public_port, label, reality.*); see docs/provisioning.md. Without it: one plain TCP inbound
+    /// from --protocol, --inbound-tag and --port.
+    #[arg(long, conflicts_with = "inbounds")]
+    pub inbound: Vec<String>,
+    /// A TOML (`[[inbound]]` tables) or JSON file of the node's client inbounds.
+    #[arg(long)]
+    pub inbounds: Option<PathBuf>,
+}
+
+/// The inbounds given as `--inbound` flags or an `--inbounds` file (none: the legacy single inbound).
+fn inbound_args(flags: &[String], file: Option<&std::path::Path>) -> anyhow::Result<Vec<InboundSpec>> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading inbounds {}", path.display()))?;
+        return inbound::parse_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    flags
+        .iter()
+        .enumerate()
+        .map(|(i, flag)| inbound::parse_flag(flag).map_err(|e| anyhow::anyhow!("--inbound #{}: {e}", i + 1)))
+        .collect()
 }
 
 pub(super) async fn run(settings: Settings, cmd: ServerCommand) -> anyhow::Result<()> {
@@ -118,6 +151,7 @@ pub(super) async fn run(settings: Settings, cmd: ServerCommand) -> anyhow::Resul
                         Some(serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?)
                     }
                 },
+                inbounds: inbound_args(&a.inbound, a.inbounds.as_deref())?,
             };
             let server = servers::add(pool, &input, Actor::CLI).await?;
             println!("server {} added in {} (id {})", server.name, server.location_code, server.id);
@@ -180,6 +214,18 @@ pub(super) async fn run(settings: Settings, cmd: ServerCommand) -> anyhow::Resul
                     "trusted the key the node presents now; compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the node's console"
                 );
             }
+        }
+        ServerCommand::Inbounds { name, inbound, inbounds } => {
+            let specs = inbound_args(&inbound, inbounds.as_deref())?;
+            let server = servers::list(pool).await?.into_iter().find(|s| s.name == name);
+            let server = server.ok_or_else(|| anyhow::anyhow!("no server named {name:?}"))?;
+            let server = servers::set_inbounds(pool, server.id, &specs, Actor::CLI, &state.settings.jobs).await?;
+            println!(
+                "server {}: {} inbound(s) ({}); its next sync rewrites the config and restarts the core once",
+                server.name,
+                specs.len(),
+                specs.iter().map(|s| s.display_label()).collect::<Vec<_>>().join(", ")
+            );
         }
         ServerCommand::Test { name } => {
             let checks = state.nodes.probe(&name).await?;

@@ -18,6 +18,8 @@ pub struct ServerRow {
     pub core: Core,
     pub protocol: Protocol,
     pub inbound_tag: String,
+    /// The client inbounds (`domain::inbound::InboundSpec` list; empty: the legacy one from the columns above).
+    pub inbounds: serde_json::Value,
     pub api_port: i32,
     pub config_path: String,
     pub capacity: i32,
@@ -41,6 +43,7 @@ pub struct NewServer<'a> {
     pub core: Core,
     pub protocol: Protocol,
     pub inbound_tag: &'a str,
+    pub inbounds: &'a serde_json::Value,
     pub api_port: i32,
     pub config_path: &'a str,
     pub capacity: i32,
@@ -52,8 +55,8 @@ pub async fn insert(db: impl PgExecutor<'_>, s: &NewServer<'_>) -> sqlx::Result<
     sqlx::query_scalar!(
         r#"INSERT INTO servers (name, location_code, public_host, public_port, ssh_host, ssh_port, ssh_user,
                                 host_key_fingerprint, core, protocol, inbound_tag, api_port, config_path, capacity,
-                                restart_command, base_config)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"#,
+                                restart_command, base_config, inbounds)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id"#,
         s.name,
         s.location_code,
         s.public_host,
@@ -70,6 +73,7 @@ pub async fn insert(db: impl PgExecutor<'_>, s: &NewServer<'_>) -> sqlx::Result<
         s.capacity,
         s.restart_command,
         s.base_config,
+        s.inbounds,
     )
     .fetch_one(db)
     .await
@@ -79,7 +83,7 @@ pub async fn list(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<ServerRow>> {
     sqlx::query_as!(
         ServerRow,
         r#"SELECT id, name, location_code, public_host, public_port, ssh_host, ssh_port, ssh_user,
-                  host_key_fingerprint, core AS "core: Core", protocol AS "protocol: Protocol", inbound_tag,
+                  host_key_fingerprint, core AS "core: Core", protocol AS "protocol: Protocol", inbound_tag, inbounds,
                   api_port, config_path, capacity, enabled, health AS "health: Health", health_detail, last_seen_at
              FROM servers ORDER BY location_code, name"#
     )
@@ -91,7 +95,7 @@ pub async fn find_by_name(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<O
     sqlx::query_as!(
         ServerRow,
         r#"SELECT id, name, location_code, public_host, public_port, ssh_host, ssh_port, ssh_user,
-                  host_key_fingerprint, core AS "core: Core", protocol AS "protocol: Protocol", inbound_tag,
+                  host_key_fingerprint, core AS "core: Core", protocol AS "protocol: Protocol", inbound_tag, inbounds,
                   api_port, config_path, capacity, enabled, health AS "health: Health", health_detail, last_seen_at
              FROM servers WHERE name = $1"#,
         name
@@ -152,6 +156,7 @@ pub struct NodeRow {
     pub core: Core,
     pub protocol: Protocol,
     pub inbound_tag: String,
+    pub inbounds: serde_json::Value,
     pub api_port: i32,
     pub config_path: String,
     pub restart_command: Option<String>,
@@ -167,7 +172,7 @@ pub async fn node(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<NodeR
     sqlx::query_as!(
         NodeRow,
         r#"SELECT id, name, public_host, public_port, ssh_host, ssh_port, ssh_user, host_key_fingerprint,
-                  core AS "core: Core", protocol AS "protocol: Protocol", inbound_tag, api_port, config_path,
+                  core AS "core: Core", protocol AS "protocol: Protocol", inbound_tag, inbounds, api_port, config_path,
                   restart_command, base_config, applied_base_hash, applied_config_hash, users_synced_at,
                   last_restart_at, health AS "health: Health"
              FROM servers WHERE id = $1"#,
@@ -311,7 +316,7 @@ pub async fn lock(conn: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<Option
     sqlx::query_as!(
         ServerRow,
         r#"SELECT id, name, location_code, public_host, public_port, ssh_host, ssh_port, ssh_user,
-                  host_key_fingerprint, core AS "core: Core", protocol AS "protocol: Protocol", inbound_tag,
+                  host_key_fingerprint, core AS "core: Core", protocol AS "protocol: Protocol", inbound_tag, inbounds,
                   api_port, config_path, capacity, enabled, health AS "health: Health", health_detail, last_seen_at
              FROM servers WHERE id = $1 FOR UPDATE"#,
         id
@@ -335,6 +340,7 @@ pub struct ServerView {
     pub core: Core,
     pub protocol: Protocol,
     pub inbound_tag: String,
+    pub inbounds: serde_json::Value,
     pub api_port: i32,
     pub config_path: String,
     pub capacity: i32,
@@ -352,7 +358,7 @@ pub struct ServerView {
 }
 
 const SERVER_VIEW: &str = "SELECT s.id, s.name, s.location_code, s.public_host, s.public_port, s.ssh_host, s.ssh_port,
-        s.ssh_user, s.host_key_fingerprint, s.core, s.protocol, s.inbound_tag, s.api_port, s.config_path, s.capacity,
+        s.ssh_user, s.host_key_fingerprint, s.core, s.protocol, s.inbound_tag, s.inbounds, s.api_port, s.config_path, s.capacity,
         s.enabled, s.restart_command, s.health, s.health_detail, s.last_seen_at, s.created_at,
         (SELECT count(*) FROM clients c WHERE c.server_id = s.id AND c.desired = 'present') AS active_clients,
         s.users_synced_at,
@@ -422,6 +428,28 @@ pub async fn update(db: impl PgExecutor<'_>, id: i64, s: &ServerUpdate<'_>) -> s
         s.api_port,
         s.capacity,
         s.restart_command,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Replaces a node's client inbounds, with the legacy columns (what the previous release reads) from the first.
+pub async fn set_inbounds(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    inbounds: &serde_json::Value,
+    first: (Protocol, &str, i32),
+) -> sqlx::Result<bool> {
+    let (protocol, tag, port) = first;
+    let done = sqlx::query!(
+        r#"UPDATE servers SET inbounds = $2, protocol = $3, inbound_tag = $4, public_port = $5, updated_at = now()
+            WHERE id = $1"#,
+        id,
+        inbounds,
+        protocol.as_str(),
+        tag,
+        port,
     )
     .execute(db)
     .await?;

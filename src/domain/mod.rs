@@ -2,6 +2,7 @@
 
 pub mod draft;
 pub mod ids;
+pub mod inbound;
 pub mod language;
 pub mod money;
 pub mod page;

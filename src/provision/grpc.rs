@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
 use super::node::{NodeError, NodeUser, UserCounter};
+use super::render::ClientInbound;
 use crate::domain::server::{Core, Protocol};
 
 /// Why a call failed.
@@ -281,19 +282,16 @@ async fn alter_inbound(ch: &GrpcChannel, core: Core, tag: &str, op: pb::TypedMes
 }
 
 /// Adds `user` to inbound `tag` at runtime; "User … already exists." counts as success.
-pub async fn add_user(
-    ch: &GrpcChannel,
-    core: Core,
-    protocol: Protocol,
-    tag: &str,
-    user: &NodeUser,
-) -> Result<(), GrpcError> {
+pub async fn add_user(ch: &GrpcChannel, core: Core, inbound: &ClientInbound, user: &NodeUser) -> Result<(), GrpcError> {
     let id = user.uuid.to_string();
-    let account = match protocol {
+    let tag = inbound.tag.as_str();
+    let account = match inbound.protocol {
         Protocol::Vmess => typed(core, "proxy.vmess.Account", &pb::VmessAccount { id, alter_id: 0 }),
-        Protocol::Vless => {
-            typed(core, "proxy.vless.Account", &pb::VlessAccount { id, flow: String::new(), encryption: "none".into() })
-        }
+        Protocol::Vless => typed(
+            core,
+            "proxy.vless.Account",
+            &pb::VlessAccount { id, flow: inbound.flow.clone().unwrap_or_default(), encryption: "none".into() },
+        ),
     };
     let op =
         pb::AddUserOperation { user: Some(pb::User { level: 0, email: user.email.clone(), account: Some(account) }) };

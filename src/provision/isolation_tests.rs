@@ -9,9 +9,9 @@ use crate::provision::render::{ClientInbound, NodeParams, default_base, render};
 
 fn base() -> Value {
     default_base(&NodeParams {
-        inbound: ClientInbound { tag: "proxy".into(), protocol: Protocol::Vmess, core: Core::V2ray },
+        core: Core::V2ray,
         api_port: 10085,
-        client_port: 443,
+        inbounds: vec![crate::domain::inbound::InboundSpec::plain_tcp("proxy", Protocol::Vmess, 443)],
     })
     .unwrap()
 }
@@ -83,8 +83,8 @@ fn the_default_base_blocks_the_node_and_private_networks_behind_the_api_rule() {
     let outbounds = base["outbounds"].as_array().unwrap();
     assert_eq!(outbounds[0]["protocol"], "freedom", "the default route stays the freedom outbound");
     assert_eq!(outbounds.last().unwrap(), &json!({"tag": "block", "protocol": "blackhole", "settings": {}}));
-    let inbound = ClientInbound { tag: "proxy".into(), protocol: Protocol::Vmess, core: Core::V2ray };
-    assert_v2ray_accepts(&render(&base, &inbound, &[]).unwrap());
+    let inbound = ClientInbound { tag: "proxy".into(), protocol: Protocol::Vmess, core: Core::V2ray, flow: None };
+    assert_v2ray_accepts(&render(&base, &[inbound], &[]).unwrap());
 }
 
 #[test]

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::domain::server::{Core, Protocol};
+use super::render::ClientInbound;
+use crate::domain::server::Core;
 
 /// Everything needed to reach and drive one node (built from a `servers` row plus settings).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,11 +18,10 @@ pub struct NodeTarget {
     /// Pinned `SHA256:…` fingerprint; `None` refuses to connect (pin first, or trust on first use explicitly).
     pub host_key_fingerprint: Option<String>,
     pub core: Core,
-    pub protocol: Protocol,
     /// The core's gRPC API port on the node's loopback.
     pub api_port: u16,
-    /// Tag of the inbound clients live in.
-    pub inbound_tag: String,
+    /// The inbounds every client lives in (a seat is one client on each of them).
+    pub inbounds: Vec<ClientInbound>,
     /// Absolute path of the core's config file on the node.
     pub config_path: String,
     /// Shell command that restarts the core (e.g. `sudo -n systemctl restart v2ray`).
@@ -67,10 +67,10 @@ pub enum NodeError {
 /// The operations the provisioner needs from a node. Every operation is safe to repeat.
 #[async_trait::async_trait]
 pub trait NodeApi: Send + Sync {
-    /// Adds a user to the inbound at runtime (no restart). "Already exists" is success.
+    /// Adds a user to every inbound at runtime (no restart). "Already exists" is success.
     async fn add_user(&self, node: &NodeTarget, user: &NodeUser) -> Result<(), NodeError>;
 
-    /// Removes a user from the inbound at runtime. "Not found" is success.
+    /// Removes a user from every inbound at runtime. "Not found" is success.
     async fn remove_user(&self, node: &NodeTarget, email: &str) -> Result<(), NodeError>;
 
     /// Every user counter on the node (`user>>>{email}>>>traffic>>>uplink|downlink`), read without reset.

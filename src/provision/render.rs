@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::node::{NodeTarget, NodeUser};
+use super::node::NodeUser;
+use crate::domain::inbound::{InboundSpec, Security, Transport};
 use crate::domain::server::{Core, Protocol};
 
 /// Longest email tag accepted (it names the client in stats: `user>>>{email}>>>traffic>>>uplink`).
@@ -18,7 +19,7 @@ pub const MAX_TAG_LEN: usize = 64;
 /// Tag of the core's API inbound (and of the routing rule that sends it to the API).
 pub const API_TAG: &str = "api";
 
-/// The inbound our clients live in, and the core that reads the file.
+/// An inbound our clients live in, and the core that reads the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientInbound {
     /// The inbound's `tag`.
@@ -27,23 +28,30 @@ pub struct ClientInbound {
     pub protocol: Protocol,
     /// Xray has no `alterId` (VMess is AEAD only there); v2ray gets `alterId: 0`.
     pub core: Core,
+    /// The clients' `flow` (XTLS Vision on VLESS + REALITY over TCP), if any.
+    pub flow: Option<String>,
 }
 
-impl From<&NodeTarget> for ClientInbound {
-    fn from(node: &NodeTarget) -> Self {
-        Self { tag: node.inbound_tag.clone(), protocol: node.protocol, core: node.core }
+impl ClientInbound {
+    /// The client side of one of a node's inbounds.
+    pub fn of(spec: &InboundSpec, core: Core) -> Self {
+        Self { tag: spec.tag.clone(), protocol: spec.protocol, core, flow: spec.flow().map(str::to_owned) }
     }
 }
 
 /// What [`default_base`] needs to build a node's base config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeParams {
-    pub inbound: ClientInbound,
+    pub core: Core,
     /// The core's gRPC API port, bound on the node's loopback only.
     pub api_port: u16,
-    /// The public port clients connect to.
-    pub client_port: u16,
+    /// The client inbounds, in order (each one's `port` is where the core listens).
+    pub inbounds: Vec<InboundSpec>,
 }
+
+/// What a REALITY inbound's `privateKey` says in the config we render: this prefix and the key file's path on
+/// the node. The node's write step replaces it with the file's content, so the key never leaves the node.
+pub const NODE_FILE_PREFIX: &str = "vpnshop-node-file:";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
@@ -67,12 +75,7 @@ pub enum RenderError {
     Malformed(String),
 }
 
-/// Whether `tag` is a safe email/inbound tag: 1–64 ASCII letters, digits, `.`, `_`, `-`, `@`.
-pub fn is_safe_tag(tag: &str) -> bool {
-    !tag.is_empty()
-        && tag.len() <= MAX_TAG_LEN
-        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
-}
+pub use crate::domain::inbound::is_safe_tag;
 
 /// Checks that an email tag is safe to put in a config and a stats name (see [`is_safe_tag`]).
 pub fn validate_email(email: &str) -> Result<(), RenderError> {
@@ -80,27 +83,28 @@ pub fn validate_email(email: &str) -> Result<(), RenderError> {
 }
 
 /// The base config of a node with no clients: API + stats + per-user stats policy, the API's
-/// dokodemo-door inbound on `127.0.0.1:<api_port>`, the client inbound on `<client_port>` (VMess AEAD with
-/// `alterId: 0`, or VLESS with `decryption: none`), a freedom outbound, the api→api routing rule,
-/// warning-level logging, and isolation (a blackhole for the node's own and private networks, see
-/// [`super::isolation`]).
+/// dokodemo-door inbound on `127.0.0.1:<api_port>`, one inbound per [`InboundSpec`] (VMess AEAD with
+/// `alterId: 0`, or VLESS with `decryption: none`; its transport and TLS/REALITY in `streamSettings`), a freedom
+/// outbound, the api→api routing rule, warning-level logging, and isolation (a blackhole for the node's own and
+/// private networks, see [`super::isolation`]). A plain TCP inbound has no `streamSettings`, as before there were
+/// several kinds: a node upgraded from then keeps its base, and its core is not restarted.
 pub fn default_base(params: &NodeParams) -> Result<Value, RenderError> {
-    let tag = &params.inbound.tag;
-    if !is_safe_tag(tag) || tag == API_TAG {
+    crate::domain::inbound::validate_all(&params.inbounds, params.core)
+        .map_err(|e| RenderError::InvalidParams(e.to_string()))?;
+    if params.api_port == 0 || params.inbounds.iter().any(|i| i.port == params.api_port) {
         return Err(RenderError::InvalidParams(format!(
-            "inbound tag {tag:?} must be a safe tag other than {API_TAG:?}"
+            "API port {} must be non-zero and differ from every client port",
+            params.api_port
         )));
     }
-    if params.api_port == 0 || params.client_port == 0 || params.api_port == params.client_port {
-        return Err(RenderError::InvalidParams(format!(
-            "API port {} and client port {} must be non-zero and different",
-            params.api_port, params.client_port
-        )));
-    }
-    let settings = match params.inbound.protocol {
-        Protocol::Vmess => json!({ "clients": [] }),
-        Protocol::Vless => json!({ "clients": [], "decryption": "none" }),
-    };
+    let mut inbounds = vec![json!({
+        "tag": API_TAG,
+        "listen": "127.0.0.1",
+        "port": params.api_port,
+        "protocol": "dokodemo-door",
+        "settings": { "address": "127.0.0.1" }
+    })];
+    inbounds.extend(params.inbounds.iter().map(inbound_json));
     let mut base = json!({
         "log": { "loglevel": "warning" },
         "api": { "tag": API_TAG, "services": ["HandlerService", "StatsService"] },
@@ -109,21 +113,7 @@ pub fn default_base(params: &NodeParams) -> Result<Value, RenderError> {
             "levels": { "0": { "statsUserUplink": true, "statsUserDownlink": true } },
             "system": { "statsInboundUplink": true, "statsInboundDownlink": true }
         },
-        "inbounds": [
-            {
-                "tag": API_TAG,
-                "listen": "127.0.0.1",
-                "port": params.api_port,
-                "protocol": "dokodemo-door",
-                "settings": { "address": "127.0.0.1" }
-            },
-            {
-                "tag": tag,
-                "port": params.client_port,
-                "protocol": params.inbound.protocol.as_str(),
-                "settings": settings
-            }
-        ],
+        "inbounds": inbounds,
         "outbounds": [ { "tag": "direct", "protocol": "freedom", "settings": {} } ],
         "routing": {
             "rules": [ { "type": "field", "inboundTag": [API_TAG], "outboundTag": API_TAG } ]
@@ -133,33 +123,96 @@ pub fn default_base(params: &NodeParams) -> Result<Value, RenderError> {
     Ok(base)
 }
 
+/// One client inbound of the base config, without clients.
+fn inbound_json(spec: &InboundSpec) -> Value {
+    let settings = match spec.protocol {
+        Protocol::Vmess => json!({ "clients": [] }),
+        Protocol::Vless => json!({ "clients": [], "decryption": "none" }),
+    };
+    let mut inbound = json!({
+        "tag": spec.tag,
+        "port": spec.port,
+        "protocol": spec.protocol.as_str(),
+        "settings": settings
+    });
+    if spec.transport != Transport::Tcp || spec.security != Security::None {
+        inbound["streamSettings"] = stream_settings(spec);
+    }
+    inbound
+}
+
+/// The server side of an inbound's transport and security (Xray's and v2ray 4.34's `streamSettings`).
+fn stream_settings(spec: &InboundSpec) -> Value {
+    let mut stream = json!({ "network": spec.transport.as_str(), "security": spec.security.as_str() });
+    match spec.transport {
+        Transport::Tcp => {}
+        Transport::Ws => stream["wsSettings"] = json!({ "path": spec.ws_path() }),
+        Transport::Grpc => {
+            stream["grpcSettings"] = json!({ "serviceName": spec.service_name.clone().unwrap_or_default() })
+        }
+    }
+    match spec.security {
+        Security::None => {}
+        Security::Tls => {
+            let mut tls = json!({
+                "certificates": [ {
+                    "certificateFile": spec.cert_path.clone().unwrap_or_default(),
+                    "keyFile": spec.key_path.clone().unwrap_or_default()
+                } ]
+            });
+            if let Some(sni) = &spec.sni {
+                tls["serverName"] = json!(sni);
+            }
+            if !spec.alpn.is_empty() {
+                tls["alpn"] = json!(spec.alpn);
+            }
+            stream["tlsSettings"] = tls;
+        }
+        Security::Reality => {
+            if let Some(reality) = &spec.reality {
+                stream["realitySettings"] = json!({
+                    "show": false,
+                    "dest": reality.dest,
+                    "xver": 0,
+                    "serverNames": reality.server_names,
+                    "privateKey": format!("{NODE_FILE_PREFIX}{}", reality.private_key_file),
+                    "shortIds": reality.short_ids
+                });
+            }
+        }
+    }
+    stream
+}
+
 /// The node's config file: `base` with `clients` (sorted by email) as the users of the inbound tagged
 /// `inbound.tag`, as pretty JSON with sorted keys and a final newline. The same base and the same set of
 /// clients always give the same bytes.
-pub fn render(base: &Value, inbound: &ClientInbound, clients: &[NodeUser]) -> Result<String, RenderError> {
+pub fn render(base: &Value, inbounds: &[ClientInbound], clients: &[NodeUser]) -> Result<String, RenderError> {
     let mut sorted: Vec<&NodeUser> = clients.iter().collect();
     sorted.sort_by(|a, b| a.email.cmp(&b.email).then(a.uuid.cmp(&b.uuid)));
     check_clients(&sorted)?;
 
     let mut config = base.clone();
-    let target = find_inbound_mut(&mut config, &inbound.tag)?;
-    let found = target.get("protocol").and_then(Value::as_str).unwrap_or("");
-    if found != inbound.protocol.as_str() {
-        return Err(RenderError::ProtocolMismatch {
-            tag: inbound.tag.clone(),
-            expected: inbound.protocol,
-            found: found.to_owned(),
-        });
+    for inbound in inbounds {
+        let target = find_inbound_mut(&mut config, &inbound.tag)?;
+        let found = target.get("protocol").and_then(Value::as_str).unwrap_or("");
+        if found != inbound.protocol.as_str() {
+            return Err(RenderError::ProtocolMismatch {
+                tag: inbound.tag.clone(),
+                expected: inbound.protocol,
+                found: found.to_owned(),
+            });
+        }
+        let settings = target
+            .as_object_mut()
+            .ok_or_else(|| RenderError::Malformed(format!("inbound {:?} is not an object", inbound.tag)))?
+            .entry("settings")
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+            .ok_or_else(|| RenderError::Malformed(format!("settings of inbound {:?} is not an object", inbound.tag)))?;
+        let users = sorted.iter().map(|user| client_json(inbound, user)).collect();
+        settings.insert("clients".to_owned(), Value::Array(users));
     }
-    let settings = target
-        .as_object_mut()
-        .ok_or_else(|| RenderError::Malformed(format!("inbound {:?} is not an object", inbound.tag)))?
-        .entry("settings")
-        .or_insert_with(|| Value::Object(Map::new()))
-        .as_object_mut()
-        .ok_or_else(|| RenderError::Malformed(format!("settings of inbound {:?} is not an object", inbound.tag)))?;
-    let users = sorted.iter().map(|user| client_json(inbound, user)).collect();
-    settings.insert("clients".to_owned(), Value::Array(users));
 
     let mut text =
         serde_json::to_string_pretty(&canonical(&config)).map_err(|e| RenderError::Malformed(e.to_string()))?;
@@ -169,13 +222,18 @@ pub fn render(base: &Value, inbound: &ClientInbound, clients: &[NodeUser]) -> Re
 
 /// SHA-256 (hex) of the canonical JSON of `config` with the `clients` of every inbound left out: equal for
 /// a base and any config rendered from it, different when anything else (a port, a tag, the log level)
-/// differs. Works on a base template as well as on a node's parsed config file.
+/// differs. Works on a base template as well as on a node's parsed config file. A REALITY `privateKey` is
+/// left out too: ours names the key file, the node's file holds the key.
 pub fn base_hash(config: &Value) -> String {
     let mut stripped = config.clone();
     if let Some(inbounds) = stripped.get_mut("inbounds").and_then(Value::as_array_mut) {
         for inbound in inbounds {
             if let Some(settings) = inbound.get_mut("settings").and_then(Value::as_object_mut) {
                 settings.remove("clients");
+            }
+            if let Some(reality) = inbound.pointer_mut("/streamSettings/realitySettings").and_then(Value::as_object_mut)
+            {
+                reality.remove("privateKey");
             }
         }
     }
@@ -238,6 +296,9 @@ fn client_json(inbound: &ClientInbound, user: &NodeUser) -> Value {
     let mut client = json!({ "id": user.uuid.to_string(), "level": 0, "email": user.email });
     if inbound.protocol == Protocol::Vmess && inbound.core == Core::V2ray {
         client["alterId"] = json!(0);
+    }
+    if let Some(flow) = &inbound.flow {
+        client["flow"] = json!(flow);
     }
     client
 }

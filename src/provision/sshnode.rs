@@ -166,10 +166,18 @@ fn write_config_script(core: Core, path: &str) -> String {
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| ".".into());
     let (cfg, dir, bin) = (shell_quote(path), shell_quote(&dir), core_binary(core));
+    let prefix = super::render::NODE_FILE_PREFIX;
     format!(
         r#"tmp=$(mktemp {dir}/.vpnshop-config.XXXXXXXX) || exit 1
 fail() {{ rm -f "$tmp"; exit "$1"; }}
 cat > "$tmp" || fail 1
+# REALITY private keys stay on the node: put each named key file's content where the shop wrote its name
+for ref in $(grep -o '"{prefix}/[A-Za-z0-9/._+@-]*"' "$tmp" | sort -u); do
+  file=${{ref#\"{prefix}}}; file=${{file%\"}}
+  key=$(tr -d ' \t\r\n' < "$file") || {{ echo "cannot read the REALITY key file $file"; fail {CONFIG_REJECTED}; }}
+  case $key in ''|*[!A-Za-z0-9_-]*) echo "$file does not hold an x25519 key (xray x25519)"; fail {CONFIG_REJECTED};; esac
+  sed -i "s|\"{prefix}$file\"|\"$key\"|g" "$tmp" || fail 1
+done
 chmod 0640 "$tmp" || fail 1
 if [ -e {cfg} ]; then chgrp --reference={cfg} "$tmp" 2>/dev/null || true; fi
 if ! out=$({bin} -test -config "$tmp" 2>&1); then printf '%s\n' "$out"; fail {CONFIG_REJECTED}; fi
@@ -187,15 +195,19 @@ fn command_failed(what: &str, out: &ExecOutput) -> NodeError {
 impl NodeApi for SshNodes {
     #[tracing::instrument(name = "node.add_user", skip_all, fields(server.id = node.server_id, user.email = %user.email))]
     async fn add_user(&self, node: &NodeTarget, user: &NodeUser) -> Result<(), NodeError> {
-        let (core, protocol) = (node.core, node.protocol);
-        self.call(node, |c| async move { grpc::add_user(&c.channel, core, protocol, &node.inbound_tag, user).await })
-            .await
+        for inbound in &node.inbounds {
+            self.call(node, |c| async move { grpc::add_user(&c.channel, node.core, inbound, user).await }).await?;
+        }
+        Ok(())
     }
 
     #[tracing::instrument(name = "node.remove_user", skip_all, fields(server.id = node.server_id, user.email = %email))]
     async fn remove_user(&self, node: &NodeTarget, email: &str) -> Result<(), NodeError> {
-        let core = node.core;
-        self.call(node, |c| async move { grpc::remove_user(&c.channel, core, &node.inbound_tag, email).await }).await
+        for inbound in &node.inbounds {
+            let tag = inbound.tag.as_str();
+            self.call(node, |c| async move { grpc::remove_user(&c.channel, node.core, tag, email).await }).await?;
+        }
+        Ok(())
     }
 
     #[tracing::instrument(name = "node.user_counters", skip_all, fields(server.id = node.server_id))]

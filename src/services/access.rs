@@ -7,15 +7,18 @@ use sqlx::PgPool;
 use crate::config::ProvisionSettings;
 use crate::db::{self, subscriptions::SubscriptionRow};
 use crate::domain::Language;
+use crate::domain::inbound;
 use crate::domain::status::SubscriptionStatus;
 use crate::error::{AppError, AppResult};
 use crate::provision::{links, qr};
 use crate::services::shop::label;
 
-/// One seat's connection details.
+/// One seat's connection details on one of its node's inbounds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeatLink {
     pub seat: i32,
+    /// Which inbound (e.g. `VLESS WS TLS`) when the node has several; `None` when it has one.
+    pub label: Option<String>,
     pub link: String,
 }
 
@@ -45,30 +48,37 @@ pub async fn place(pool: &PgPool, code: &str, lang: Language) -> AppResult<Strin
     })
 }
 
-/// Share links of a subscription's live clients, in seat order (empty until it is placed on a node), named in
-/// its owner's language.
+/// Share links of a subscription's live clients, in seat order and, per seat, one per inbound of its node in
+/// the node's order (empty until it is placed on a node), named in its owner's language: apps list them as
+/// "vpnshop 🇩🇪 Germany #2 · VLESS WS TLS", so a customer can switch when one transport is blocked.
 pub async fn links(pool: &PgPool, sub: &SubscriptionRow, shop_name: &str) -> AppResult<Vec<SeatLink>> {
     let Some(server_id) = sub.server_id else { return Ok(Vec::new()) };
     let lang = db::users::find(pool, sub.user_id).await?.map_or(Language::En, |u| u.language);
     let server = db::servers::node(pool, server_id).await?.ok_or(AppError::NotFound("server"))?;
+    let inbounds = inbound::from_stored(&server.inbounds, server.protocol, &server.inbound_tag, server.public_port)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("server {}: {e}", server.name)))?;
     let location = db::locations::find(pool, &sub.location_code).await?;
     let place = location.map(|l| format!("{} {}", l.flag, label(&l.labels, lang, &l.code)));
-    let port = u16::try_from(server.public_port).map_err(|_| AppError::Internal(anyhow::anyhow!("bad port")))?;
     let clients = db::clients::live_of_subscription(pool, sub.id).await?;
-    let many = clients.len() > 1;
-    Ok(clients
-        .into_iter()
-        .map(|c| {
-            let mut name = format!("{shop_name} {}", place.clone().unwrap_or_default()).trim().to_owned();
-            if many {
-                name.push_str(&format!(" #{}", c.seat));
-            }
-            SeatLink {
-                seat: c.seat,
-                link: links::share_link(server.protocol, &server.public_host, port, c.uuid, &name),
-            }
-        })
-        .collect())
+    let many_seats = clients.len() > 1;
+    let many_inbounds = inbounds.len() > 1;
+    let mut out = Vec::with_capacity(clients.len() * inbounds.len());
+    for c in clients {
+        let mut seat_name = format!("{shop_name} {}", place.clone().unwrap_or_default()).trim().to_owned();
+        if many_seats {
+            seat_name.push_str(&format!(" #{}", c.seat));
+        }
+        for spec in &inbounds {
+            let label = many_inbounds.then(|| spec.display_label());
+            let name = match &label {
+                Some(label) => format!("{seat_name} · {label}"),
+                None => seat_name.clone(),
+            };
+            let link = links::share_link(spec, &server.public_host, c.uuid, &name);
+            out.push(SeatLink { seat: c.seat, label, link });
+        }
+    }
+    Ok(out)
 }
 
 /// A PNG QR code of a link.

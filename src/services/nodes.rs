@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use crate::config::{JobSettings, ProvisionSettings};
 use crate::db::locks::{HeldLock, Locks};
 use crate::db::{self, servers::NodeRow};
+use crate::domain::inbound::{self, InboundSpec};
 use crate::domain::server::{Core, Health};
 use crate::domain::status::Presence;
 use crate::error::AppError;
@@ -83,8 +84,16 @@ pub fn default_restart_command(core: Core) -> String {
     format!("sudo -n systemctl restart {core}")
 }
 
-/// How to reach a node, from its row.
+/// The node's client inbounds, from its row (see [`inbound::from_stored`]).
+pub fn inbounds(row: &NodeRow) -> Result<Vec<InboundSpec>, RenderError> {
+    inbound::from_stored(&row.inbounds, row.protocol, &row.inbound_tag, row.public_port)
+        .map_err(|e| RenderError::InvalidParams(e.to_string()))
+}
+
+/// How to reach a node, from its row. A row whose stored inbounds cannot be read has none here (adding users
+/// then does nothing); rendering its config fails with the reason (see [`base_config`]).
 pub fn target(row: &NodeRow) -> NodeTarget {
+    let inbounds = inbounds(row).unwrap_or_default().iter().map(|spec| ClientInbound::of(spec, row.core)).collect();
     NodeTarget {
         server_id: row.id,
         name: row.name.clone(),
@@ -93,9 +102,8 @@ pub fn target(row: &NodeRow) -> NodeTarget {
         ssh_user: row.ssh_user.clone(),
         host_key_fingerprint: row.host_key_fingerprint.clone(),
         core: row.core,
-        protocol: row.protocol,
         api_port: u16::try_from(row.api_port).unwrap_or(10085),
-        inbound_tag: row.inbound_tag.clone(),
+        inbounds,
         config_path: row.config_path.clone(),
         restart_command: row.restart_command.clone().unwrap_or_else(|| default_restart_command(row.core)),
     }
@@ -107,9 +115,9 @@ pub fn base_config(row: &NodeRow, allowed: &[AllowedDestination]) -> Result<serd
     let mut base = match &row.base_config {
         Some(base) => base.clone(),
         None => render::default_base(&NodeParams {
-            inbound: ClientInbound::from(&target(row)),
+            core: row.core,
             api_port: u16::try_from(row.api_port).unwrap_or(10085),
-            client_port: u16::try_from(row.public_port).unwrap_or(443),
+            inbounds: inbounds(row)?,
         })?,
     };
     isolation::isolate(&mut base, allowed, &own_addresses(row))?;
@@ -257,7 +265,11 @@ impl Nodes {
             .into_iter()
             .map(|c| NodeUser { uuid: c.uuid, email: c.email })
             .collect();
-        let text = render::render(&base, &ClientInbound::from(node), &users)?;
+        if node.inbounds.is_empty() {
+            // the stored inbounds cannot be read: say why instead of writing a file without clients
+            inbounds(row)?;
+        }
+        let text = render::render(&base, &node.inbounds, &users)?;
         let config_hash = sha256_hex(&text);
         if !force && row.applied_config_hash.as_deref() == Some(config_hash.as_str()) {
             return Ok((false, false));
@@ -325,7 +337,9 @@ impl Nodes {
             db::clients::desired_on(&self.pool, row.id).await?.into_iter().map(|c| c.email).collect();
         let mut seen: HashSet<String> = counters.iter().map(|(email, _)| email.clone()).collect();
         if let Some(text) = &file {
-            seen.extend(render::clients_in(text, &row.inbound_tag).unwrap_or_default().into_iter().map(|u| u.email));
+            for inbound in &node.inbounds {
+                seen.extend(render::clients_in(text, &inbound.tag).unwrap_or_default().into_iter().map(|u| u.email));
+            }
         }
         let mut strays = 0;
         for email in seen.difference(&desired) {

@@ -124,18 +124,24 @@ fn isolation_check(text: Option<&str>, node: &NodeTarget, allowed: &[AllowedDest
 
 fn config_check(text: &str, row: &db::servers::NodeRow, node: &NodeTarget, allowed: &[AllowedDestination]) -> Check {
     let path = &node.config_path;
-    let users = match render::clients_in(text, &row.inbound_tag) {
-        Ok(users) if users.len() == 1 => "1 user".to_owned(),
-        Ok(users) => format!("{} users", users.len()),
-        Err(e) => {
-            return Check::failed(
-                CONFIG,
-                format!(
-                    "{path} has no usable inbound {:?} ({e}); the next sync rewrites it from the base config",
-                    row.inbound_tag
-                ),
-            );
+    let mut counts = Vec::new();
+    for inbound in &node.inbounds {
+        match render::clients_in(text, &inbound.tag) {
+            Ok(users) => counts.push(users.len()),
+            Err(e) => {
+                return Check::failed(
+                    CONFIG,
+                    format!(
+                        "{path} has no usable inbound {:?} ({e}); the next sync rewrites it from the base config",
+                        inbound.tag
+                    ),
+                );
+            }
         }
+    }
+    let users = match counts.iter().max().copied().unwrap_or(0) {
+        1 => "1 user".to_owned(),
+        n => format!("{n} users"),
     };
     let ours = base_config(row, allowed).map(|b| render::base_hash(&b)).ok();
     let theirs = render::parse_config(text).ok().map(|v| render::base_hash(&v));
@@ -262,6 +268,7 @@ impl Nodes {
 mod tests {
     use super::*;
     use crate::domain::server::{Core, Protocol};
+    use crate::provision::render::ClientInbound;
 
     fn node() -> NodeTarget {
         NodeTarget {
@@ -272,9 +279,13 @@ mod tests {
             ssh_user: "vpnshop".into(),
             host_key_fingerprint: None,
             core: Core::V2ray,
-            protocol: Protocol::Vmess,
             api_port: 10085,
-            inbound_tag: "proxy".into(),
+            inbounds: vec![ClientInbound {
+                tag: "proxy".into(),
+                protocol: Protocol::Vmess,
+                core: Core::V2ray,
+                flow: None,
+            }],
             config_path: "/etc/v2ray/config.json".into(),
             restart_command: "sudo -n systemctl restart v2ray".into(),
         }

@@ -28,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 use vpnshop::domain::status::SubscriptionStatus;
 use vpnshop::provision::node::NodeApi;
-use vpnshop::provision::render::{self, ClientInbound};
+use vpnshop::provision::render;
 use vpnshop::provision::ssh::{KeySource, SshOptions};
 use vpnshop::provision::sshnode::SshNodes;
 use vpnshop::provision::{NodeTarget, NodeUser};
@@ -754,8 +754,7 @@ async fn churn(mode: Churn, changes: usize) -> String {
     let api = SshNodes::new(&KeySource::Path(node.key_path()), ssh_options()).expect("bench key");
     let target: NodeTarget = node.target();
     let base: serde_json::Value = serde_json::from_str(&node.base_config()).unwrap();
-    let inbound = ClientInbound::from(&target);
-    let render = |users: &[NodeUser]| render::render(&base, &inbound, users).expect("render");
+    let render = |users: &[NodeUser]| render::render(&base, &target.inbounds, users).expect("render");
 
     // the starting point: one customer on the node (from its file) with a long download running
     let mut users = vec![new_user(0)];

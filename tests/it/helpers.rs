@@ -155,6 +155,7 @@ pub fn server_input(name: &str, location: &str) -> vpnshop::services::servers::S
         capacity: 100,
         restart_command: None,
         base_config: None,
+        inbounds: Vec::new(),
     }
 }
 

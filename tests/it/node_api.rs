@@ -99,7 +99,7 @@ async fn an_unknown_inbound_tag_is_an_api_error() {
     }
     let node = TestNode::start().await;
     let mut target = node.target();
-    target.inbound_tag = "no-such-inbound".into();
+    target.inbounds[0].tag = "no-such-inbound".into();
     let nodes = nodes_for(&node);
     let err = nodes.add_user(&target, &user("dan@test")).await.unwrap_err();
     assert!(matches!(err, NodeError::Api(_)), "{err:?}");

@@ -10,6 +10,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tempfile::TempDir;
 use uuid::Uuid;
+use vpnshop::domain::inbound::InboundSpec;
 use vpnshop::domain::server::{Core, Protocol};
 use vpnshop::provision::node::NodeApi;
 use vpnshop::provision::render::{self, ClientInbound, NodeParams};
@@ -50,8 +51,8 @@ fn setup_sh_is_valid_bash_and_passes_shellcheck() {
 fn setup_sh_writes_exactly_the_shops_default_base_config() {
     let cases = [
         (Core::V2ray, Protocol::Vmess, 443, 10085, "proxy"),
-        (Core::V2ray, Protocol::Vless, 8443, 20001, "in-1"),
-        (Core::Xray, Protocol::Vless, 443, 10085, "vless@edge.1"),
+        (Core::V2ray, Protocol::Vmess, 8443, 20001, "in-1"),
+        (Core::Xray, Protocol::Vmess, 443, 10085, "vmess@edge.1"),
     ];
     for (core, protocol, port, api_port, tag) in cases {
         let out = setup(&[
@@ -71,9 +72,9 @@ fn setup_sh_writes_exactly_the_shops_default_base_config() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("setup.sh prints JSON");
         let ours = render::default_base(&NodeParams {
-            inbound: ClientInbound { tag: tag.into(), protocol, core },
+            core,
             api_port,
-            client_port: port,
+            inbounds: vec![InboundSpec::plain_tcp(tag, protocol, port)],
         })
         .unwrap();
         assert_eq!(printed, ours, "{core} {protocol} {port} {api_port} {tag}");
@@ -83,9 +84,9 @@ fn setup_sh_writes_exactly_the_shops_default_base_config() {
         let out = setup(&["--print", "base-config", "--public-host", public]);
         let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("setup.sh prints JSON");
         let mut ours = render::default_base(&NodeParams {
-            inbound: ClientInbound { tag: "proxy".into(), protocol: Protocol::Vmess, core: Core::V2ray },
+            core: Core::V2ray,
             api_port: 10085,
-            client_port: 443,
+            inbounds: vec![InboundSpec::plain_tcp("proxy", Protocol::Vmess, 443)],
         })
         .unwrap();
         vpnshop::provision::isolation::isolate(&mut ours, &[], &[public.parse().unwrap()]).unwrap();
@@ -385,9 +386,9 @@ async fn a_node_prepared_by_setup_sh_is_added_with_the_printed_line_and_tests_gr
     let (ok, config) = sandbox.sh("cat /etc/v2ray/config.json");
     assert!(ok, "{config}");
     let base = render::default_base(&NodeParams {
-        inbound: ClientInbound { tag: "proxy".into(), protocol: Protocol::Vmess, core: Core::V2ray },
+        core: Core::V2ray,
         api_port,
-        client_port: port,
+        inbounds: vec![InboundSpec::plain_tcp("proxy", Protocol::Vmess, port)],
     })
     .unwrap();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&config).unwrap(), base);
@@ -457,14 +458,13 @@ async fn a_node_prepared_by_setup_sh_is_added_with_the_printed_line_and_tests_gr
         ssh_user: "vpnshop".into(),
         host_key_fingerprint: Some(fingerprint.trim().to_owned()),
         core: Core::V2ray,
-        protocol: Protocol::Vmess,
         api_port,
-        inbound_tag: "proxy".into(),
+        inbounds: vec![ClientInbound { tag: "proxy".into(), protocol: Protocol::Vmess, core: Core::V2ray, flow: None }],
         config_path: "/etc/v2ray/config.json".into(),
         restart_command: "sudo -n systemctl restart v2ray".into(),
     };
     let alice = NodeUser { uuid: Uuid::new_v4(), email: "alice@test".into() };
-    let rendered = render::render(&base, &ClientInbound::from(&node), std::slice::from_ref(&alice)).unwrap();
+    let rendered = render::render(&base, &node.inbounds, std::slice::from_ref(&alice)).unwrap();
     nodes.write_config(&node, &rendered).await.expect("the login user writes the config");
     nodes.add_user(&node, &alice).await.expect("the API answers through the permitted tunnel");
     assert_eq!(nodes.read_config(&node).await.unwrap().as_deref(), Some(rendered.as_str()));

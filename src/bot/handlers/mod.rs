@@ -8,7 +8,7 @@ mod buy;
 mod menu;
 mod pay;
 mod receipt;
-mod services;
+pub(crate) mod services;
 mod trial;
 
 pub use buy::{data_text, days_text, devices_text};

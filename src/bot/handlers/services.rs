@@ -9,11 +9,11 @@ use super::{HandlerError, HandlerResult};
 use crate::bot::callback::Cb;
 use crate::bot::limits::Kind;
 use crate::bot::ui::{Ctx, Screen, button, html};
-use crate::domain::DataCap;
 use crate::domain::status::SubscriptionStatus;
+use crate::domain::{DataCap, Language};
 use crate::error::AppError;
 use crate::i18n::{self, Arg};
-use crate::services::access;
+use crate::services::access::{self, SeatLink};
 use crate::services::shop::label;
 
 /// Whether a subscription's links work now (a pending one is not on its node yet; an ended one is off it).
@@ -84,17 +84,9 @@ pub async fn show(ctx: &Ctx<'_>, id: i64) -> HandlerResult {
         _ => ctx.t_args("data-usage-unlimited", &[("used", i18n::gigabytes(lang, v.used_bytes).into())]),
     };
     let links_text = match s.status {
-        _ if links_work(s.status) && !v.links.is_empty() => v
-            .links
-            .iter()
-            .map(|l| {
-                ctx.t_args(
-                    "device-link",
-                    &[("seat", i18n::number(lang, l.seat.into()).into()), ("link", html(&l.link).into())],
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
+        _ if links_work(s.status) && !v.links.is_empty() => {
+            v.links.iter().map(|l| device_line(lang, l)).collect::<Vec<_>>().join("\n")
+        }
         SubscriptionStatus::Pending | SubscriptionStatus::Active => ctx.t("links-pending"),
         SubscriptionStatus::Limited | SubscriptionStatus::Expired => ctx.t("links-paused"),
         SubscriptionStatus::Revoked => ctx.t("links-ended"),
@@ -154,7 +146,7 @@ pub async fn qr(ctx: &Ctx<'_>, id: i64) -> Result<Option<String>, HandlerError> 
         // sent by an earlier attempt of this update
         let Some(step) = ctx.progress.step() else { continue };
         let png = access::qr_png(&link.link)?;
-        let caption = ctx.t_args("qr-caption", &[("seat", i18n::number(ctx.lang(), link.seat.into()).into())]);
+        let caption = qr_caption(ctx.lang(), link);
         let photo = ctx
             .bot
             .api()
@@ -165,4 +157,24 @@ pub async fn qr(ctx: &Ctx<'_>, id: i64) -> Result<Option<String>, HandlerError> 
         step.sent().await;
     }
     Ok(None)
+}
+
+/// One device's link as the bot lists it: "Device 2: <code>vless://…</code>", with the inbound's name when the
+/// node has several ("Device 2 · VLESS WS TLS: …").
+pub(crate) fn device_line(lang: Language, l: &SeatLink) -> String {
+    let seat = ("seat", i18n::number(lang, l.seat.into()).into());
+    let link = ("link", html(&l.link).into());
+    match &l.label {
+        Some(via) => i18n::t_args(lang, "device-link-via", &[seat, ("via", html(via).into()), link]),
+        None => i18n::t_args(lang, "device-link", &[seat, link]),
+    }
+}
+
+/// The caption of one link's QR code (with the inbound's name when the node has several).
+pub(crate) fn qr_caption(lang: Language, l: &SeatLink) -> String {
+    let seat = ("seat", i18n::number(lang, l.seat.into()).into());
+    match &l.label {
+        Some(via) => i18n::t_args(lang, "qr-caption-via", &[seat, ("via", via.clone().into())]),
+        None => i18n::t_args(lang, "qr-caption", &[seat]),
+    }
 }

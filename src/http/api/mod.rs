@@ -76,6 +76,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(plans::put_price, plans::delete_price))
         .routes(routes!(servers::list_servers, servers::create_server))
         .routes(routes!(servers::get_server, servers::patch_server, servers::delete_server))
+        .routes(routes!(servers::put_inbounds))
         .routes(routes!(servers::enable_server))
         .routes(routes!(servers::disable_server))
         .routes(routes!(servers::test_server))

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{Body, Caller, Page, Params, PathOf, Writer, page_request};
 use crate::app::AppState;
 use crate::db::servers::{ServerFilter, ServerView};
+use crate::domain::inbound::{self, InboundSpec};
 use crate::domain::page::Order;
 use crate::domain::server::{Core, Health, Protocol};
 use crate::error::AppResult;
@@ -35,6 +36,8 @@ pub struct Server {
     pub core: Core,
     pub protocol: Protocol,
     pub inbound_tag: String,
+    /// The client inbounds: a customer's seat is one client on each, with one share link per inbound.
+    pub inbounds: Vec<InboundSpec>,
     pub api_port: i32,
     pub config_path: String,
     /// Most clients it takes.
@@ -66,6 +69,7 @@ impl From<ServerView> for Server {
             host_key: s.host_key_fingerprint,
             core: s.core,
             protocol: s.protocol,
+            inbounds: inbound::from_stored(&s.inbounds, s.protocol, &s.inbound_tag, s.public_port).unwrap_or_default(),
             inbound_tag: s.inbound_tag,
             api_port: s.api_port,
             config_path: s.config_path,
@@ -181,6 +185,32 @@ pub struct CreateServer {
     /// The node's base config template (default: built from the fields above).
     #[serde(default)]
     pub base_config: Option<serde_json::Value>,
+    /// The client inbounds (default: one plain VMess TCP inbound from protocol, inbound_tag and public_port).
+    #[serde(default)]
+    pub inbounds: Vec<InboundSpec>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutInbounds {
+    /// Every client inbound of the node, in link order (1–16; tags and ports unique).
+    pub inbounds: Vec<InboundSpec>,
+}
+
+/// Replace a node's client inbounds. Its next sync (asked for now) rewrites its config with every client on
+/// every inbound and restarts the core once; feeds then list one link per inbound.
+#[utoipa::path(put, path = "/api/v1/servers/{id}/inbounds", tag = "servers", request_body = PutInbounds,
+    params(("id" = i64, Path, description = "The server's id")),
+    responses((status = 200, body = Server), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_inbounds(
+    State(state): State<AppState>,
+    writer: Writer,
+    PathOf(id): PathOf<i64>,
+    Body(req): Body<PutInbounds>,
+) -> AppResult<Json<Server>> {
+    servers::set_inbounds_by(&state.pool, id, &req.inbounds, &writer.who(), &state.settings.jobs).await?;
+    Ok(Json(servers::view(&state.pool, id).await?.into()))
 }
 
 /// Register a node. Its host key is pinned when given (else pin it with `vpnshop server pin-key`).
@@ -209,6 +239,7 @@ pub async fn create_server(
         capacity: req.capacity,
         restart_command: req.restart_command,
         base_config: req.base_config,
+        inbounds: req.inbounds,
     };
     let row = servers::create(&state.pool, &input, &writer.who()).await?;
     Ok((StatusCode::CREATED, Json(servers::view(&state.pool, row.id).await?.into())))

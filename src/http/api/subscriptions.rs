@@ -85,6 +85,9 @@ impl From<SubscriptionRow> for SubscriptionItem {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Device {
     pub seat: i32,
+    /// The inbound this link is for (e.g. `VLESS WS TLS`) when the node has several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     pub link: String,
 }
 
@@ -114,7 +117,7 @@ impl From<Detail> for SubscriptionDetail {
             used_bytes: d.up_bytes.saturating_add(d.down_bytes),
             feed_url: Some(d.feed_url),
             seats: d.devices.len(),
-            devices: d.devices.into_iter().map(|l| Device { seat: l.seat, link: l.link }).collect(),
+            devices: d.devices.into_iter().map(|l| Device { seat: l.seat, label: l.label, link: l.link }).collect(),
         }
     }
 }

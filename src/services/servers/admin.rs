@@ -8,6 +8,7 @@ use sqlx::PgPool;
 
 use super::{By, Checked, ServerInput, audit, check};
 use crate::db::{self, servers::ServerFilter, servers::ServerUpdate, servers::ServerView};
+use crate::domain::inbound;
 use crate::domain::page::{Cursor, PageRequest};
 use crate::error::{AppError, AppResult, violated_constraint};
 use crate::services::audit::Who;
@@ -81,6 +82,16 @@ pub async fn update(pool: &PgPool, id: i64, change: &ServerChange, who: &Who) ->
     let mut tx = pool.begin().await?;
     db::servers::lock(&mut tx, id).await?.ok_or(AppError::NotFound("server"))?;
     let now = db::servers::view(&mut *tx, id).await?.ok_or(AppError::NotFound("server"))?;
+    let mut inbounds = inbound::from_stored(&now.inbounds, now.protocol, &now.inbound_tag, now.public_port)
+        .map_err(|e| AppError::field("inbounds", e.to_string()))?;
+    // a node with one inbound: its public port is that inbound's port (what the API always meant by it)
+    let port_moved = match (change.public_port, inbounds.as_mut_slice()) {
+        (Some(port), [only]) if only.port != port => {
+            only.port = port;
+            true
+        }
+        _ => false,
+    };
     let input = ServerInput {
         name: change.name.clone().unwrap_or_else(|| now.name.clone()),
         location: now.location_code.clone(),
@@ -98,6 +109,7 @@ pub async fn update(pool: &PgPool, id: i64, change: &ServerChange, who: &Who) ->
         capacity: change.capacity.unwrap_or(u32::try_from(now.capacity).unwrap_or(0)),
         restart_command: restart.unwrap_or_else(|| now.restart_command.clone()),
         base_config: None,
+        inbounds: inbounds.clone(),
     };
     let Checked { public_host, ssh_host, .. } = check(pool, &input).await?;
     let row = ServerUpdate {
@@ -127,6 +139,11 @@ pub async fn update(pool: &PgPool, id: i64, change: &ServerChange, who: &Who) ->
             "restart_command": row.restart_command,
         },
     });
+    if port_moved {
+        let json = serde_json::to_value(&inbounds).map_err(|e| AppError::Internal(e.into()))?;
+        let first = &inbounds[0];
+        db::servers::set_inbounds(&mut *tx, id, &json, (first.protocol, &first.tag, i32::from(first.port))).await?;
+    }
     audit(&mut tx, By::from(who), "server.update", id, detail).await?;
     let view = db::servers::view(&mut *tx, id).await?.ok_or(AppError::NotFound("server"))?;
     tx.commit().await?;

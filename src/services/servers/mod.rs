@@ -7,6 +7,7 @@ use sqlx::PgPool;
 pub use self::admin::{ServerChange, TestReport, locations, page, restart_command, test, update, view};
 
 use crate::db::{self, audit::AuditEntry, servers::NewServer, servers::ServerRow};
+use crate::domain::inbound::{self, InboundSpec};
 use crate::domain::server::{Core, Host, HostKeyFingerprint, Protocol};
 use crate::error::{AppError, AppResult, violated_constraint};
 use crate::provision::render::{self, ClientInbound};
@@ -35,6 +36,94 @@ pub struct ServerInput {
     /// The node's base config template (default: built from the fields above).
     #[serde(default)]
     pub base_config: Option<serde_json::Value>,
+    /// The client inbounds; empty: one plain TCP inbound from `protocol`, `inbound_tag` and `public_port`.
+    #[serde(default)]
+    pub inbounds: Vec<InboundSpec>,
+}
+
+impl ServerInput {
+    /// The inbounds this input describes: the given ones, else the one plain TCP inbound of the legacy fields.
+    pub fn inbound_specs(&self) -> Vec<InboundSpec> {
+        if self.inbounds.is_empty() {
+            vec![InboundSpec::plain_tcp(&self.inbound_tag, self.protocol, self.public_port)]
+        } else {
+            self.inbounds.clone()
+        }
+    }
+}
+
+/// Checks a node's inbounds for its core and API port; errors name the field (`inbounds[1].sni`).
+fn check_inbounds(inbounds: &[InboundSpec], core: Core, api_port: u16) -> AppResult<()> {
+    inbound::validate_all(inbounds, core).map_err(|e| AppError::field(e.field, e.message))?;
+    if let Some(i) = inbounds.iter().position(|i| i.port == api_port) {
+        return Err(AppError::field(format!("inbounds[{i}].port"), "the same port as the core's API (api_port)"));
+    }
+    Ok(())
+}
+
+/// Replaces a node's client inbounds (a base-config change: the next sync rewrites its config with every
+/// client on every inbound and restarts the core once) and asks for that sync now.
+pub async fn set_inbounds(
+    pool: &PgPool,
+    id: i64,
+    inbounds: &[InboundSpec],
+    actor: Actor<'_>,
+    jobs: &crate::config::JobSettings,
+) -> AppResult<ServerRow> {
+    replace_inbounds(pool, id, inbounds, actor.into(), jobs).await
+}
+
+/// [`set_inbounds`] through the admin API.
+pub async fn set_inbounds_by(
+    pool: &PgPool,
+    id: i64,
+    inbounds: &[InboundSpec],
+    who: &Who,
+    jobs: &crate::config::JobSettings,
+) -> AppResult<ServerRow> {
+    replace_inbounds(pool, id, inbounds, who.into(), jobs).await
+}
+
+async fn replace_inbounds(
+    pool: &PgPool,
+    id: i64,
+    inbounds: &[InboundSpec],
+    actor: By<'_>,
+    jobs: &crate::config::JobSettings,
+) -> AppResult<ServerRow> {
+    let mut tx = pool.begin().await?;
+    let server = db::servers::lock(&mut tx, id).await?.ok_or(AppError::NotFound("server"))?;
+    check_inbounds(inbounds, server.core, u16::try_from(server.api_port).unwrap_or(0))?;
+    if db::servers::node(&mut *tx, id).await?.is_some_and(|n| n.base_config.is_some()) {
+        return Err(AppError::field(
+            "inbounds",
+            "this node runs the operator's own base config template: change its inbounds there",
+        ));
+    }
+    let first = &inbounds[0];
+    let json = serde_json::to_value(inbounds).map_err(|e| AppError::Internal(e.into()))?;
+    db::servers::set_inbounds(&mut *tx, id, &json, (first.protocol, &first.tag, i32::from(first.port))).await?;
+    let before = inbound::from_stored(&server.inbounds, server.protocol, &server.inbound_tag, server.public_port)
+        .map(|list| list.iter().map(|i| i.tag.clone()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let after: Vec<&str> = inbounds.iter().map(|i| i.tag.as_str()).collect();
+    audit(
+        &mut tx,
+        actor,
+        "server.inbounds",
+        id,
+        serde_json::json!({ "name": server.name, "before": before, "after": after }),
+    )
+    .await?;
+    crate::services::queue::JobSpec::new(
+        crate::services::nodes::RECONCILE_KIND,
+        serde_json::json!({ "server_id": id }),
+    )
+    .coalesce(format!("{}:{id}", crate::services::nodes::RECONCILE_KIND))
+    .enqueue(&mut *tx, jobs)
+    .await?;
+    tx.commit().await?;
+    db::servers::find_by_name(pool, &server.name).await?.ok_or(AppError::NotFound("server"))
 }
 
 /// Who is acting, for the audit log.
@@ -136,6 +225,24 @@ async fn check(pool: &PgPool, input: &ServerInput) -> AppResult<Checked> {
     if input.inbound_tag.is_empty() || input.inbound_tag.len() > 64 {
         return Err(AppError::field("inbound_tag", "inbound tag must be 1-64 characters"));
     }
+    let inbounds = input.inbound_specs();
+    if input.inbounds.is_empty() {
+        // the legacy fields: name them, not inbounds[0]
+        check_inbounds(&inbounds, input.core, input.api_port).map_err(|e| match e {
+            AppError::Field { field, message } => {
+                let field = match field.strip_prefix("inbounds[0].") {
+                    Some("tag") => "inbound_tag".to_owned(),
+                    Some("port") => "public_port".to_owned(),
+                    Some("security") => "protocol".to_owned(),
+                    _ => field,
+                };
+                AppError::Field { field, message }
+            }
+            other => other,
+        })?;
+    } else {
+        check_inbounds(&inbounds, input.core, input.api_port)?;
+    }
     let config_path = input.config_path.clone().unwrap_or_else(|| format!("/etc/{}/config.json", input.core));
     if !config_path.starts_with('/') || config_path.len() > 500 {
         return Err(AppError::field("config_path", "config path must be absolute"));
@@ -146,11 +253,11 @@ async fn check(pool: &PgPool, input: &ServerInput) -> AppResult<Checked> {
         return Err(AppError::field("restart_command", "restart command must be 1-500 characters"));
     }
     if let Some(base) = &input.base_config {
-        // the template must hold our inbound with the right protocol, or every sync would fail later
-        let inbound = ClientInbound { tag: input.inbound_tag.clone(), protocol: input.protocol, core: input.core };
+        // the template must hold our inbounds with the right protocols, or every sync would fail later
+        let inbounds: Vec<ClientInbound> = inbounds.iter().map(|i| ClientInbound::of(i, input.core)).collect();
         let mut isolated = base.clone();
         crate::provision::isolation::isolate(&mut isolated, &[], &[])
-            .and_then(|()| render::render(&isolated, &inbound, &[]))
+            .and_then(|()| render::render(&isolated, &inbounds, &[]))
             .map_err(|e| AppError::field("base_config", format!("base config: {e}")))?;
     }
     let location = if input.location.len() > 16 { None } else { db::locations::find(pool, &input.location).await? };
@@ -175,18 +282,23 @@ async fn check(pool: &PgPool, input: &ServerInput) -> AppResult<Checked> {
 
 async fn insert(pool: &PgPool, input: &ServerInput, actor: By<'_>) -> AppResult<ServerRow> {
     let Checked { public_host, ssh_host, fingerprint, config_path } = check(pool, input).await?;
+    let specs = input.inbound_specs();
+    let first = &specs[0];
+    let inbounds = serde_json::to_value(&specs).map_err(|e| AppError::Internal(e.into()))?;
     let row = NewServer {
         name: &input.name,
         location_code: &input.location,
         public_host: &public_host,
-        public_port: i32::from(input.public_port),
+        public_port: i32::from(first.port),
         ssh_host: &ssh_host,
         ssh_port: i32::from(input.ssh_port),
         ssh_user: &input.ssh_user,
         host_key_fingerprint: fingerprint.as_deref(),
         core: input.core,
-        protocol: input.protocol,
-        inbound_tag: &input.inbound_tag,
+        // what the previous release reads: the first inbound
+        protocol: first.protocol,
+        inbound_tag: &first.tag,
+        inbounds: &inbounds,
         api_port: i32::from(input.api_port),
         config_path: &config_path,
         capacity: input.capacity as i32,

@@ -95,7 +95,7 @@ async fn an_operator_adds_a_node_approves_a_receipt_and_finds_the_customer(pool:
     b.fill("#f-ssh_port", &node.ssh_port.to_string()).await;
     b.fill("#f-ssh_user", &target.ssh_user).await;
     b.fill("#f-api_port", &node.api_port.to_string()).await;
-    b.fill("#f-inbound_tag", &target.inbound_tag).await;
+    b.fill("#f-inbound_tag", &target.inbounds[0].tag).await;
     b.fill("#f-config_path", &target.config_path).await;
     // (the restart command stays the default: the dashboard, like the API, takes only `systemctl restart <unit>`)
     b.screenshot("dash-node-add").await;

@@ -73,13 +73,14 @@ pub fn node_input(node: &TestNode, name: &str, capacity: u32) -> ServerInput {
         ssh_user: target.ssh_user.clone(),
         host_key: Some(node.host_fingerprint.clone()),
         core: target.core,
-        protocol: target.protocol,
-        inbound_tag: target.inbound_tag.clone(),
+        protocol: node.protocol,
+        inbound_tag: target.inbounds[0].tag.clone(),
         api_port: node.api_port,
         config_path: Some(target.config_path.clone()),
         capacity,
         restart_command: Some(node.restart_command()),
         base_config: None,
+        inbounds: Vec::new(),
     }
 }
 

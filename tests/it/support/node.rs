@@ -12,6 +12,7 @@ use tempfile::TempDir;
 use uuid::Uuid;
 use vpnshop::domain::server::{Core, Protocol};
 use vpnshop::provision::NodeTarget;
+use vpnshop::provision::render::ClientInbound;
 
 use super::{ClientParams, SSHD, V2RAY, descendants, free_port, kill_pids, run, wait_for_port, wait_for_port_closed};
 
@@ -86,9 +87,13 @@ impl TestNode {
             ssh_user: self.user.clone(),
             host_key_fingerprint: Some(self.host_fingerprint.clone()),
             core: Core::V2ray,
-            protocol: self.protocol,
             api_port: self.api_port,
-            inbound_tag: "proxy".into(),
+            inbounds: vec![ClientInbound {
+                tag: "proxy".into(),
+                protocol: self.protocol,
+                core: Core::V2ray,
+                flow: None,
+            }],
             config_path: self.config_path().to_string_lossy().into_owned(),
             restart_command: self.restart_command(),
         }

@@ -146,6 +146,8 @@ impl Fields {
             capacity,
             restart_command: self.text("restart_command"),
             base_config,
+            // more inbounds than the one plain TCP inbound: `vpnshop server inbounds` or the admin API
+            inbounds: Vec::new(),
         })
     }
 }
