@@ -2,19 +2,39 @@
 //! (checked in `shared/specs/v2ray.md`): `vmess://` + base64 JSON, `vless://uuid@host:port?…#name`, the feed
 //! body (base64 of the links, one per line) and its `subscription-userinfo` / `profile-title` headers. Also
 //! a parser for both link schemes, and the client outbound a parsed link describes.
+//!
+//! Field names and where each value goes, as checked against:
+//! - v2rayN `ServiceLib/Models/VmessQRCode.cs` (the VMess JSON: `v ps add port id aid scy net type host path
+//!   tls sni alpn fp`, every value written as a string; gRPC puts its service name in `path` and its mode,
+//!   `gun`, in `type`) and `ServiceLib/Handler/Fmt/VmessFmt.cs`;
+//! - v2rayN `ServiceLib/Handler/Fmt/VLESSFmt.cs` and `BaseFmt.cs` (`ToUriQuery`/`ResolveUriQuery`: `encryption`,
+//!   `security`, `sni`, `fp`, `pbk`, `sid`, `spx`, `alpn` only with TLS, `type`, WebSocket `host`/`path`, gRPC
+//!   `serviceName`/`mode`; every value `Uri.EscapeDataString`-encoded; an IPv6 host in brackets);
+//! - Xray's "VMessAEAD / VLESS 分享链接标准提案" (XTLS/Xray-core discussion #716), which names the same VLESS
+//!   query keys (`type`, `security`, `host`, `path`, `serviceName`, `mode`, `sni`, `alpn`, `fp`, `flow`; REALITY
+//!   added `pbk`, `sid`, `spx`).
 
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::domain::inbound::{InboundSpec, Security, Transport};
 use crate::domain::server::{Host, Protocol};
 
-/// Bytes percent-encoded in a link's name: everything but RFC 3986 unreserved characters.
-const NAME_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+/// Bytes percent-encoded in a link's name and query values: everything but RFC 3986 unreserved characters
+/// (what v2rayN's `Uri.EscapeDataString` leaves alone), so `/ws` is `%2Fws` and `h2,http/1.1` is
+/// `h2%2Chttp%2F1.1`.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// The REALITY `spiderX` links carry: the first path a REALITY client fetches when it spies (the site root).
+const SPIDER_X: &str = "/";
+
+/// The gRPC mode links carry (`gun`: one stream per request, what every client and Xray understand).
+const GRPC_MODE: &str = "gun";
 
 /// Decoders that take padded or unpadded input (clients produce both).
 const LENIENT: GeneralPurposeConfig =
@@ -40,7 +60,7 @@ pub enum LinkError {
     BadName,
 }
 
-/// What a share link says: where to connect and as whom.
+/// What a share link says: where to connect, as whom, and how (transport, TLS or REALITY).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedLink {
     pub protocol: Protocol,
@@ -50,45 +70,120 @@ pub struct ParsedLink {
     pub uuid: Uuid,
     /// The display name (decoded).
     pub name: String,
-    /// Transport: `tcp`, `ws`, … (`net` in VMess, `type` in VLESS).
+    /// Transport: `tcp`, `ws`, `grpc`, … (`net` in VMess, `type` in VLESS).
     pub network: String,
     /// `none`, `tls`, `reality` (VMess `tls: ""` reads as `none`).
     pub security: String,
     /// VMess `aid` (0 = AEAD); always 0 for VLESS.
     pub alter_id: u16,
+    /// WebSocket `Host` header (`host`).
+    pub ws_host: Option<String>,
+    /// WebSocket path (`path`).
+    pub path: Option<String>,
+    /// gRPC service name (VLESS `serviceName`; VMess `path` when `net` is `grpc`).
+    pub service_name: Option<String>,
+    /// TLS or REALITY server name (`sni`).
+    pub sni: Option<String>,
+    /// TLS ALPN (`alpn`, comma-separated in links).
+    pub alpn: Vec<String>,
+    /// uTLS fingerprint (`fp`).
+    pub fingerprint: Option<String>,
+    /// REALITY public key (`pbk`).
+    pub public_key: Option<String>,
+    /// REALITY short id (`sid`).
+    pub short_id: Option<String>,
+    /// REALITY spider path (`spx`).
+    pub spider_x: Option<String>,
+    /// VLESS flow (`flow`), e.g. `xtls-rprx-vision`.
+    pub flow: Option<String>,
 }
 
-/// The share link of one client on a node: [`vmess_link`] or [`vless_link`] by protocol.
-pub fn share_link(protocol: Protocol, host: &str, port: u16, uuid: Uuid, name: &str) -> String {
-    match protocol {
-        Protocol::Vmess => vmess_link(host, port, uuid, name),
-        Protocol::Vless => vless_link(host, port, uuid, name),
+/// What one inbound's links carry, worked out once for both schemes.
+struct LinkFields<'a> {
+    /// Unbracketed.
+    host: &'a str,
+    port: u16,
+    network: &'static str,
+    security: Security,
+    /// WebSocket `Host` header (may be empty: none).
+    ws_host: String,
+    /// WebSocket path (`/` by default); gRPC keeps its service name apart.
+    path: Option<&'a str>,
+    service_name: Option<&'a str>,
+    sni: Option<String>,
+    /// TLS only, as v2rayN writes it.
+    alpn: String,
+    fingerprint: Option<&'a str>,
+    public_key: Option<&'a str>,
+    short_id: Option<&'a str>,
+    flow: Option<&'static str>,
+}
+
+impl<'a> LinkFields<'a> {
+    fn of(spec: &'a InboundSpec, node_public_host: &'a str) -> Self {
+        let ws = spec.transport == Transport::Ws;
+        let grpc = spec.transport == Transport::Grpc;
+        let reality = spec.reality.as_ref().filter(|_| spec.security == Security::Reality);
+        Self {
+            host: unbracket(spec.connect_host(node_public_host)),
+            port: spec.connect_port(),
+            network: spec.transport.as_str(),
+            security: spec.security,
+            ws_host: if ws { spec.ws_host(node_public_host) } else { String::new() },
+            path: ws.then(|| spec.ws_path()),
+            service_name: spec.service_name.as_deref().filter(|_| grpc),
+            sni: spec.server_name(node_public_host).filter(|_| spec.security != Security::None),
+            alpn: if spec.security == Security::Tls { spec.alpn.join(",") } else { String::new() },
+            fingerprint: spec.link_fingerprint(),
+            public_key: reality.map(|r| r.public_key.as_str()),
+            short_id: reality.and_then(|r| r.short_ids.first()).map(String::as_str),
+            flow: spec.flow(),
+        }
     }
 }
 
-/// `vmess://` + base64 of the v2rayN JSON (every value a string, `aid` "0" = AEAD, plain TCP, no TLS).
-pub fn vmess_link(host: &str, port: u16, uuid: Uuid, name: &str) -> String {
+/// The share link of one client on one inbound of a node: [`vmess_link`] or [`vless_link`] by protocol.
+pub fn share_link(spec: &InboundSpec, node_public_host: &str, uuid: Uuid, name: &str) -> String {
+    match spec.protocol {
+        Protocol::Vmess => vmess_link(spec, node_public_host, uuid, name),
+        Protocol::Vless => vless_link(spec, node_public_host, uuid, name),
+    }
+}
+
+/// `vmess://` + standard padded base64 of the v2rayN JSON: every value a string, `aid` "0" (AEAD), `tls`
+/// "tls" or "", gRPC's service name in `path` and `gun` in `type`, as v2rayN reads and writes them.
+pub fn vmess_link(spec: &InboundSpec, node_public_host: &str, uuid: Uuid, name: &str) -> String {
+    let f = LinkFields::of(spec, node_public_host);
+    let (kind, path) = match spec.transport {
+        Transport::Grpc => (GRPC_MODE, f.service_name.unwrap_or_default()),
+        Transport::Tcp | Transport::Ws => ("none", f.path.unwrap_or_default()),
+    };
     let payload = VmessJson {
         v: "2",
         ps: name,
-        add: unbracket(host),
-        port: port.to_string(),
+        add: f.host,
+        port: f.port.to_string(),
         id: uuid.to_string(),
         aid: "0",
         scy: "auto",
-        net: "tcp",
-        kind: "none",
-        host: "",
-        path: "",
-        tls: "",
-        sni: "",
+        net: f.network,
+        kind,
+        host: &f.ws_host,
+        path,
+        tls: match f.security {
+            Security::None => "",
+            other => other.as_str(),
+        },
+        sni: f.sni.as_deref().unwrap_or_default(),
+        alpn: &f.alpn,
+        fp: f.fingerprint.unwrap_or_default(),
     };
     // Serialising a struct of strings cannot fail.
     let text = serde_json::to_string(&payload).unwrap_or_default();
     format!("vmess://{}", STANDARD.encode(text))
 }
 
-/// The v2rayN VMess JSON, fields in the order clients write them.
+/// The v2rayN VMess JSON (`VmessQRCode`), fields in the order v2rayN writes them.
 #[derive(serde::Serialize)]
 struct VmessJson<'a> {
     v: &'a str,
@@ -105,17 +200,34 @@ struct VmessJson<'a> {
     path: &'a str,
     tls: &'a str,
     sni: &'a str,
+    alpn: &'a str,
+    fp: &'a str,
 }
 
-/// `vless://<uuid>@<host>:<port>?encryption=none&security=none&type=tcp#<percent-encoded name>`, with an
-/// IPv6 host in brackets.
-pub fn vless_link(host: &str, port: u16, uuid: Uuid, name: &str) -> String {
-    let host = unbracket(host);
-    let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
-    format!(
-        "vless://{uuid}@{host}:{port}?encryption=none&security=none&type=tcp#{}",
-        utf8_percent_encode(name, NAME_ENCODE)
-    )
+/// `vless://<uuid>@<host>:<port>?encryption=none&security=…&type=…[&host=…&path=…][&sni=…&alpn=…&fp=…]
+/// [&serviceName=…&mode=gun][&pbk=…&sid=…&spx=%2F][&flow=…]#<name>`: only the parameters that apply, values
+/// and name percent-encoded, an IPv6 host in brackets.
+pub fn vless_link(spec: &InboundSpec, node_public_host: &str, uuid: Uuid, name: &str) -> String {
+    let f = LinkFields::of(spec, node_public_host);
+    let host = if f.host.contains(':') { format!("[{}]", f.host) } else { f.host.to_owned() };
+    let mut query = vec![("encryption", "none"), ("security", f.security.as_str()), ("type", f.network)];
+    let optional = [
+        ("host", Some(f.ws_host.as_str())),
+        ("path", f.path),
+        ("sni", f.sni.as_deref()),
+        ("alpn", Some(f.alpn.as_str())),
+        ("fp", f.fingerprint),
+        ("serviceName", f.service_name),
+        ("mode", f.service_name.map(|_| GRPC_MODE)),
+        ("pbk", f.public_key),
+        ("sid", f.short_id),
+        ("spx", f.public_key.map(|_| SPIDER_X)),
+        ("flow", f.flow),
+    ];
+    query.extend(optional.into_iter().filter_map(|(key, value)| Some((key, value.filter(|v| !v.is_empty())?))));
+    let query: Vec<String> =
+        query.iter().map(|(key, value)| format!("{key}={}", utf8_percent_encode(value, COMPONENT))).collect();
+    format!("vless://{uuid}@{host}:{}?{}#{}", f.port, query.join("&"), utf8_percent_encode(name, COMPONENT))
 }
 
 /// A subscription feed's body: standard base64 of the links joined by `\n`.
@@ -149,21 +261,73 @@ pub fn parse_link(link: &str) -> Result<ParsedLink, LinkError> {
 }
 
 impl ParsedLink {
-    /// The v2ray/Xray client outbound (tagged `tag`) that connects as this link says. Carries what our
-    /// links carry (address, port, id, transport and security names); WebSocket paths, SNI and Reality
-    /// keys are not in [`ParsedLink`] and so not here.
+    /// The v2ray/Xray client outbound (tagged `tag`) that connects as this link says, with its full
+    /// `streamSettings`: `wsSettings` (path, `Host` header), `grpcSettings` (service name), `tlsSettings`
+    /// (server name, ALPN, uTLS fingerprint) or `realitySettings`, and the VLESS user's `flow`.
+    /// `tlsSettings` is always an object with TLS, so callers can add `certificates`. Debian's v2ray 4.34
+    /// has no uTLS and ignores `fingerprint` (its `-test` accepts the field; checked in the tests), so one
+    /// outbound serves both cores; it has no gRPC or REALITY, which only Xray nodes are given.
     pub fn outbound(&self, tag: &str) -> Value {
         let user = match self.protocol {
             Protocol::Vmess => json!({
                 "id": self.uuid.to_string(), "alterId": self.alter_id, "security": "auto", "level": 0
             }),
-            Protocol::Vless => json!({ "id": self.uuid.to_string(), "encryption": "none", "level": 0 }),
+            Protocol::Vless => {
+                let mut user = json!({ "id": self.uuid.to_string(), "encryption": "none", "level": 0 });
+                if let Some(flow) = &self.flow {
+                    user["flow"] = json!(flow);
+                }
+                user
+            }
         };
+        let mut stream = Map::new();
+        stream.insert("network".into(), json!(self.network));
+        stream.insert("security".into(), json!(self.security));
+        match self.network.as_str() {
+            "ws" => {
+                let mut headers = Map::new();
+                if let Some(host) = &self.ws_host {
+                    headers.insert("Host".into(), json!(host));
+                }
+                let path = self.path.as_deref().unwrap_or("/");
+                stream.insert("wsSettings".into(), json!({ "path": path, "headers": headers }));
+            }
+            "grpc" => {
+                let service = self.service_name.as_deref().unwrap_or_default();
+                stream.insert("grpcSettings".into(), json!({ "serviceName": service }));
+            }
+            _ => {}
+        }
+        let mut optional = Map::new();
+        let mut put = |key: &str, value: &Option<String>| {
+            if let Some(value) = value {
+                optional.insert(key.into(), json!(value));
+            }
+        };
+        match self.security.as_str() {
+            "tls" => {
+                put("serverName", &self.sni);
+                put("fingerprint", &self.fingerprint);
+                if !self.alpn.is_empty() {
+                    optional.insert("alpn".into(), json!(self.alpn));
+                }
+                stream.insert("tlsSettings".into(), Value::Object(optional));
+            }
+            "reality" => {
+                put("serverName", &self.sni);
+                put("fingerprint", &self.fingerprint);
+                put("publicKey", &self.public_key);
+                put("shortId", &self.short_id);
+                put("spiderX", &self.spider_x);
+                stream.insert("realitySettings".into(), Value::Object(optional));
+            }
+            _ => {}
+        }
         json!({
             "tag": tag,
             "protocol": self.protocol.as_str(),
             "settings": { "vnext": [ { "address": self.host, "port": self.port, "users": [user] } ] },
-            "streamSettings": { "network": self.network, "security": self.security }
+            "streamSettings": stream
         })
     }
 }
@@ -181,18 +345,31 @@ fn parse_vmess(payload: &str) -> Result<ParsedLink, LinkError> {
             _ => None,
         }
     };
+    let given = |key: &str| field(key).filter(|v| !v.is_empty());
     let port_text = field("port").ok_or(LinkError::Missing("port"))?;
     let aid_text = field("aid").unwrap_or_else(|| "0".to_owned());
-    let tls = field("tls").unwrap_or_default();
+    let network = given("net").unwrap_or_else(|| "tcp".to_owned());
+    // v2rayN keeps gRPC's service name in `path`.
+    let (path, service_name) = if network == "grpc" { (None, given("path")) } else { (given("path"), None) };
     Ok(ParsedLink {
         protocol: Protocol::Vmess,
         host: parse_host(&field("add").ok_or(LinkError::Missing("address"))?)?,
         port: parse_port(&port_text)?,
         uuid: parse_uuid(&field("id").ok_or(LinkError::Missing("id"))?)?,
         name: field("ps").unwrap_or_default(),
-        network: field("net").filter(|n| !n.is_empty()).unwrap_or_else(|| "tcp".to_owned()),
-        security: if tls.is_empty() { "none".to_owned() } else { tls },
+        network,
+        security: given("tls").unwrap_or_else(|| "none".to_owned()),
         alter_id: aid_text.parse().map_err(|_| LinkError::BadPayload(format!("aid {aid_text:?} is not a number")))?,
+        ws_host: given("host"),
+        path,
+        service_name,
+        sni: given("sni"),
+        alpn: split_alpn(&field("alpn").unwrap_or_default()),
+        fingerprint: given("fp"),
+        public_key: given("pbk"),
+        short_id: given("sid"),
+        spider_x: given("spx"),
+        flow: None,
     })
 }
 
@@ -214,6 +391,7 @@ fn parse_vless(rest: &str) -> Result<ParsedLink, LinkError> {
             .filter_map(|pair| pair.split_once('='))
             .find(|(k, _)| *k == key)
             .map(|(_, v)| percent_decode_str(v).decode_utf8_lossy().into_owned())
+            .filter(|v| !v.is_empty())
     };
     let name = percent_decode_str(fragment).decode_utf8().map_err(|_| LinkError::BadName)?.into_owned();
     Ok(ParsedLink {
@@ -222,10 +400,25 @@ fn parse_vless(rest: &str) -> Result<ParsedLink, LinkError> {
         port: parse_port(port)?,
         uuid: parse_uuid(&percent_decode_str(user).decode_utf8_lossy())?,
         name,
-        network: param("type").filter(|t| !t.is_empty()).unwrap_or_else(|| "tcp".to_owned()),
-        security: param("security").filter(|s| !s.is_empty()).unwrap_or_else(|| "none".to_owned()),
+        network: param("type").unwrap_or_else(|| "tcp".to_owned()),
+        security: param("security").unwrap_or_else(|| "none".to_owned()),
         alter_id: 0,
+        ws_host: param("host"),
+        path: param("path"),
+        service_name: param("serviceName"),
+        sni: param("sni"),
+        alpn: split_alpn(&param("alpn").unwrap_or_default()),
+        fingerprint: param("fp"),
+        public_key: param("pbk"),
+        short_id: param("sid"),
+        spider_x: param("spx"),
+        flow: param("flow"),
     })
+}
+
+/// `h2,http/1.1` as a list, blanks dropped.
+fn split_alpn(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect()
 }
 
 /// `host` without the brackets an IPv6 address may come in.
