@@ -395,7 +395,8 @@ impl RealitySpec {
         if !is_node_path(&self.private_key_file) {
             return Err(bad("reality.private_key_file", "an absolute path on the node, without spaces or quotes"));
         }
-        let short_ok = |s: &String| s.len() <= 16 && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let short_ok =
+            |s: &String| s.len() <= 16 && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit());
         if self.short_ids.is_empty() || !self.short_ids.iter().all(short_ok) {
             return Err(bad("reality.short_ids", "one or more short ids of 0–16 hex digits, an even number of them"));
         }

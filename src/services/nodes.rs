@@ -219,6 +219,25 @@ impl Nodes {
         let mut report = SyncReport::default();
         let pending = db::clients::out_of_sync_on(&self.pool, row.id).await?;
         let (adds, removes): (Vec<_>, Vec<_>) = pending.into_iter().partition(|c| c.desired == Presence::Present);
+        if self.base_changed(row)? {
+            // new inbounds (or other base changes): the running core may not have the inbounds the API would
+            // name, so the file (every wanted client on every inbound) and one restart do it all; the restart
+            // takes the counters first, so what removed clients used is kept
+            let (written, restarted) = self.write_config(row, &node, true).await?;
+            report.config_written = written;
+            report.restarted = restarted;
+            let add_ids: Vec<i64> = adds.iter().map(|c| c.id).collect();
+            db::clients::mark_on_node(&self.pool, &add_ids, true).await?;
+            let remove_ids: Vec<i64> = removes.iter().map(|c| c.id).collect();
+            db::clients::mark_on_node(&self.pool, &remove_ids, false).await?;
+            (report.added, report.removed) = (adds.len(), removes.len());
+            for sub in db::subscriptions::pending_on(&self.pool, row.id).await? {
+                if subscriptions::activate_if_on_node(&self.pool, sub, &self.jobs).await? {
+                    report.activated += 1;
+                }
+            }
+            return Ok(report);
+        }
         for c in &adds {
             let user = NodeUser { uuid: c.uuid, email: c.email.clone() };
             self.checked(row, "add_user", self.api.add_user(&node, &user).await).await?;
@@ -254,6 +273,15 @@ impl Nodes {
             }
         }
         Ok(report)
+    }
+
+    /// Whether the node's base (everything but the users: its inbounds, ports, isolation) differs from the one
+    /// we last wrote. Unknown (never written by us) counts as unchanged here; writing the file then compares it
+    /// with what the node runs.
+    fn base_changed(&self, row: &NodeRow) -> Result<bool, SyncError> {
+        let Some(applied) = &row.applied_base_hash else { return Ok(false) };
+        let base = base_config(row, &self.settings.allow_private_destinations)?;
+        Ok(render::base_hash(&base) != *applied)
     }
 
     /// Rewrites the node's file when the desired config differs from the last one written (or `force`).
@@ -342,7 +370,9 @@ impl Nodes {
             }
         }
         let mut strays = 0;
-        for email in seen.difference(&desired) {
+        // a base change rewrites the file and restarts the core (below): strays go with it
+        let rewrite = self.base_changed(&row)?;
+        for email in seen.difference(&desired).filter(|_| !rewrite) {
             self.checked(&row, "remove_user", self.api.remove_user(&node, email).await).await?;
             strays += 1;
         }

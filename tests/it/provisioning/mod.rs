@@ -6,6 +6,7 @@ mod isolation;
 mod lifecycle;
 mod metering;
 mod resilience;
+mod transports;
 
 use std::time::{Duration, Instant};
 

@@ -83,13 +83,19 @@ impl TestV2rayClient {
     /// Starts a client from a share link or from [`ClientParams`].
     pub async fn start(params: impl IntoClientParams) -> TestV2rayClient {
         let params = params.into_params().expect("client parameters");
+        Self::start_outbound(params.outbound()).await
+    }
+
+    /// Starts a client whose one outbound is `outbound` (e.g. what `ParsedLink::outbound` makes of a share link:
+    /// transport, TLS and all).
+    pub async fn start_outbound(outbound: serde_json::Value) -> TestV2rayClient {
         let dir = tempfile::Builder::new().prefix("vpnshop-client-").tempdir().expect("temp dir");
         let http_port = free_port();
         let config = serde_json::json!({
             "log": {"loglevel": "warning"},
             "inbounds": [{"tag": "http-in", "listen": "127.0.0.1", "port": http_port, "protocol": "http",
                           "settings": {}}],
-            "outbounds": [params.outbound()]
+            "outbounds": [outbound]
         });
         let config_path = dir.path().join("client.json");
         fs::write(&config_path, config.to_string()).expect("client config");

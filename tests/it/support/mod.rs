@@ -9,6 +9,7 @@ mod node;
 mod origin;
 pub mod stripe;
 mod telegram;
+mod tls;
 pub mod zarinpal;
 
 use std::net::TcpListener;
@@ -20,6 +21,7 @@ pub use client::{ClientParams, TestV2rayClient};
 pub use node::TestNode;
 pub use origin::{GREETING, Origin};
 pub use telegram::*;
+pub use tls::TestCa;
 
 use crate::helpers::tools_required;
 
