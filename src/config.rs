@@ -617,6 +617,9 @@ pub struct ProvisionSettings {
     pub shop_name: String,
     /// How often subscription apps should refresh the feed.
     pub feed_update_hours: u32,
+    /// Admins are alerted (once per certificate) when a node's TLS certificate ends within this many days.
+    #[serde(default = "default_certificate_alert_days")]
+    pub certificate_alert_days: u32,
     /// Private destinations customers may reach through nodes anyway (`127.0.0.1:8080`, `10.1.0.0/16`): for
     /// tests and labs only. Everything private is blocked by default (see `provision::isolation`).
     #[serde(default, deserialize_with = "destination_list")]
@@ -632,6 +635,10 @@ impl ProvisionSettings {
             min_interval: std::time::Duration::from_millis(self.meter_min_interval_ms),
         }
     }
+}
+
+fn default_certificate_alert_days() -> u32 {
+    14
 }
 
 /// Accepts a TOML list or `a,b` (an environment variable) of destinations.

@@ -1,5 +1,6 @@
 //! Read-only figures across tables for monitoring: counts of the rows still in play (open orders, live
-//! subscriptions, reviews, the job queue, the Telegram inbox, unfinished broadcasts) and node health. Every
+//! subscriptions, reviews, the job queue, the Telegram inbox, unfinished broadcasts), node health and the
+//! nodes' certificate ends. Every
 //! query reads a partial or status index, so its cost follows the rows in play, not the table's history.
 
 use sqlx::PgConnection;
@@ -85,4 +86,15 @@ pub async fn nodes_up(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, bool
     let rows =
         sqlx::query!(r#"SELECT name, health = 'ok' AS "up!" FROM servers ORDER BY name"#).fetch_all(conn).await?;
     Ok(rows.into_iter().map(|r| (r.name, r.up)).collect())
+}
+
+/// Each node's earliest TLS certificate end (Unix seconds), for nodes whose certificates were read.
+pub async fn node_certificates(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, f64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT name, extract(epoch FROM tls_not_after)::float8 AS "not_after!"
+             FROM servers WHERE tls_not_after IS NOT NULL ORDER BY name"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.name, r.not_after)).collect())
 }

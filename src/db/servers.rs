@@ -300,6 +300,48 @@ pub async fn record_restart(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()
     Ok(())
 }
 
+/// Whether the node's certificates are due to be read again: never read, or last read `every_secs` ago or more
+/// (database clock).
+pub async fn tls_check_due(db: impl PgExecutor<'_>, id: i64, every_secs: f64) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT tls_checked_at IS NULL OR tls_checked_at <= now() - make_interval(secs => $2) AS "due!"
+             FROM servers WHERE id = $1"#,
+        id,
+        every_secs
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Records a reading of the node's certificates: the earliest notAfter over its TLS inbounds (`None`: it has
+/// none), read now.
+pub async fn record_tls(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    not_after: Option<chrono::DateTime<chrono::Utc>>,
+) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE servers SET tls_not_after = $2, tls_checked_at = now() WHERE id = $1", id, not_after)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Marks the certificate ending at `not_after` as alerted; `false` when it already was (someone else sent it).
+pub async fn claim_tls_alert(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    not_after: chrono::DateTime<chrono::Utc>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE servers SET tls_alerted_for = $2 WHERE id = $1 AND tls_alerted_for IS DISTINCT FROM $2",
+        id,
+        not_after
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn pin_host_key(db: impl PgExecutor<'_>, id: i64, fingerprint: &str) -> sqlx::Result<()> {
     sqlx::query!(
         r#"UPDATE servers SET host_key_fingerprint = $2, health = CASE WHEN health = 'host_key_mismatch' THEN 'unknown' ELSE health END,

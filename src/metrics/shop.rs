@@ -138,6 +138,13 @@ fn render(f: &Figures) -> String {
         "node",
         nodes,
     );
+    t.by(
+        "vpnshop_node_certificate_expiry_timestamp_seconds",
+        "When the node's earliest TLS certificate ends (notAfter, Unix seconds), as its last sync read it; absent \
+         for nodes without TLS inbounds",
+        "node",
+        f.node_certificates.iter().map(|(n, t)| (n.as_str(), *t)),
+    );
     t.one(
         "vpnshop_gauges_updated_timestamp_seconds",
         "When the database gauges (orders, subscriptions, reviews, jobs, inbox, broadcasts, nodes) were read",
@@ -196,6 +203,7 @@ mod tests {
         };
         f.subscriptions.insert("active".into(), 3);
         f.nodes_up = vec![("de-1".into(), true), ("odd\"name".into(), false)];
+        f.node_certificates = vec![("de-1".into(), 1_800_000_000.0)];
         let text = render(&f);
         assert!(
             text.contains("# TYPE vpnshop_subscriptions gauge\nvpnshop_subscriptions{status=\"active\"} 3\n"),
@@ -206,6 +214,13 @@ mod tests {
         );
         assert!(text.contains("vpnshop_node_up{node=\"de-1\"} 1\nvpnshop_node_up{node=\"odd\\\"name\"} 0\n"), "{text}");
         assert!(text.contains("vpnshop_gauges_updated_timestamp_seconds 1700000000\n"), "{text}");
+        assert!(
+            text.contains(
+                "# TYPE vpnshop_node_certificate_expiry_timestamp_seconds gauge\n\
+                 vpnshop_node_certificate_expiry_timestamp_seconds{node=\"de-1\"} 1800000000\n"
+            ),
+            "{text}"
+        );
         assert!(!text.contains("vpnshop_jobs_dead"), "a family without values is left out: {text}");
     }
 }

@@ -6,8 +6,10 @@
 //!   API reached through an SSH `direct-tcpip` channel, config files written atomically over SSH.
 //! - `render`: the node's config file from its base template and its active clients.
 //! - `isolation`: the routing that keeps customers out of the node itself and its networks.
+//! - `cert`: a node's TLS certificate (when it ends).
 //! - `links` + `qr`: share links (`vmess://`, `vless://`), the subscription feed body, QR codes.
 
+pub mod cert;
 pub mod grpc;
 pub mod isolation;
 pub mod links;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use uuid::Uuid;
 
 use super::render::ClientInbound;
@@ -92,6 +94,10 @@ pub trait NodeApi: Send + Sync {
 
     /// The SSH host key fingerprint the node presents (for trust on first use and `server test`).
     async fn fetch_host_key(&self, host: &str, port: u16) -> Result<String, NodeError>;
+
+    /// When the first certificate in the PEM file at `cert_path` on the node ends (its notAfter), or `None` when
+    /// there is no such file. A file that cannot be read or holds no certificate is an error saying so.
+    async fn tls_not_after(&self, node: &NodeTarget, cert_path: &str) -> Result<Option<DateTime<Utc>>, NodeError>;
 }
 
 /// Stands in when no SSH key is configured: every operation fails with a message saying what to set, so
@@ -124,6 +130,9 @@ impl NodeApi for NoSshKey {
         Err(NodeError::Unreachable(NO_KEY.into()))
     }
     async fn fetch_host_key(&self, _: &str, _: u16) -> Result<String, NodeError> {
+        Err(NodeError::Unreachable(NO_KEY.into()))
+    }
+    async fn tls_not_after(&self, _: &NodeTarget, _: &str) -> Result<Option<DateTime<Utc>>, NodeError> {
         Err(NodeError::Unreachable(NO_KEY.into()))
     }
 }

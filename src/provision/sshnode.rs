@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use super::grpc::{self, GrpcChannel, GrpcError};
@@ -16,8 +17,8 @@ use super::node::{NodeApi, NodeError, NodeTarget, NodeUser, UserCounter};
 use super::ssh::{ExecOutput, KeySource, SshOptions, SshPool, SshSession, shell_quote};
 use crate::domain::server::Core;
 
-/// Exit status our `read_config` script uses for "no such file".
-const NO_CONFIG: u32 = 66;
+/// Exit status our file-reading script uses for "no such file" (the config, a certificate).
+const NO_FILE: u32 = 66;
 /// Exit status our `write_config` script uses for "the core rejected the config".
 const CONFIG_REJECTED: u32 = 65;
 
@@ -152,10 +153,10 @@ fn sh(script: &str) -> String {
     format!("sh -c {}", shell_quote(script))
 }
 
-/// Reads the config, or exits with `NO_CONFIG` when there is none.
-fn read_config_script(path: &str) -> String {
-    let cfg = shell_quote(path);
-    format!("if [ -e {cfg} ]; then exec cat -- {cfg}; else exit {NO_CONFIG}; fi")
+/// Prints a file, or exits with `NO_FILE` when there is none.
+fn read_file_script(path: &str) -> String {
+    let file = shell_quote(path);
+    format!("if [ -e {file} ]; then exec cat -- {file}; else exit {NO_FILE}; fi")
 }
 
 /// stdin → temp file in the config's directory → mode 0640 → `<core> -test` → `mv -f` over the config.
@@ -224,12 +225,12 @@ impl NodeApi for SshNodes {
 
     #[tracing::instrument(name = "node.read_config", skip_all, fields(server.id = node.server_id))]
     async fn read_config(&self, node: &NodeTarget) -> Result<Option<String>, NodeError> {
-        let out = self.exec(node, &sh(&read_config_script(&node.config_path)), &[]).await?;
+        let out = self.exec(node, &sh(&read_file_script(&node.config_path)), &[]).await?;
         match out.status {
             Some(0) => String::from_utf8(out.stdout)
                 .map(Some)
                 .map_err(|_| NodeError::Command("the config file is not UTF-8".into())),
-            Some(NO_CONFIG) => Ok(None),
+            Some(NO_FILE) => Ok(None),
             _ => Err(command_failed("reading the config failed", &out)),
         }
     }
@@ -256,6 +257,18 @@ impl NodeApi for SshNodes {
     #[tracing::instrument(name = "node.fetch_host_key", skip(self))]
     async fn fetch_host_key(&self, host: &str, port: u16) -> Result<String, NodeError> {
         self.ssh.fetch_host_key(host, port).await
+    }
+
+    #[tracing::instrument(name = "node.tls_not_after", skip(self, node), fields(server.id = node.server_id))]
+    async fn tls_not_after(&self, node: &NodeTarget, cert_path: &str) -> Result<Option<DateTime<Utc>>, NodeError> {
+        let out = self.exec(node, &sh(&read_file_script(cert_path)), &[]).await?;
+        match out.status {
+            Some(0) => super::cert::pem_not_after(&out.stdout)
+                .map(Some)
+                .map_err(|e| NodeError::Command(format!("the certificate {cert_path} on the node: {e}"))),
+            Some(NO_FILE) => Ok(None),
+            _ => Err(command_failed(&format!("reading the certificate {cert_path} failed"), &out)),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The shop's figures for monitoring, read from PostgreSQL in one short read-only transaction: what is waiting
 //! (reviews, jobs, Telegram updates, broadcast recipients), what is in play (open orders, live subscriptions)
-//! and which nodes answer. Every instance reads the same global figures.
+//! which nodes answer and when their certificates end. Every instance reads the same global figures.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,6 +40,8 @@ pub struct Figures {
     pub broadcast_recipients: BTreeMap<String, i64>,
     /// Node name → whether its last operation succeeded.
     pub nodes_up: Vec<(String, bool)>,
+    /// Node name → when its earliest TLS certificate ends, Unix seconds (nodes whose certificates were read).
+    pub node_certificates: Vec<(String, f64)>,
     /// When this was read (the database's clock), Unix seconds.
     pub read_at: f64,
 }
@@ -58,11 +60,12 @@ pub async fn read(pool: &PgPool, timeout: Duration) -> anyhow::Result<Figures> {
         let scalars = gauges::scalars(&mut tx).await?;
         let counts = gauges::counts(&mut tx).await?;
         let nodes_up = gauges::nodes_up(&mut tx).await?;
+        let node_certificates = gauges::node_certificates(&mut tx).await?;
         tx.commit().await?;
-        Ok::<_, sqlx::Error>((scalars, counts, nodes_up))
+        Ok::<_, sqlx::Error>((scalars, counts, nodes_up, node_certificates))
     };
     // the statement timeout stops a slow query; this also bounds waiting for a connection
-    let (scalars, counts, nodes_up) = tokio::time::timeout(timeout * 2, reading)
+    let (scalars, counts, nodes_up, node_certificates) = tokio::time::timeout(timeout * 2, reading)
         .await
         .map_err(|_| anyhow::anyhow!("reading the figures took longer than {} ms", (timeout * 2).as_millis()))??;
     let mut f = Figures {
@@ -78,6 +81,7 @@ pub async fn read(pool: &PgPool, timeout: Duration) -> anyhow::Result<Figures> {
         broadcasts: zeroes(&BROADCAST_STATUSES),
         broadcast_recipients: zeroes(&RECIPIENT_STATUSES),
         nodes_up,
+        node_certificates,
         read_at: scalars.now,
     };
     for c in counts {

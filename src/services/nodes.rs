@@ -1,7 +1,7 @@
 //! Converging nodes to the database: add/remove users through the core's API, keep the config file equal to
-//! the desired state, repair drift after restarts, meter traffic, enforce data caps and hard cuts. One
-//! operation per node at a time (a Postgres advisory lock held on a lock connection, `db::locks`), across all
-//! instances.
+//! the desired state, repair drift after restarts, meter traffic, enforce data caps and hard cuts, read the
+//! TLS certificates of its inbounds (`certs`). One operation per node at a time (a Postgres advisory lock held
+//! on a lock connection, `db::locks`), across all instances.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -376,6 +376,8 @@ impl Nodes {
             self.checked(&row, "remove_user", self.api.remove_user(&node, email).await).await?;
             strays += 1;
         }
+        // before the config is written: a certificate the core refuses (missing, say) is still read and reported
+        self.check_certificates(&row, &node).await;
         let drifted = file.as_deref().map(sha256_hex) != row.applied_config_hash;
         let mut report = self.apply_locked(&row, drifted).await?;
         report.strays_removed = strays;
@@ -394,6 +396,9 @@ fn result_text(result: &Result<(), &NodeError>) -> String {
 
 #[path = "nodes_meter.rs"]
 mod meter;
+
+#[path = "nodes_certs.rs"]
+pub mod certs;
 
 #[path = "nodes_probe.rs"]
 pub mod probe;

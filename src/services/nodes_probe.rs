@@ -4,11 +4,17 @@
 //! in → is the config file readable and ours → does the core's API answer through the tunnel → are stats
 //! on → does the config keep customers out of the node itself. A failed step skips the steps that depend on
 //! it, so the first failure is the one to fix; the isolation verdict is shown whenever the file was read.
+//! Then, for every client inbound: does its port accept connections at the node's own address (a CDN inbound is
+//! tested at its origin), and for a TLS inbound, is its certificate on the node and not expired.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
-use super::{Nodes, base_config, target};
+use chrono::Utc;
+
+use super::{Nodes, base_config, inbounds, target};
 use crate::db;
+use crate::domain::inbound::{InboundSpec, Security};
 use crate::error::AppError;
 use crate::provision::isolation::{self, AllowedDestination};
 use crate::provision::render;
@@ -54,6 +60,10 @@ const STATS: &str = "traffic stats";
 const ISOLATION: &str = "isolation";
 /// Every check, in the order they run.
 pub const CHECKS: [&str; 7] = [REACH, HOST_KEY, LOGIN, CONFIG, CORE_API, STATS, ISOLATION];
+/// One per client inbound, after [`CHECKS`]: its port at the node's own address.
+pub const INBOUND_PORT: &str = "inbound port";
+/// One per TLS inbound, after its port: its certificate on the node.
+pub const CERTIFICATE: &str = "certificate";
 
 /// The failure in plain words, with what to look at; `node` gives names and ports to the advice.
 fn explain(e: &NodeError, node: &NodeTarget) -> String {
@@ -158,7 +168,122 @@ fn config_check(text: &str, row: &db::servers::NodeRow, node: &NodeTarget, allow
     }
 }
 
+/// Whether something accepts TCP connections at `host:port`, from here, within `limit`.
+async fn tcp_check(spec: &InboundSpec, host: &str, limit: Duration) -> Check {
+    let (tag, port) = (&spec.tag, spec.port);
+    let bare = host.trim_matches(['[', ']']);
+    let at = if bare.contains(':') { format!("[{bare}]:{port}") } else { format!("{bare}:{port}") };
+    let cdn = spec.cdn.then(|| {
+        format!(
+            " (tested at the origin; customers' links use the CDN host {}:{})",
+            spec.connect_host(host),
+            spec.connect_port()
+        )
+    });
+    match tokio::time::timeout(limit, tokio::net::TcpStream::connect((bare, port))).await {
+        Ok(Ok(_)) => Check::ok(INBOUND_PORT, format!("{tag}: {at} accepts connections{}", cdn.unwrap_or_default())),
+        outcome => {
+            let why = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {} s", limit.as_secs()),
+            };
+            let from = if spec.cdn { "the CDN's addresses" } else { "customers" };
+            Check::failed(
+                INBOUND_PORT,
+                format!(
+                    "{tag}: nothing accepts connections at {at} ({why}){}; is the core running with this inbound \
+                     (the first sync writes it), and is port {port} open to {from} in the node's firewall?",
+                    cdn.unwrap_or_default()
+                ),
+            )
+        }
+    }
+}
+
+/// What a TLS inbound's certificate read from the node says (`read` is `NodeApi::tls_not_after`'s answer).
+fn certificate_check(
+    spec: &InboundSpec,
+    path: &str,
+    read: Result<Option<chrono::DateTime<Utc>>, NodeError>,
+    node: &NodeTarget,
+    alert_days: u32,
+) -> Check {
+    let tag = &spec.tag;
+    match read {
+        Ok(Some(not_after)) => {
+            let left = not_after - Utc::now();
+            let when = not_after.format("%Y-%m-%d %H:%M UTC");
+            if left <= chrono::Duration::zero() {
+                return Check::failed(
+                    CERTIFICATE,
+                    format!(
+                        "{tag}: {path} expired on {when}; customers' apps refuse it: renew it (deploy/node/README.md)"
+                    ),
+                );
+            }
+            let days = match left.num_days() {
+                1 => "1 day".to_owned(),
+                n => format!("{n} days"),
+            };
+            let soon = if left <= chrono::Duration::days(i64::from(alert_days)) { "; renew it soon" } else { "" };
+            Check::ok(CERTIFICATE, format!("{tag}: certificate {path} valid until {when} ({days}){soon}"))
+        }
+        Ok(None) => Check::failed(
+            CERTIFICATE,
+            format!(
+                "{tag}: {path} does not exist on the node; the core cannot serve this inbound without it: install \
+                 the certificate (deploy/node/setup.sh --tls-cert FILE --tls-key FILE)"
+            ),
+        ),
+        Err(NodeError::Command(why)) => Check::failed(CERTIFICATE, format!("{tag}: {why}")),
+        Err(e) => Check::failed(CERTIFICATE, format!("{tag}: {path} could not be read: {}", explain(&e, node))),
+    }
+}
+
 impl Nodes {
+    /// One port check per inbound (skipped when the node does not even answer SSH: that is the failure to fix
+    /// first), and one certificate check per TLS inbound (read over SSH only once our login worked).
+    async fn inbound_checks(
+        &self,
+        row: &db::servers::NodeRow,
+        node: &NodeTarget,
+        checks_so_far: &[Check],
+    ) -> Vec<Check> {
+        let specs = match inbounds(row) {
+            Ok(specs) => specs,
+            Err(e) => return vec![Check::failed(INBOUND_PORT, format!("the node's inbounds cannot be read: {e}"))],
+        };
+        let passed = |name: &str| checks_so_far.iter().any(|c| c.name == name && c.is_ok());
+        let (reached, logged_in) = (passed(REACH), passed(LOGIN));
+        let limit = Duration::from_secs(self.settings.connect_timeout_secs.max(1));
+        let mut checks = Vec::new();
+        for spec in &specs {
+            checks.push(if reached {
+                tcp_check(spec, &row.public_host, limit).await
+            } else {
+                Check {
+                    name: INBOUND_PORT,
+                    outcome: Outcome::Skipped,
+                    detail: format!("{}: not run: an earlier check failed", spec.tag),
+                }
+            });
+            let Some(path) = spec.cert_path.as_deref().filter(|_| spec.security == Security::Tls) else {
+                continue;
+            };
+            if !logged_in {
+                checks.push(Check {
+                    name: CERTIFICATE,
+                    outcome: Outcome::Skipped,
+                    detail: format!("{}: not run: an earlier check failed", spec.tag),
+                });
+                continue;
+            }
+            let read = self.api.tls_not_after(node, path).await;
+            checks.push(certificate_check(spec, path, read, node, self.settings.certificate_alert_days));
+        }
+        checks
+    }
+
     /// Runs every check in order (see [`CHECKS`]); a failed check marks the ones that depend on it skipped.
     pub async fn probe(&self, name: &str) -> Result<Vec<Check>, AppError> {
         let server = db::servers::find_by_name(&self.pool, name).await?.ok_or(AppError::NotFound("server"))?;
@@ -177,6 +302,8 @@ impl Nodes {
                 }),
             }
         }
+        let more = self.inbound_checks(&row, &node, &checks).await;
+        checks.extend(more);
         Ok(checks)
     }
 
@@ -289,6 +416,54 @@ mod tests {
             config_path: "/etc/v2ray/config.json".into(),
             restart_command: "sudo -n systemctl restart v2ray".into(),
         }
+    }
+
+    fn tls_spec() -> InboundSpec {
+        InboundSpec {
+            security: Security::Tls,
+            cert_path: Some("/etc/v2ray/tls/fullchain.pem".into()),
+            key_path: Some("/etc/v2ray/tls/privkey.pem".into()),
+            ..InboundSpec::plain_tcp("vless-tls", Protocol::Vless, 443)
+        }
+    }
+
+    #[test]
+    fn a_certificate_is_ok_until_it_expires_and_a_missing_one_fails() {
+        let (spec, n, path) = (tls_spec(), node(), "/etc/v2ray/tls/fullchain.pem");
+        let later = Utc::now() + chrono::Duration::days(40) + chrono::Duration::hours(1);
+        let ok = certificate_check(&spec, path, Ok(Some(later)), &n, 14);
+        assert!(ok.is_ok() && ok.name == CERTIFICATE, "{ok:?}");
+        assert!(ok.detail.starts_with("vless-tls: certificate /etc/v2ray/tls/fullchain.pem valid until "), "{ok:?}");
+        assert!(ok.detail.ends_with("(40 days)"), "{ok:?}");
+        let soon = certificate_check(&spec, path, Ok(Some(Utc::now() + chrono::Duration::hours(50))), &n, 14);
+        assert!(soon.is_ok() && soon.detail.ends_with("(2 days); renew it soon"), "{soon:?}");
+        let expired = certificate_check(&spec, path, Ok(Some(Utc::now() - chrono::Duration::hours(1))), &n, 14);
+        assert_eq!(expired.outcome, Outcome::Failed);
+        assert!(expired.detail.contains("expired on"), "{expired:?}");
+        let missing = certificate_check(&spec, path, Ok(None), &n, 14);
+        assert_eq!(missing.outcome, Outcome::Failed);
+        assert!(missing.detail.contains("does not exist on the node"), "{missing:?}");
+        let garbage = certificate_check(&spec, path, Err(NodeError::Command("not a PEM file".into())), &n, 14);
+        assert_eq!((garbage.outcome, garbage.detail.as_str()), (Outcome::Failed, "vless-tls: not a PEM file"));
+    }
+
+    #[tokio::test]
+    async fn an_inbound_port_is_tested_at_the_nodes_own_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = listener.local_addr().unwrap().port();
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let limit = Duration::from_secs(2);
+        let spec = InboundSpec { port: open, ..tls_spec() };
+        let ok = tcp_check(&spec, "127.0.0.1", limit).await;
+        assert!(ok.is_ok(), "{ok:?}");
+        assert_eq!(ok.detail, format!("vless-tls: 127.0.0.1:{open} accepts connections"));
+        let cdn =
+            InboundSpec { cdn: true, public_host: Some("cdn.example.com".into()), public_port: Some(443), ..spec };
+        let ok = tcp_check(&cdn, "127.0.0.1", limit).await;
+        assert!(ok.detail.ends_with("(tested at the origin; customers' links use the CDN host cdn.example.com:443)"));
+        let shut = tcp_check(&InboundSpec { port: closed, ..tls_spec() }, "127.0.0.1", limit).await;
+        assert_eq!(shut.outcome, Outcome::Failed);
+        assert!(shut.detail.contains(&format!("nothing accepts connections at 127.0.0.1:{closed}")), "{shut:?}");
     }
 
     #[test]

@@ -161,7 +161,8 @@ pub struct TestReport {
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TestCheck {
-    /// `reach sshd`, `host key`, `ssh login`, `config file`, `core API`, `traffic stats`, `isolation`.
+    /// `reach sshd`, `host key`, `ssh login`, `config file`, `core API`, `traffic stats`, `isolation`; then
+    /// `inbound port` for each inbound and `certificate` for each TLS inbound.
     pub name: String,
     /// `ok`, `failed`, or `skipped` (an earlier check failed).
     pub outcome: String,

@@ -1,6 +1,7 @@
 //! Provisioning end to end: the real app (job workers running) against a real node (sshd + v2ray on
 //! loopback), checked with real v2ray clients browsing through it.
 
+mod certificates;
 mod flow;
 mod isolation;
 mod lifecycle;
