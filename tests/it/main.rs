@@ -26,6 +26,7 @@ mod payments;
 mod payments_online;
 mod process;
 mod provisioning;
+mod reality;
 mod schema;
 mod server_cli;
 mod servers;

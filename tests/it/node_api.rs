@@ -205,6 +205,42 @@ async fn a_config_the_core_rejects_leaves_the_old_file() {
     assert_no_temp_files(&node);
 }
 
+/// What the shop writes where a REALITY private key belongs: the key file's name on the node. The node's write
+/// step puts the file's content there, so the key never travels to (or through) the shop. Checked with v2ray:
+/// the placeholder sits in an outbound's tag, a place any core reads as plain text.
+#[tokio::test]
+async fn a_node_file_placeholder_is_replaced_on_the_node_and_a_bad_key_file_leaves_the_old_config() {
+    if !node_tools_present() {
+        return;
+    }
+    let node = TestNode::start().await;
+    let (nodes, target) = (nodes_for(&node), node.target());
+    let key = "cKA3Pq0mD1cfG5k6kRZ1q6m9lq1C9c3ZgqP8l5V0b3E";
+    let key_file = node.dir().join("reality.key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let with = |file: &std::path::Path| {
+        let mut config: serde_json::Value = serde_json::from_str(&node.base_config()).unwrap();
+        let tag = format!("{}{}", vpnshop::provision::render::NODE_FILE_PREFIX, file.display());
+        config["outbounds"].as_array_mut().unwrap().push(serde_json::json!({"tag": tag, "protocol": "blackhole"}));
+        serde_json::to_string_pretty(&config).unwrap()
+    };
+    nodes.write_config(&target, &with(&key_file)).await.expect("written with the key put in");
+    let on_node = std::fs::read_to_string(node.config_path()).unwrap();
+    assert!(on_node.contains(&format!("\"{key}\"")), "{on_node}");
+    assert!(!on_node.contains(vpnshop::provision::render::NODE_FILE_PREFIX), "{on_node}");
+
+    for (file, why) in [
+        (node.dir().join("missing.key"), "cannot read the REALITY key file"),
+        (node.dir().join("bad.key"), "does not hold an x25519 key"),
+    ] {
+        std::fs::write(node.dir().join("bad.key"), "not a key; rm -rf /\n").unwrap();
+        let err = nodes.write_config(&target, &with(&file)).await.unwrap_err();
+        assert!(matches!(err, NodeError::Command(ref out) if out.contains(why)), "{err:?}");
+        assert_eq!(std::fs::read_to_string(node.config_path()).unwrap(), on_node, "the old file stays");
+    }
+    assert_no_temp_files(&node);
+}
+
 #[tokio::test]
 async fn read_config_of_a_missing_file_is_none() {
     if !node_tools_present() {

@@ -171,6 +171,20 @@ fn actions(ctx: &Ctx, s: &ServerView, back: &str) -> Markup {
     } }
 }
 
+/// A node's client inbounds, one per line: label, port, and where links point when that is elsewhere (a CDN).
+fn inbounds(s: &ServerView) -> Markup {
+    match crate::domain::inbound::from_stored(&s.inbounds, s.protocol, &s.inbound_tag, s.public_port) {
+        Ok(list) => html! { ul.plain { @for i in &list {
+            li { (i.display_label()) " · " span.mono { (i.tag) " :" (i.port) }
+                @if i.public_host.is_some() || i.public_port.is_some() {
+                    " → " span.mono { (i.connect_host(&s.public_host)) ":" (i.connect_port()) }
+                }
+            }
+        } } },
+        Err(e) => html! { span.badge.bad { (e.to_string()) } },
+    }
+}
+
 async fn show(State(state): State<AppState>, v: Viewer, Path(raw): Path<String>) -> PageResult {
     let ctx = &v.ctx;
     let s = servers::view(&state.pool, node_id(&raw)?).await?;
@@ -185,7 +199,8 @@ async fn show(State(state): State<AppState>, v: Viewer, Path(raw): Path<String>)
                 None => html! { span.badge.warn { (ctx.t("dash-nodes-host-key-none")) } },
             },
         ),
-        (ctx.t("dash-nodes-core"), html! { (s.core.as_str()) " / " (s.protocol.as_str()) " · " (s.inbound_tag) }),
+        (ctx.t("dash-nodes-core"), html! { (s.core.as_str()) }),
+        (ctx.t("dash-nodes-inbounds"), inbounds(&s)),
         (ctx.t("dash-nodes-api-port"), html! { (s.api_port) }),
         (ctx.t("dash-nodes-config-path"), html! { span.mono { (s.config_path) } }),
         (

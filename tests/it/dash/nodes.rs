@@ -36,7 +36,7 @@ fn form(name: &str) -> Vec<(&str, &str)> {
         ("ssh_port", "2222"),
         ("ssh_user", "vpnshop"),
         ("core", "xray"),
-        ("protocol", "vless"),
+        ("protocol", "vmess"),
         ("inbound_tag", "proxy"),
         ("api_port", "10085"),
         ("config_path", ""),
@@ -121,7 +121,7 @@ async fn an_editor_adds_a_node_through_the_form_and_it_is_audited(pool: PgPool) 
         (s.public_host.as_str(), s.public_port, s.ssh_host.as_str(), s.ssh_port),
         ("de-9.example.com", 8443, "de-9.example.com", 2222)
     );
-    assert_eq!((s.core.as_str(), s.protocol.as_str(), s.capacity), ("xray", "vless", 250));
+    assert_eq!((s.core.as_str(), s.protocol.as_str(), s.capacity), ("xray", "vmess", 250));
     assert_eq!(s.config_path, "/etc/xray/config.json");
     assert_eq!(s.restart_command.as_deref(), Some("sudo -n systemctl restart xray"));
     assert!(s.enabled);
