@@ -198,3 +198,75 @@ async fn a_stopped_sshd_fails_the_test_saying_the_node_cannot_be_reached(pool: P
     assert!(lines(&report, "ok").is_empty(), "{report}");
     assert_eq!(lines(&report, "skip").len(), 6, "{report}");
 }
+
+/// `server add --inbound …` (repeated) and `--inbounds FILE`, and `server inbounds`: what is stored, and bad
+/// inbounds refused in plain words with nothing written. No node is contacted.
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn server_add_and_server_inbounds_take_inbound_flags_and_files(pool: PgPool) {
+    let db = database_url(&pool);
+    // no SSH key: these commands never contact a node
+    let shop = || {
+        let mut cmd = crate::process::vpnshop(&db);
+        cmd.env("RUST_LOG", "warn");
+        cmd
+    };
+    let seed = run(shop().args(["catalog", "seed"]));
+    assert!(seed.status.success(), "{}", text(&seed));
+    let add = |name: &str, extra: &[&str]| {
+        run(shop()
+            .args(["server", "add", "--name", name, "--location", "de", "--host", "203.0.113.7"])
+            .args(["--host-key", "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8"])
+            .args(extra))
+    };
+    let tls = "cert_path=/etc/v2ray/tls/fullchain.pem,key_path=/etc/v2ray/tls/privkey.pem";
+    let ws = format!("tag=ws,protocol=vless,transport=ws,security=tls,port=443,path=/ws,sni=de1.example.com,{tls}");
+    let out = add("de-1", &["--inbound", "tag=plain,protocol=vmess,port=8443", "--inbound", &ws]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stored = |name: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let json: serde_json::Value = sqlx::query_scalar("SELECT inbounds FROM servers WHERE name = $1")
+                .bind(name)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            json.as_array().unwrap().iter().map(|i| i["tag"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(stored("de-1").await, ["plain", "ws"]);
+
+    // plain VLESS: refused, naming the inbound and the field; nothing stored
+    let out = add("de-2", &["--inbound", "tag=v,protocol=vless,port=443"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("inbounds[0].security"), "{}", text(&out));
+    assert!(text(&out).contains("TLS or REALITY"), "{}", text(&out));
+    let out = add("de-2", &["--inbound", "tag=v,protocol=vmess,port=443,colour=red"]);
+    assert!(!out.status.success() && text(&out).contains("colour"), "{}", text(&out));
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM servers").fetch_one(&pool).await.unwrap();
+    assert_eq!(count, 1, "refused nodes are not stored");
+
+    // a TOML file replaces de-1's inbounds and asks for a sync
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("inbounds.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[inbound]]\ntag = \"vmess-ws\"\nprotocol = \"vmess\"\ntransport = \"ws\"\nsecurity = \"tls\"\nport = 2053\n\
+             path = \"/v\"\ncert_path = \"/etc/v2ray/tls/fullchain.pem\"\nkey_path = \"/etc/v2ray/tls/privkey.pem\"\n\
+             cdn = true\npublic_host = \"cdn.example.com\"\npublic_port = 443\n"
+        ),
+    )
+    .unwrap();
+    let out = run(shop().args(["server", "inbounds", "de-1", "--inbounds"]).arg(&file));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("VMess WS TLS CDN"), "{}", text(&out));
+    assert_eq!(stored("de-1").await, ["vmess-ws"]);
+    let reconcile: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'node.reconcile'").fetch_one(&pool).await.unwrap();
+    assert_eq!(reconcile, 1, "the change asks for a sync at once");
+    // a broken file changes nothing
+    std::fs::write(&file, "[[inbound]]\ntag = 7\n").unwrap();
+    let out = run(shop().args(["server", "inbounds", "de-1", "--inbounds"]).arg(&file));
+    assert!(!out.status.success() && text(&out).contains("inbounds.toml"), "{}", text(&out));
+    assert_eq!(stored("de-1").await, ["vmess-ws"]);
+}

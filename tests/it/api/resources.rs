@@ -635,3 +635,84 @@ async fn orders_are_listed_by_status_user_plan_kind_and_time_and_shown_with_paym
     assert_eq!((payments[0]["method"].as_str(), payments[0]["amount_minor"].as_i64()), (Some("card"), Some(500)));
     assert_problem(&api.get("/api/v1/orders/999999").await, 404, None);
 }
+
+/// A node's inbounds through the API: given at registration, replaced with `PUT …/inbounds` (audited, a sync
+/// asked for), and every bad set refused as a problem naming the field, with nothing written.
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_nodes_inbounds_are_set_replaced_and_bad_ones_refused_with_the_field(pool: PgPool) {
+    let api = api(pool).await;
+    let tls = json!({"cert_path": "/etc/v2ray/tls/fullchain.pem", "key_path": "/etc/v2ray/tls/privkey.pem"});
+    let with_tls = |mut inbound: Value| {
+        for (k, v) in tls.as_object().unwrap() {
+            inbound[k] = v.clone();
+        }
+        inbound
+    };
+    let mut body = server_body("de-1");
+    body["inbounds"] = json!([
+        {"tag": "vmess", "protocol": "vmess", "port": 8443},
+        with_tls(json!({"tag": "ws", "protocol": "vless", "transport": "ws", "security": "tls", "port": 443,
+                        "path": "/ws", "sni": "de1.example.com"})),
+    ]);
+    let made = api.post("/api/v1/servers", body).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    let id = made.body["id"].as_i64().unwrap();
+    assert_eq!(made.body["inbounds"][1]["transport"], "ws", "{made:?}");
+    assert_eq!(made.body["inbound_tag"], "vmess", "the legacy columns follow the first inbound");
+    assert_eq!(made.body["public_port"], 8443);
+
+    let path = format!("/api/v1/servers/{id}/inbounds");
+    let put = |body: Value| api.call(Method::PUT, &path, Some(&api.write_key), Some(body));
+    let cdn = with_tls(json!({"tag": "cdn", "protocol": "vless", "transport": "ws", "security": "tls", "port": 2053,
+                              "cdn": true, "public_host": "cdn.example.com", "public_port": 443}));
+    let done = put(json!({"inbounds": [cdn]})).await;
+    assert_eq!(done.status, StatusCode::OK, "{done:?}");
+    assert_eq!(done.body["inbounds"].as_array().map(Vec::len), Some(1));
+    assert_eq!(done.body["inbounds"][0]["public_host"], "cdn.example.com");
+    assert_eq!(api.audited("server.inbounds").await.len(), 1);
+    assert_eq!(api.count("jobs WHERE kind = 'node.reconcile'").await, 1, "a sync is asked for");
+
+    let before = snapshot(&api).await;
+    let many: Vec<Value> =
+        (0..17).map(|i| json!({"tag": format!("t{i}"), "protocol": "vmess", "port": 1000 + i})).collect();
+    for (body, status, field) in [
+        (json!({"inbounds": [{"tag": "v", "protocol": "vless", "port": 443}]}), 422, Some("inbounds[0].security")),
+        (json!({"inbounds": [{"tag": "api", "protocol": "vmess", "port": 443}]}), 422, Some("inbounds[0].tag")),
+        (json!({"inbounds": [{"tag": "a", "protocol": "vmess", "port": 10085}]}), 422, Some("inbounds[0].port")),
+        (
+            json!({"inbounds": [with_tls(json!({"tag": "a", "protocol": "vless", "security": "tls", "port": 1,
+                                             "sni": "1.2.3.4"}))]}),
+            422,
+            Some("inbounds[0].sni"),
+        ),
+        (
+            json!({"inbounds": [with_tls(json!({"tag": "a", "protocol": "vless", "security": "reality", "port": 1}))]}),
+            422,
+            Some("inbounds[0].security"),
+        ),
+        (json!({"inbounds": many}), 422, Some("inbounds")),
+        (json!({"inbounds": []}), 422, Some("inbounds")),
+        (json!({"inbounds": [{"tag": "a", "protocol": "vmess", "port": "443"}]}), 422, None),
+        (json!({"inbounds": [{"tag": "a", "protocol": "vmess", "port": 1, "colour": "red"}]}), 422, None),
+        (json!({"inbound": []}), 422, None),
+    ] {
+        let answer = put(body.clone()).await;
+        assert!(answer.status.as_u16() == status || answer.status == StatusCode::BAD_REQUEST, "{body}: {answer:?}");
+        assert_problem(&answer, answer.status.as_u16(), field);
+    }
+    let read = api.call(Method::PUT, &path, Some(&api.read_key), Some(json!({"inbounds": []}))).await;
+    assert_problem(&read, 403, None);
+    assert_problem(
+        &api.call(
+            Method::PUT,
+            "/api/v1/servers/999/inbounds",
+            Some(&api.write_key),
+            Some(json!({"inbounds": [{"tag": "a", "protocol": "vmess", "port": 1}]})),
+        )
+        .await,
+        404,
+        None,
+    );
+    assert_eq!(snapshot(&api).await, before, "nothing written");
+    assert_eq!(api.get(&format!("/api/v1/servers/{id}")).await.body["inbounds"][0]["tag"], "cdn");
+}
