@@ -250,11 +250,9 @@ async fn server_add_and_server_inbounds_take_inbound_flags_and_files(pool: PgPoo
     let file = dir.path().join("inbounds.toml");
     std::fs::write(
         &file,
-        format!(
-            "[[inbound]]\ntag = \"vmess-ws\"\nprotocol = \"vmess\"\ntransport = \"ws\"\nsecurity = \"tls\"\nport = 2053\n\
+        "[[inbound]]\ntag = \"vmess-ws\"\nprotocol = \"vmess\"\ntransport = \"ws\"\nsecurity = \"tls\"\nport = 2053\n\
              path = \"/v\"\ncert_path = \"/etc/v2ray/tls/fullchain.pem\"\nkey_path = \"/etc/v2ray/tls/privkey.pem\"\n\
-             cdn = true\npublic_host = \"cdn.example.com\"\npublic_port = 443\n"
-        ),
+             cdn = true\npublic_host = \"cdn.example.com\"\npublic_port = 443\n",
     )
     .unwrap();
     let out = run(shop().args(["server", "inbounds", "de-1", "--inbounds"]).arg(&file));
