@@ -120,3 +120,33 @@ async fn a_customer_replaces_a_leaked_subscription_url_and_the_old_one_stops_wor
     press(&shop, &other, &button).await;
     assert_eq!(token().await, new, "unchanged by a stranger's button");
 }
+
+/// A node with several inbounds: one link per inbound for the one device, each line naming its inbound in the
+/// customer's language, and the link names (what apps list) ending with the inbound's label.
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_node_with_several_inbounds_lists_one_named_link_per_inbound(pool: PgPool) {
+    let shop = bot_shop(pool).await;
+    let db = &shop.app.state.pool;
+    sqlx::query(
+        r#"UPDATE servers SET inbounds = '[{"tag": "proxy", "protocol": "vmess", "port": 443},
+             {"tag": "ws", "protocol": "vmess", "transport": "ws", "security": "tls", "port": 8443, "path": "/ws",
+              "sni": "de1.example.com", "cert_path": "/etc/v2ray/tls/fullchain.pem",
+              "key_path": "/etc/v2ray/tls/privkey.pem"}]'
+            WHERE location_code = 'de'"#,
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    let ru = user(116, "ru");
+    command(&shop, &ru, "/start").await;
+    let sub = subscription(db, ru.id, "active", 1, false).await;
+    let detail = press(&shop, &ru, &format!("v:{sub}")).await;
+    assert_eq!(
+        link_names(&detail.text),
+        ["vpnshop 🇩🇪 Германия · VMess TCP", "vpnshop 🇩🇪 Германия · VMess WS TLS"],
+        "{}",
+        detail.text
+    );
+    assert!(detail.text.contains("Устройство 1 · VMess TCP: <code>vmess://"), "{}", detail.text);
+    assert!(detail.text.contains("Устройство 1 · VMess WS TLS: <code>vmess://"), "{}", detail.text);
+}
