@@ -174,7 +174,7 @@ pub(crate) fn device_line(lang: Language, l: &SeatLink) -> String {
 pub(crate) fn qr_caption(lang: Language, l: &SeatLink) -> String {
     let seat = ("seat", i18n::number(lang, l.seat.into()).into());
     match &l.label {
-        Some(via) => i18n::t_args(lang, "qr-caption-via", &[seat, ("via", via.clone().into())]),
+        Some(via) => i18n::t_args(lang, "qr-caption-via", &[seat, ("via", html(via).into())]),
         None => i18n::t_args(lang, "qr-caption", &[seat]),
     }
 }

@@ -84,11 +84,18 @@ pub async fn update(pool: &PgPool, id: i64, change: &ServerChange, who: &Who) ->
     let now = db::servers::view(&mut *tx, id).await?.ok_or(AppError::NotFound("server"))?;
     let mut inbounds = inbound::from_stored(&now.inbounds, now.protocol, &now.inbound_tag, now.public_port)
         .map_err(|e| AppError::field("inbounds", e.to_string()))?;
-    // a node with one inbound: its public port is that inbound's port (what the API always meant by it)
+    // a node with one inbound: its public port is that inbound's port (what the API always meant by it); with
+    // several, each has its own: they change with the inbounds
     let port_moved = match (change.public_port, inbounds.as_mut_slice()) {
         (Some(port), [only]) if only.port != port => {
             only.port = port;
             true
+        }
+        (Some(_), [_, _, ..]) => {
+            return Err(AppError::field(
+                "public_port",
+                "this node has several inbounds, each with its own port: change them with PUT /api/v1/servers/{id}/inbounds",
+            ));
         }
         _ => false,
     };

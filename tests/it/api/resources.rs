@@ -660,6 +660,9 @@ async fn a_nodes_inbounds_are_set_replaced_and_bad_ones_refused_with_the_field(p
     assert_eq!(made.body["inbounds"][1]["transport"], "ws", "{made:?}");
     assert_eq!(made.body["inbound_tag"], "vmess", "the legacy columns follow the first inbound");
     assert_eq!(made.body["public_port"], 8443);
+    // with several inbounds each has its own port: the node-wide public port cannot say which
+    let patched = api.patch(&format!("/api/v1/servers/{id}"), json!({"public_port": 9443})).await;
+    assert_problem(&patched, 422, Some("public_port"));
 
     let path = format!("/api/v1/servers/{id}/inbounds");
     let put = |body: Value| api.call(Method::PUT, &path, Some(&api.write_key), Some(body));
