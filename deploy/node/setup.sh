@@ -26,15 +26,26 @@ options (defaults in brackets):
   --public-host HOST    host or IP customers connect to [the address of the default route]
   --port PORT           port customers connect to (the client inbound) [443]
   --api-port PORT       the core's gRPC API port, on 127.0.0.1 only [10085]
-  --protocol P          vmess | vless [vmess]
+  --protocol P          vmess | vless; vless needs --tls-cert or --reality (the shop refuses VLESS without
+                        TLS or REALITY: nothing would encrypt it) [vmess; vless with --reality]
   --core C              v2ray | xray; xray must already be installed (Debian 12 does not package it) [v2ray]
   --inbound-tag TAG     tag of the inbound the shop adds clients to [proxy]
   --user USER           the login user the shop uses [vpnshop]
   --ssh-port PORT       the port sshd listens on, for the printed line (not changed here) [from sshd -T, or 22]
+  --tls-cert FILE       the certificate chain (PEM, e.g. certbot's fullchain.pem) for TLS inbounds: installed as
+                        /etc/<core>/tls/fullchain.pem; the client inbound becomes TCP+TLS on --port and a
+                        WebSocket+TLS inbound is added on --ws-port (see deploy/node/README.md for certbot)
+  --tls-key FILE        its private key (PEM), installed as /etc/<core>/tls/privkey.pem (mode 0640)
+  --ws-port PORT        the WebSocket+TLS inbound's port, with --tls-cert [8443]
+  --reality             VLESS over TCP with Xray's REALITY (--core xray only): makes an x25519 key pair with
+                        \`xray x25519\` once, keeps the private key on this node only
+                        (/usr/local/etc/xray/reality.key) and prints the public key for the shop
+  --reality-dest HOST   the real TLS site REALITY borrows (its name is the SNI customers send) [www.microsoft.com]
+  --reality-short-id HEX  the REALITY short id (up to 16 hex digits) [made once with openssl rand -hex 8, kept]
   --reset-config        replace the core's config with the base config even if it looks like ours
                         (a config that is not ours is always backed up and replaced)
   --print WHAT          print one generated file and exit: base-config, authorized-keys, sshd-config, sudoers,
-                        core-dropin
+                        core-dropin, inbound-flags (the --inbound flags for \`vpnshop server add\`)
   -h, --help            this text
 TXT
 }
@@ -61,6 +72,13 @@ SSH_PORT=""
 SHOP_KEY=""
 RESET_CONFIG=0
 PRINT=""
+PROTOCOL_GIVEN=0
+TLS_CERT=""
+TLS_KEY=""
+WS_PORT=8443
+REALITY=0
+REALITY_DEST=www.microsoft.com
+REALITY_SHORT_ID=""
 
 while [ $# -gt 0 ]; do
   opt=$1
@@ -74,13 +92,18 @@ while [ $# -gt 0 ]; do
       shift
       continue
       ;;
+    --reality)
+      REALITY=1
+      shift
+      continue
+      ;;
     --*=*)
       # --opt=value is the same as --opt value
       set -- "${opt%%=*}" "${opt#*=}" "${@:2}"
       continue
       ;;
     --name | --location | --public-host | --port | --api-port | --protocol | --core | --inbound-tag | --user | \
-      --ssh-port | --shop-key | --print)
+      --ssh-port | --shop-key | --print | --tls-cert | --tls-key | --ws-port | --reality-dest | --reality-short-id)
       [ $# -ge 2 ] || die "$opt needs a value (see --help)"
       ;;
     *) die "unknown option: $opt (see --help)" ;;
@@ -93,13 +116,21 @@ while [ $# -gt 0 ]; do
     --public-host) PUBLIC_HOST=$value ;;
     --port) PORT=$value ;;
     --api-port) API_PORT=$value ;;
-    --protocol) PROTOCOL=$value ;;
+    --protocol)
+      PROTOCOL=$value
+      PROTOCOL_GIVEN=1
+      ;;
     --core) CORE=$value ;;
     --inbound-tag) INBOUND_TAG=$value ;;
     --user) LOGIN_USER=$value ;;
     --ssh-port) SSH_PORT=$value ;;
     --shop-key) SHOP_KEY=$value ;;
     --print) PRINT=$value ;;
+    --tls-cert) TLS_CERT=$value ;;
+    --tls-key) TLS_KEY=$value ;;
+    --ws-port) WS_PORT=$value ;;
+    --reality-dest) REALITY_DEST=$value ;;
+    --reality-short-id) REALITY_SHORT_ID=$value ;;
   esac
 done
 
@@ -111,6 +142,31 @@ valid_port "$API_PORT" || die "--api-port must be a number from 1 to 65535, not 
 [ -z "$SSH_PORT" ] || valid_port "$SSH_PORT" || die "--ssh-port must be a number from 1 to 65535, not '$SSH_PORT'"
 case "$PROTOCOL" in vmess | vless) ;; *) die "--protocol must be vmess or vless, not '$PROTOCOL'" ;; esac
 case "$CORE" in v2ray | xray) ;; *) die "--core must be v2ray or xray, not '$CORE'" ;; esac
+# what secures the client inbound: nothing (VMess encrypts itself), TLS with the operator's certificate, or REALITY
+SECURITY=none
+if [ -n "$TLS_CERT" ] || [ -n "$TLS_KEY" ]; then
+  if [ -z "$TLS_CERT" ] || [ -z "$TLS_KEY" ]; then
+    die "--tls-cert and --tls-key go together (the certificate chain and its key)"
+  fi
+  [ "$REALITY" -eq 0 ] || die "--reality and --tls-cert exclude each other (REALITY borrows another site's certificate)"
+  SECURITY=tls
+  valid_port "$WS_PORT" || die "--ws-port must be a number from 1 to 65535, not '$WS_PORT'"
+  if [ "$WS_PORT" = "$PORT" ] || [ "$WS_PORT" = "$API_PORT" ]; then
+    die "--ws-port must differ from --port and --api-port"
+  fi
+fi
+if [ "$REALITY" -eq 1 ]; then
+  [ "$CORE" = xray ] || die "--reality needs --core xray: REALITY is Xray's (v2ray has none)"
+  [ "$PROTOCOL_GIVEN" -eq 0 ] || [ "$PROTOCOL" = vless ] || die "--reality is VLESS only (leave out --protocol or say vless)"
+  PROTOCOL=vless
+  SECURITY=reality
+  [[ $REALITY_DEST =~ ^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$ ]] || die "--reality-dest '$REALITY_DEST' is not a host name"
+  [ -z "$REALITY_SHORT_ID" ] || [[ $REALITY_SHORT_ID =~ ^([0-9a-f]{2}){1,8}$ ]] ||
+    die "--reality-short-id must be 2-16 lowercase hex digits, an even number of them"
+fi
+if [ "$PROTOCOL" = vless ] && [ "$SECURITY" = none ]; then
+  die "--protocol vless needs --tls-cert/--tls-key or --reality: the shop refuses VLESS without TLS or REALITY (nothing would encrypt it); use vmess, or give a certificate"
+fi
 # the shop's rule for tags (they name things in the config and in stats)
 if ! [[ $INBOUND_TAG =~ ^[A-Za-z0-9._@-]{1,64}$ ]] || [ "$INBOUND_TAG" = api ]; then
   die "--inbound-tag must be 1-64 of letters, digits, '.', '_', '-', '@', and not 'api'"
@@ -118,6 +174,10 @@ fi
 [[ $LOGIN_USER =~ ^[a-z_][a-z0-9_-]{0,30}$ ]] || die "--user '$LOGIN_USER' is not a valid user name"
 [ -z "$LOCATION" ] || [[ $LOCATION =~ ^[a-z0-9_-]{1,32}$ ]] || die "--location '$LOCATION' is not a location code"
 [ -z "$PUBLIC_HOST" ] || [[ $PUBLIC_HOST =~ ^[A-Za-z0-9.:-]{1,253}$ ]] || die "--public-host '$PUBLIC_HOST' is not a host"
+# a REALITY key made by xray; checked before anything else so a machine without Xray is told at once
+if [ "$REALITY" -eq 1 ] && [ -z "$PRINT" ] && ! command -v xray >/dev/null && [ ! -x /usr/local/bin/xray ]; then
+  die "--reality needs Xray (\`xray x25519\` makes the key pair), and xray is not installed; Debian has no xray package: install Xray from a source you trust first (deploy/node/README.md)"
+fi
 
 GROUP=$LOGIN_USER
 CONFIG_DIR=/etc/$CORE
@@ -130,6 +190,16 @@ UNIT_DROPIN_DIR=/etc/systemd/system/$CORE.service.d
 UNIT_DROPIN=$UNIT_DROPIN_DIR/vpnshop.conf
 UNIT_FILE=/etc/systemd/system/$CORE.service
 HOME_DIR=/var/lib/$LOGIN_USER
+TLS_DIR=$CONFIG_DIR/tls
+CERT_FILE=$TLS_DIR/fullchain.pem
+KEY_FILE=$TLS_DIR/privkey.pem
+WS_TAG=$INBOUND_TAG-ws
+WS_PATH=/ws
+REALITY_DIR=/usr/local/etc/xray
+REALITY_KEY_FILE=$REALITY_DIR/reality.key
+REALITY_SID_FILE=$REALITY_DIR/reality.short_id
+# what the shop's config writer replaces with the named file's content on the node (src/provision/render.rs)
+NODE_FILE_PREFIX=vpnshop-node-file:
 KEY_TYPES='ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com'
 
 # ----------------------------------------------------------------------------------- generated files
@@ -141,8 +211,6 @@ KEY_TYPES='ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha
 # before matching, so `localhost` is caught too.
 # A test compares this with the shop's own output, so the shop's first sync finds nothing to rewrite.
 base_config() {
-  local settings='"clients": []'
-  [ "$PROTOCOL" = vless ] && settings='"clients": [], "decryption": "none"'
   cat <<JSON
 {
   "log": { "loglevel": "warning" },
@@ -160,12 +228,7 @@ base_config() {
       "protocol": "dokodemo-door",
       "settings": { "address": "127.0.0.1" }
     },
-    {
-      "tag": "$INBOUND_TAG",
-      "port": $PORT,
-      "protocol": "$PROTOCOL",
-      "settings": { $settings }
-    }
+$(client_inbounds)
   ],
   "outbounds": [
     { "tag": "direct", "protocol": "freedom", "settings": {} },
@@ -189,6 +252,85 @@ base_config() {
   }
 }
 JSON
+}
+
+# The client inbound(s), as the shop renders them (render::inbound_json): plain, TCP+TLS plus WebSocket+TLS with
+# the installed certificate, or VLESS over TCP with REALITY (its private key named, not written: the shop's
+# write step and ours put the key in on the node).
+client_inbounds() {
+  local settings='"clients": []' tls
+  [ "$PROTOCOL" = vless ] && settings='"clients": [], "decryption": "none"'
+  tls="\"tlsSettings\": { \"certificates\": [{ \"certificateFile\": \"$CERT_FILE\", \"keyFile\": \"$KEY_FILE\" }] }"
+  case "$SECURITY" in
+    none)
+      cat <<JSON
+    { "tag": "$INBOUND_TAG", "port": $PORT, "protocol": "$PROTOCOL", "settings": { $settings } }
+JSON
+      ;;
+    tls)
+      cat <<JSON
+    {
+      "tag": "$INBOUND_TAG", "port": $PORT, "protocol": "$PROTOCOL", "settings": { $settings },
+      "streamSettings": { "network": "tcp", "security": "tls", $tls }
+    },
+    {
+      "tag": "$WS_TAG", "port": $WS_PORT, "protocol": "$PROTOCOL", "settings": { $settings },
+      "streamSettings": { "network": "ws", "security": "tls", "wsSettings": { "path": "$WS_PATH" }, $tls }
+    }
+JSON
+      ;;
+    reality)
+      cat <<JSON
+    {
+      "tag": "$INBOUND_TAG", "port": $PORT, "protocol": "$PROTOCOL", "settings": { $settings },
+      "streamSettings": {
+        "network": "tcp", "security": "reality",
+        "realitySettings": {
+          "show": false, "dest": "$REALITY_DEST:443", "xver": 0, "serverNames": ["$REALITY_DEST"],
+          "privateKey": "$NODE_FILE_PREFIX$REALITY_KEY_FILE", "shortIds": ["$REALITY_SHORT_ID"]
+        }
+      }
+    }
+JSON
+      ;;
+  esac
+}
+
+# The `--inbound` flags of `vpnshop server add` for the inbounds above (docs/provisioning.md), one per line.
+inbound_flags() {
+  local files="cert_path=$CERT_FILE,key_path=$KEY_FILE"
+  case "$SECURITY" in
+    none) ;;
+    tls)
+      printf -- '--inbound tag=%s,protocol=%s,security=tls,port=%s,%s\n' "$INBOUND_TAG" "$PROTOCOL" "$PORT" "$files"
+      printf -- '--inbound tag=%s,protocol=%s,transport=ws,security=tls,port=%s,path=%s,%s\n' \
+        "$WS_TAG" "$PROTOCOL" "$WS_PORT" "$WS_PATH" "$files"
+      ;;
+    reality)
+      printf -- '--inbound tag=%s,protocol=vless,security=reality,port=%s,reality.public_key=%s,' \
+        "$INBOUND_TAG" "$PORT" "${REALITY_PUBLIC_KEY:-PUBLIC_KEY}"
+      printf 'reality.private_key_file=%s,reality.short_ids=%s,reality.server_names=%s,reality.dest=%s:443\n' \
+        "$REALITY_KEY_FILE" "$REALITY_SHORT_ID" "$REALITY_DEST" "$REALITY_DEST"
+      ;;
+  esac
+}
+
+# The base config as the node runs it: a REALITY private key put in where the shop's form names its file.
+node_base_config() {
+  if [ "$SECURITY" = reality ]; then
+    base_config | sed "s|\"$NODE_FILE_PREFIX$REALITY_KEY_FILE\"|\"$(tr -d ' \t\r\n' <"$REALITY_KEY_FILE")\"|"
+  else
+    base_config
+  fi
+}
+
+# A new REALITY short id: 8 random bytes in hex.
+new_short_id() {
+  if command -v openssl >/dev/null; then
+    openssl rand -hex 8
+  else
+    od -An -N8 -tx1 /dev/urandom | tr -d ' \n'
+  fi
 }
 
 # This node's public IPv4 address (--public-host, when it is one) is blocked too: a customer must not reach
@@ -330,8 +472,12 @@ core_binary() {
 }
 
 if [ -n "$PRINT" ]; then
+  if [ "$SECURITY" = reality ] && [ -z "$REALITY_SHORT_ID" ]; then
+    REALITY_SHORT_ID=$(cat "$REALITY_SID_FILE" 2>/dev/null || new_short_id)
+  fi
   case "$PRINT" in
     base-config) base_config ;;
+    inbound-flags) inbound_flags ;;
     authorized-keys)
       [ -n "$SHOP_KEY" ] || die "--print authorized-keys needs --shop-key"
       KEYS=$(shop_keys "$SHOP_KEY")
@@ -340,7 +486,7 @@ if [ -n "$PRINT" ]; then
     sshd-config) sshd_config ;;
     sudoers) sudoers ;;
     core-dropin) core_dropin "$(core_binary)" ;;
-    *) die "--print takes base-config, authorized-keys, sshd-config, sudoers or core-dropin, not '$PRINT'" ;;
+    *) die "--print takes base-config, authorized-keys, sshd-config, sudoers, core-dropin or inbound-flags, not '$PRINT'" ;;
   esac
   exit 0
 fi
@@ -393,6 +539,7 @@ apt_install() {
 
 # 1. packages ------------------------------------------------------------------------------------------
 apt_install openssh-server openssh-client sudo iproute2
+[ "$SECURITY" != reality ] || apt_install openssl
 if [ "$CORE" = v2ray ]; then
   apt_install v2ray
 elif ! command -v xray >/dev/null && [ ! -x /usr/local/bin/xray ]; then
@@ -458,6 +605,43 @@ fi
 # 4. the config directory and the base config --------------------------------------------------------
 # setgid: files the shop writes there belong to the group the core reads through
 install -d -o root -g "$GROUP" -m 2770 "$CONFIG_DIR"
+
+# the operator's certificate and key: read by the core (and the shop's config test) through the group only
+if [ "$SECURITY" = tls ]; then
+  grep -q -- '-----BEGIN CERTIFICATE-----' "$TLS_CERT" 2>/dev/null || die "--tls-cert $TLS_CERT is not a PEM certificate"
+  grep -q -- '-----BEGIN [A-Z ]*PRIVATE KEY-----' "$TLS_KEY" 2>/dev/null || die "--tls-key $TLS_KEY is not a PEM private key"
+  install -d -o root -g "$GROUP" -m 0750 "$TLS_DIR"
+  write_file "$CERT_FILE" "root:$GROUP" 0644 <"$TLS_CERT"
+  [ "$WROTE" -eq 0 ] || CHANGED_CORE=1
+  write_file "$KEY_FILE" "root:$GROUP" 0640 <"$TLS_KEY"
+  [ "$WROTE" -eq 0 ] || CHANGED_CORE=1
+fi
+
+# REALITY: the key pair is made once; only the private key is kept, on this node, readable by the shop's login
+# user (its config writer puts it into the config) and the core's group
+if [ "$SECURITY" = reality ]; then
+  install -d -o root -g root -m 0755 "$REALITY_DIR"
+  if [ ! -s "$REALITY_KEY_FILE" ]; then
+    pair=$("$CORE_BIN" x25519) || die "xray x25519 failed: $pair"
+    private=$(printf '%s\n' "$pair" | sed -n 's/^ *Private *[Kk]ey: *//p' | head -n1)
+    [ -n "$private" ] || die "cannot read the private key from xray x25519's output: $pair"
+    write_file "$REALITY_KEY_FILE" "root:$GROUP" 0640 < <(printf '%s\n' "$private")
+  fi
+  chown "root:$GROUP" "$REALITY_KEY_FILE"
+  chmod 0640 "$REALITY_KEY_FILE"
+  pair=$("$CORE_BIN" x25519 -i "$(tr -d ' \t\r\n' <"$REALITY_KEY_FILE")") || die "xray x25519 -i failed: $pair"
+  # Xray prints "Public key: …" (older) or "Password: …" (25.x: the same key under another name)
+  REALITY_PUBLIC_KEY=$(printf '%s\n' "$pair" | sed -n 's/^ *\(Public *[Kk]ey\|Password\): *//p' | head -n1)
+  [ -n "$REALITY_PUBLIC_KEY" ] || die "cannot read the public key from xray x25519's output: $pair"
+  if [ -n "$REALITY_SHORT_ID" ]; then
+    write_file "$REALITY_SID_FILE" root:root 0644 < <(printf '%s\n' "$REALITY_SHORT_ID")
+  elif [ -s "$REALITY_SID_FILE" ]; then
+    REALITY_SHORT_ID=$(tr -d ' \t\r\n' <"$REALITY_SID_FILE")
+  else
+    REALITY_SHORT_ID=$(new_short_id)
+    write_file "$REALITY_SID_FILE" root:root 0644 < <(printf '%s\n' "$REALITY_SHORT_ID")
+  fi
+fi
 looks_ours() {
   local flat
   flat=$(tr -d ' \t\r\n' <"$CONFIG")
@@ -465,7 +649,7 @@ looks_ours() {
     [[ $flat == *"\"port\":$API_PORT,"* || $flat == *"\"port\":$API_PORT}"* ]] &&
     [[ $flat == *"\"tag\":\"$INBOUND_TAG\""* ]]
 }
-if [ -f "$CONFIG" ] && cmp -s "$CONFIG" <(base_config); then
+if [ -f "$CONFIG" ] && cmp -s "$CONFIG" <(node_base_config); then
   : # exactly our base config
 elif [ -f "$CONFIG" ] && [ "$RESET_CONFIG" -eq 0 ] && looks_ours; then
   say "keeping $CONFIG (it has the API on port $API_PORT and inbound $INBOUND_TAG; --reset-config replaces it)"
@@ -481,7 +665,7 @@ else
     chmod 0600 "$backup"
     say "saved the old $CONFIG as $backup"
   fi
-  write_file "$CONFIG" "root:$GROUP" 0640 < <(base_config)
+  write_file "$CONFIG" "root:$GROUP" 0640 < <(node_base_config)
   [ "$WROTE" -eq 0 ] || CHANGED_CORE=1
 fi
 chgrp "$GROUP" "$CONFIG"
@@ -575,14 +759,24 @@ fi
 FINGERPRINT=$(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub | awk '{print $2}')
 ssh_port_flag=""
 [ "$SSH_PORT" = 22 ] || ssh_port_flag=" --ssh-port $SSH_PORT"
+inbound_args=""
+while IFS= read -r flag; do
+  [ -z "$flag" ] || inbound_args="$inbound_args $flag"
+done < <(inbound_flags)
+open_ports=$PORT
+[ "$SECURITY" != tls ] || open_ports="$PORT and $WS_PORT"
 
 cat <<TXT
 
 This node is ready. On the shop, run:
 
-  vpnshop server add --name $NAME --location ${LOCATION:-LOCATION_CODE} --host $PUBLIC_HOST --port $PORT$ssh_port_flag --ssh-user $LOGIN_USER --host-key $FINGERPRINT --core $CORE --protocol $PROTOCOL --inbound-tag $INBOUND_TAG --api-port $API_PORT
+  vpnshop server add --name $NAME --location ${LOCATION:-LOCATION_CODE} --host $PUBLIC_HOST --port $PORT$ssh_port_flag --ssh-user $LOGIN_USER --host-key $FINGERPRINT --core $CORE --protocol $PROTOCOL --inbound-tag $INBOUND_TAG --api-port $API_PORT$inbound_args
   vpnshop server test $NAME
 
 TXT
 [ -n "$LOCATION" ] || echo "(replace LOCATION_CODE with a location code from: vpnshop catalog list)"
-printf 'Open TCP %s to customers and %s to the shop; the API port %s stays on 127.0.0.1.\n' "$PORT" "$SSH_PORT" "$API_PORT"
+printf 'Open TCP %s to customers and %s to the shop; the API port %s stays on 127.0.0.1.\n' "$open_ports" "$SSH_PORT" "$API_PORT"
+if [ "$SECURITY" = tls ]; then
+  echo "Customers' apps check the certificate against the host they connect to: --host must be a name it covers"
+  echo "(or add sni=<that name> to both --inbound flags). Renewals: deploy/node/README.md (certbot deploy hook)."
+fi

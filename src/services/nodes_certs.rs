@@ -61,8 +61,11 @@ impl Nodes {
         for (tag, path) in certificate_paths(&specs) {
             let read = self.api.tls_not_after(node, path).await;
             let label = if matches!(read, Ok(Some(_))) { "ok" } else { "error" };
-            metrics::counter!("vpnshop_node_operations_total", "node" => row.name.clone(), "op" => "tls_not_after", "result" => label)
-                .increment(1);
+            let node_name = row.name.clone();
+            metrics::counter!(
+                "vpnshop_node_operations_total", "node" => node_name, "op" => "tls_not_after", "result" => label
+            )
+            .increment(1);
             match read {
                 Ok(Some(not_after)) => {
                     if earliest.is_none_or(|(t, _)| not_after < t) {
@@ -70,11 +73,13 @@ impl Nodes {
                     }
                 }
                 Ok(None) => {
-                    tracing::warn!(node = %row.name, inbound = tag, path, "the TLS certificate of an inbound is not on the node");
+                    let what = "the TLS certificate of an inbound is not on the node";
+                    tracing::warn!(node = %row.name, inbound = tag, path, "{what}");
                     return Ok(());
                 }
                 Err(e) => {
-                    tracing::warn!(node = %row.name, inbound = tag, path, error = %e, "cannot read the TLS certificate of an inbound");
+                    let what = "cannot read the TLS certificate of an inbound";
+                    tracing::warn!(node = %row.name, inbound = tag, path, error = %e, "{what}");
                     return Ok(());
                 }
             }

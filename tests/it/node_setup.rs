@@ -1,6 +1,6 @@
 //! `deploy/node/setup.sh`: it parses and lints clean, writes exactly the shop's base config, refuses bad
 //! options with the reason, generates sudo and sshd settings their tools accept, and — as root, in a private
-//! mount namespace with throwaway overlays on /etc and /var so the machine itself is untouched — prepares a
+//! mount namespace with throwaway overlays on /etc, /var and /usr/local so the machine itself is untouched — prepares a
 //! node for real, twice, that the real binary then adds with the printed line and tests green.
 
 use std::path::{Path, PathBuf};
@@ -95,10 +95,85 @@ fn setup_sh_writes_exactly_the_shops_default_base_config() {
     }
 }
 
+/// The `--inbound` flags `--print inbound-flags` prints, parsed as `vpnshop server add` parses them.
+fn printed_inbounds(args: &[&str]) -> Vec<InboundSpec> {
+    let out = setup(&[&["--print", "inbound-flags"], args].concat());
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.strip_prefix("--inbound ").unwrap_or_else(|| panic!("not an --inbound flag: {l}")))
+        // REALITY's public key comes from `xray x25519` on the node; any valid key stands in for it here
+        .map(|f| {
+            f.replace("reality.public_key=PUBLIC_KEY", "reality.public_key=Y0iE3PCgbvLhn4hmYvuVtNY2vuVHaxE8Al7Vq5DnKHI")
+        })
+        .map(|f| vpnshop::domain::inbound::parse_flag(&f).unwrap_or_else(|e| panic!("{f}: {e}")))
+        .collect()
+}
+
+#[test]
+fn setup_sh_tls_and_reality_inbounds_are_the_ones_it_tells_the_shop() {
+    let (cert, key) = ("/etc/letsencrypt/live/node.example.com/fullchain.pem", "/etc/letsencrypt/live/x/privkey.pem");
+    let cases: [(Core, &[&str]); 5] = [
+        (Core::V2ray, &["--protocol", "vless", "--tls-cert", cert, "--tls-key", key]),
+        (Core::V2ray, &["--tls-cert", cert, "--tls-key", key, "--port", "8443", "--ws-port", "2053"]),
+        (Core::Xray, &["--core", "xray", "--protocol", "vless", "--tls-cert", cert, "--tls-key", key]),
+        (Core::Xray, &["--core", "xray", "--reality", "--reality-short-id", "0123456789abcdef"]),
+        (
+            Core::Xray,
+            &[
+                "--core",
+                "xray",
+                "--reality",
+                "--reality-dest",
+                "www.example.org",
+                "--inbound-tag",
+                "r",
+                "--reality-short-id",
+                "ab",
+            ],
+        ),
+    ];
+    for (core, args) in cases {
+        let specs = printed_inbounds(args);
+        let out = setup(&[&["--print", "base-config"], args].concat());
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("setup.sh prints JSON");
+        let ours = render::default_base(&NodeParams { core, api_port: 10085, inbounds: specs.clone() })
+            .unwrap_or_else(|e| panic!("{args:?}: the shop refuses what setup.sh prints: {e}"));
+        assert_eq!(printed, ours, "{args:?}");
+        if args.contains(&"--reality") {
+            assert_eq!(specs.len(), 1, "{args:?}");
+            let reality = specs[0].reality.as_ref().expect("REALITY settings");
+            assert_eq!(reality.private_key_file, "/usr/local/etc/xray/reality.key");
+            assert_eq!(specs[0].flow(), Some("xtls-rprx-vision"));
+            assert!(!printed.to_string().contains(&reality.public_key), "only the private key's file is named");
+        } else {
+            let dir = format!("/etc/{}/tls", core.as_str());
+            assert_eq!(specs.len(), 2, "TCP+TLS and WebSocket+TLS: {args:?}");
+            for spec in &specs {
+                assert_eq!(spec.cert_path.as_deref(), Some(format!("{dir}/fullchain.pem").as_str()));
+                assert_eq!(spec.key_path.as_deref(), Some(format!("{dir}/privkey.pem").as_str()));
+            }
+        }
+    }
+    // a random short id when none is given: 16 hex digits
+    let specs = printed_inbounds(&["--core", "xray", "--reality"]);
+    let sid = &specs[0].reality.as_ref().unwrap().short_ids[0];
+    assert!(sid.len() == 16 && sid.bytes().all(|b| b.is_ascii_hexdigit()), "{sid}");
+    // plain VMess has no flags: the legacy --port/--protocol/--inbound-tag describe it
+    assert!(printed_inbounds(&[]).is_empty());
+}
+
 #[test]
 fn setup_sh_refuses_bad_options_with_the_reason() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 14] = [
         (&["--protocol", "trojan"], "--protocol must be vmess or vless"),
+        (&["--protocol", "vless"], "--protocol vless needs --tls-cert/--tls-key or --reality"),
+        (&["--print", "base-config", "--protocol", "vless"], "the shop refuses VLESS without TLS or REALITY"),
+        (&["--tls-cert", "/tmp/c.pem"], "--tls-cert and --tls-key go together"),
+        (&["--tls-cert", "c", "--tls-key", "k", "--ws-port", "443"], "--ws-port must differ"),
+        (&["--reality"], "--reality needs --core xray"),
+        (&["--core", "xray", "--reality", "--protocol", "vmess"], "--reality is VLESS only"),
         (&["--core", "singbox"], "--core must be v2ray or xray"),
         (&["--api-port", "0"], "--api-port must be a number from 1 to 65535"),
         (&["--port", "10085"], "--port and --api-port must differ"),
@@ -112,6 +187,14 @@ fn setup_sh_refuses_bad_options_with_the_reason() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(reason), "{args:?} should say {reason:?}: {stderr}");
+    }
+    // a machine without Xray is told before anything is touched
+    if !runs("xray", &["version"]) {
+        // (`--user root` is refused right after, before anything changes, should this check ever go)
+        let out = setup(&["--core", "xray", "--reality", "--user", "root"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("--reality needs Xray") && stderr.contains("xray is not installed"), "{stderr}");
     }
     let out = setup(&["--print", "authorized-keys", "--shop-key", "-----BEGIN OPENSSH PRIVATE KEY-----"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("private key"), "a private key is refused");
@@ -210,8 +293,9 @@ fn sandbox_possible() -> bool {
         && have("unshare and nsenter", runs("unshare", &["--version"]) && runs("nsenter", &["--version"]))
 }
 
-/// A private mount namespace with throwaway overlays on /etc and /var, held open by a `sleep`; processes
-/// started in it (and the holder) are killed on drop, and the overlays vanish with the namespace.
+/// A private mount namespace with throwaway overlays on /etc, /var and /usr/local (REALITY's key file), held
+/// open by a `sleep`; processes started in it (and the holder) are killed on drop, and the overlays vanish with
+/// the namespace.
 struct Sandbox {
     dir: TempDir,
     holder: Child,
@@ -221,7 +305,7 @@ struct Sandbox {
 impl Sandbox {
     async fn start() -> Sandbox {
         let dir = tempfile::Builder::new().prefix("vpnshop-setup-").tempdir().unwrap();
-        for sub in ["etc/u", "etc/w", "var/u", "var/w"] {
+        for sub in ["etc/u", "etc/w", "var/u", "var/w", "local/u", "local/w"] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
         let d = dir.path().display();
@@ -229,6 +313,7 @@ impl Sandbox {
             "set -e\n\
              mount -t overlay overlay -o lowerdir=/etc,upperdir={d}/etc/u,workdir={d}/etc/w /etc\n\
              mount -t overlay overlay -o lowerdir=/var,upperdir={d}/var/u,workdir={d}/var/w /var\n\
+             mount -t overlay overlay -o lowerdir=/usr/local,upperdir={d}/local/u,workdir={d}/local/w /usr/local\n\
              touch {d}/ready\nexec sleep 3600\n"
         );
         let holder = Command::new("unshare")
@@ -245,6 +330,18 @@ impl Sandbox {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("the sandbox's overlays did not come up: {}", sandbox.log("holder.log"));
+    }
+
+    /// A sandbox with a shop key pair made in it (`shop`, `shop.pub`).
+    async fn with_shop_key() -> Sandbox {
+        let sandbox = Sandbox::start().await;
+        let keygen = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(sandbox.path().join("shop"))
+            .output()
+            .unwrap();
+        assert!(keygen.status.success(), "{}", text(&keygen));
+        sandbox
     }
 
     fn path(&self) -> &Path {
@@ -481,4 +578,174 @@ async fn a_node_prepared_by_setup_sh_is_added_with_the_printed_line_and_tests_gr
     let elsewhere = NodeTarget { server_id: 2, api_port: port, ..node.clone() };
     let refused = nodes.core_uptime(&elsewhere).await.expect_err("a tunnel to another port is refused");
     assert!(refused.to_string().contains("AdministrativelyProhibited"), "{refused}");
+}
+
+#[tokio::test]
+async fn setup_sh_installs_the_operators_certificate_for_its_tls_inbounds() {
+    if !sandbox_possible() {
+        return;
+    }
+    let sandbox = Sandbox::with_shop_key().await;
+    let t = sandbox.path().to_owned();
+    let openssl = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30"])
+        .args(["-subj", "/CN=node.example.com", "-keyout"])
+        .arg(t.join("key.pem"))
+        .arg("-out")
+        .arg(t.join("cert.pem"))
+        .output()
+        .expect("openssl is installed");
+    assert!(openssl.status.success(), "{}", text(&openssl));
+    let (port, ws_port, api_port) = (free_port(), free_port(), free_port());
+    let args: Vec<String> = vec![
+        script().display().to_string(),
+        "--public-host".into(),
+        "node.example.com".into(),
+        "--port".into(),
+        port.to_string(),
+        "--ws-port".into(),
+        ws_port.to_string(),
+        "--api-port".into(),
+        api_port.to_string(),
+        "--ssh-port".into(),
+        "2222".into(),
+        "--protocol".into(),
+        "vless".into(),
+        "--shop-key".into(),
+        t.join("shop.pub").display().to_string(),
+        "--tls-cert".into(),
+        t.join("cert.pem").display().to_string(),
+        "--tls-key".into(),
+        t.join("key.pem").display().to_string(),
+    ];
+    let first = sandbox.cmd("bash").args(&args).output().unwrap();
+    assert!(first.status.success(), "first run:\n{}", text(&first));
+    let first_err = String::from_utf8_lossy(&first.stderr).into_owned();
+    for file in ["/etc/v2ray/tls/fullchain.pem", "/etc/v2ray/tls/privkey.pem", "/etc/v2ray/config.json"] {
+        assert!(first_err.contains(&format!("wrote {file}")), "{first_err}");
+    }
+    let second = sandbox.cmd("bash").args(&args).output().unwrap();
+    assert!(second.status.success(), "second run:\n{}", text(&second));
+    let second_err = String::from_utf8_lossy(&second.stderr).into_owned();
+    assert!(!second_err.contains("wrote "), "idempotent:\n{second_err}");
+
+    let t = t.display();
+    let facts = [
+        // setgid, as its parent: files the shop's login user might put there belong to the core's group too
+        ("stat -c '%a %U %G' /etc/v2ray/tls".to_owned(), "2750 root vpnshop"),
+        ("stat -c '%a %U %G' /etc/v2ray/tls/fullchain.pem".to_owned(), "644 root vpnshop"),
+        ("stat -c '%a %U %G' /etc/v2ray/tls/privkey.pem".to_owned(), "640 root vpnshop"),
+        (format!("cmp {t}/cert.pem /etc/v2ray/tls/fullchain.pem && echo same"), "same"),
+        (format!("cmp {t}/key.pem /etc/v2ray/tls/privkey.pem && echo same"), "same"),
+        ("runuser -u nobody -- cat /etc/v2ray/tls/privkey.pem >/dev/null 2>&1 || echo refused".to_owned(), "refused"),
+    ];
+    for (command, expected) in facts {
+        let (_, got) = sandbox.sh(&command);
+        assert_eq!(got.lines().last().unwrap_or("").trim(), expected, "{command}:\n{got}");
+    }
+
+    // the printed line registers exactly the inbounds the node's config has (the shop's first sync keeps it)
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    let add = stdout.lines().map(str::trim).find(|l| l.starts_with("vpnshop server add ")).expect("the add line");
+    let words: Vec<&str> = add.split_whitespace().collect();
+    let specs: Vec<InboundSpec> = words
+        .windows(2)
+        .filter(|w| w[0] == "--inbound")
+        .map(|w| vpnshop::domain::inbound::parse_flag(w[1]).unwrap())
+        .collect();
+    assert_eq!(specs.len(), 2, "{add}");
+    assert_eq!(
+        specs.iter().map(|s| (s.transport.as_str(), s.security.as_str(), s.port)).collect::<Vec<_>>(),
+        [("tcp", "tls", port), ("ws", "tls", ws_port)]
+    );
+    let (ok, config) = sandbox.sh("cat /etc/v2ray/config.json");
+    assert!(ok, "{config}");
+    let ours = render::default_base(&NodeParams { core: Core::V2ray, api_port, inbounds: specs }).unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&config).unwrap(), ours);
+    assert!(stdout.contains(&format!("Open TCP {port} and {ws_port} to customers")), "{stdout}");
+}
+
+#[tokio::test]
+async fn setup_sh_reality_keeps_the_private_key_on_the_node_and_prints_the_public_one() {
+    if !sandbox_possible() {
+        return;
+    }
+    let sandbox = Sandbox::with_shop_key().await;
+    let t = sandbox.path().to_owned();
+    // Xray is not packaged for Debian (nor installed here): a stand-in with the output of Xray 25's x25519 and a
+    // config test that records what it was given (the login user runs it, so the directory must be reachable)
+    let (private, public) =
+        ("gKvmPrq8VhQ2mtWGjb7XmMBdqLBYmMTbnGGYzPz8n1o", "Y0iE3PCgbvLhn4hmYvuVtNY2vuVHaxE8Al7Vq5DnKHI");
+    std::fs::create_dir_all(t.join("bin")).unwrap();
+    let fake = format!(
+        "#!/bin/sh\ncase \"$1\" in\n  x25519) echo \"PrivateKey: {private}\"; echo \"Password: {public}\"; \
+         echo \"Hash32: x\" ;;\n  -test) cp \"$3\" {t}/out/tested.json ;;\n  *) echo \"Xray 25.0.0 (stand-in)\" ;;\nesac\n",
+        t = t.display()
+    );
+    std::fs::write(t.join("bin/xray"), fake).unwrap();
+    std::fs::create_dir_all(t.join("out")).unwrap();
+    let (ok, out) = sandbox.sh(&format!("chmod 0755 {t} {t}/bin {t}/bin/xray && chmod 1777 {t}/out", t = t.display()));
+    assert!(ok, "{out}");
+    let path = format!("{}:{}", t.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let (port, api_port) = (free_port(), free_port());
+    let args: Vec<String> = vec![
+        script().display().to_string(),
+        "--core".into(),
+        "xray".into(),
+        "--reality".into(),
+        "--public-host".into(),
+        "203.0.113.7".into(),
+        "--port".into(),
+        port.to_string(),
+        "--api-port".into(),
+        api_port.to_string(),
+        "--ssh-port".into(),
+        "2222".into(),
+        "--shop-key".into(),
+        t.join("shop.pub").display().to_string(),
+    ];
+    let key_file = Path::new("/usr/local/etc/xray/reality.key");
+    let outside = key_file.exists();
+    let run = || sandbox.cmd("bash").env("PATH", &path).args(&args).output().unwrap();
+    let first = run();
+    assert!(first.status.success(), "first run:\n{}", text(&first));
+    let second = run();
+    assert!(second.status.success(), "second run:\n{}", text(&second));
+    let second_err = String::from_utf8_lossy(&second.stderr).into_owned();
+    assert!(!second_err.contains("wrote "), "idempotent (same key, same short id):\n{second_err}");
+
+    let facts = [
+        ("stat -c '%a %U %G' /usr/local/etc/xray/reality.key", "640 root vpnshop"),
+        ("cat /usr/local/etc/xray/reality.key", private),
+        ("runuser -u vpnshop -- cat /usr/local/etc/xray/reality.key", private),
+        ("runuser -u nobody -- cat /usr/local/etc/xray/reality.key >/dev/null 2>&1 || echo refused", "refused"),
+    ];
+    for (command, expected) in facts {
+        let (_, got) = sandbox.sh(command);
+        assert_eq!(got.lines().last().unwrap_or("").trim(), expected, "{command}:\n{got}");
+    }
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    let add = stdout.lines().map(str::trim).find(|l| l.starts_with("vpnshop server add ")).expect("the add line");
+    assert!(!add.contains(private), "the private key stays on the node: {add}");
+    let flag = add.split_whitespace().skip_while(|w| *w != "--inbound").nth(1).expect("an --inbound flag");
+    let spec = vpnshop::domain::inbound::parse_flag(flag).unwrap();
+    let reality = spec.reality.clone().expect("REALITY settings");
+    assert_eq!(reality.public_key, public, "{add}");
+    assert!(add.contains("--core xray --protocol vless"), "{add}");
+    let (_, sid) = sandbox.sh("cat /usr/local/etc/xray/reality.short_id");
+    assert_eq!(reality.short_ids, [sid.trim()]);
+
+    // the node's config is the shop's base with the key put in (what the shop's write step does), and the core
+    // tested exactly that
+    let mut ours = render::default_base(&NodeParams { core: Core::Xray, api_port, inbounds: vec![spec] }).unwrap();
+    vpnshop::provision::isolation::isolate(&mut ours, &[], &["203.0.113.7".parse().unwrap()]).unwrap();
+    let (ok, config) = sandbox.sh("cat /etc/xray/config.json");
+    assert!(ok, "{config}");
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config.pointer("/inbounds/1/streamSettings/realitySettings/privateKey"), Some(&private.into()));
+    assert_eq!(render::base_hash(&config), render::base_hash(&ours), "the shop's first sync keeps it");
+    let tested: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.join("out/tested.json")).expect("the core tested it")).unwrap();
+    assert_eq!(tested, config);
+    assert_eq!(key_file.exists(), outside, "the machine's own /usr/local is untouched");
 }
