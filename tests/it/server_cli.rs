@@ -97,7 +97,16 @@ async fn server_test_says_ok_for_each_check_on_a_healthy_node(pool: PgPool) {
     assert!(out.status.success(), "{report}");
     let ok = lines(&report, "ok");
     let names: Vec<&str> = ok.iter().map(|l| l[4..].trim_start()).collect();
-    let expected = ["reach sshd", "host key", "ssh login", "config file", "core API", "traffic stats", "isolation"];
+    let expected = [
+        "reach sshd",
+        "host key",
+        "ssh login",
+        "config file",
+        "core API",
+        "traffic stats",
+        "isolation",
+        "inbound port",
+    ];
     assert_eq!(ok.len(), expected.len(), "{report}");
     for (line, name) in names.iter().zip(expected) {
         assert!(line.starts_with(name), "checks in order: {name:?} expected, got {line:?}\n{report}");
@@ -170,7 +179,9 @@ async fn a_stopped_core_fails_the_test_with_the_core_api_not_answering(pool: PgP
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert_eq!(lines(&report, "ok").len(), 5, "sshd, key, login, config and its isolation are fine: {report}");
     let fail = lines(&report, "FAIL");
-    assert_eq!(fail.len(), 1, "{report}");
+    // the stopped core also leaves the customers' port closed
+    assert_eq!(fail.len(), 2, "{report}");
+    assert!(fail[1].contains("inbound port") && fail[1].contains("nothing accepts connections"), "{report}");
     assert!(fail[0].contains("core API"), "{report}");
     assert!(fail[0].contains(&format!("the core API does not answer on 127.0.0.1:{}", node.api_port)), "{report}");
     assert!(fail[0].contains("is v2ray running"), "{report}");
@@ -196,7 +207,7 @@ async fn a_stopped_sshd_fails_the_test_saying_the_node_cannot_be_reached(pool: P
     assert!(fail[0].contains(&format!("cannot reach the node over SSH at 127.0.0.1:{}", node.ssh_port)), "{report}");
     assert!(fail[0].contains("sshd running"), "{report}");
     assert!(lines(&report, "ok").is_empty(), "{report}");
-    assert_eq!(lines(&report, "skip").len(), 6, "{report}");
+    assert_eq!(lines(&report, "skip").len(), 7, "{report}");
 }
 
 /// `server add --inbound …` (repeated) and `--inbounds FILE`, and `server inbounds`: what is stored, and bad

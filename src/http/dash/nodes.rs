@@ -257,6 +257,8 @@ fn check_name(ctx: &Ctx, name: &str) -> String {
         "traffic stats" => "dash-nodes-check-stats",
         "isolation" => "dash-nodes-check-isolation",
         "timeout" => "dash-nodes-check-timeout",
+        "inbound port" => "dash-nodes-check-port",
+        "certificate" => "dash-nodes-check-certificate",
         other => return other.to_owned(),
     };
     ctx.t(key)

@@ -280,7 +280,7 @@ async fn testing_an_unreachable_node_shows_the_failed_step_and_skips_the_rest(po
     let page = d.post(&mut b, &format!("/dash/nodes/{id}/test"), &[]).await;
     page.assert_ok();
     let found = checks(&page.body);
-    assert_eq!(found.len(), 7, "{}", page.body);
+    assert_eq!(found.len(), 8, "{}", page.body);
     assert_eq!(found[0], ("reach sshd".to_owned(), "failed".to_owned()));
     assert!(found[1..].iter().all(|(_, o)| o == "skipped"), "{found:?}");
     assert!(page.body.contains("A check failed: Reach sshd."), "{}", page.body);
@@ -326,7 +326,16 @@ async fn a_real_node_added_through_the_form_passes_its_test_step_by_step(pool: P
 
     let page = d.post(&mut b, &format!("/dash/nodes/{id}/test"), &[]).await;
     page.assert_ok();
-    let expected = ["reach sshd", "host key", "ssh login", "config file", "core API", "traffic stats", "isolation"];
+    let expected = [
+        "reach sshd",
+        "host key",
+        "ssh login",
+        "config file",
+        "core API",
+        "traffic stats",
+        "isolation",
+        "inbound port",
+    ];
     let found = checks(&page.body);
     assert_eq!(found.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(), expected, "{}", page.body);
     assert!(found.iter().all(|(_, o)| o == "ok"), "{found:?}\n{}", page.body);
