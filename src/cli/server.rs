@@ -168,19 +168,25 @@ pub(super) async fn run(settings: Settings, cmd: ServerCommand) -> anyhow::Resul
         ServerCommand::List => {
             let mut table = Table::new();
             table.load_preset(UTF8_FULL_CONDENSED);
-            table.set_header([
-                "name", "location", "public", "ssh", "core", "protocol", "inbound", "capacity", "enabled", "health",
-            ]);
+            table
+                .set_header(["name", "location", "public", "ssh", "core", "inbounds", "capacity", "enabled", "health"]);
             let list = servers::list(pool).await?;
             for s in &list {
+                let inbounds = match inbound::from_stored(&s.inbounds, s.protocol, &s.inbound_tag, s.public_port) {
+                    Ok(list) => list
+                        .iter()
+                        .map(|i| format!("{} :{} ({})", i.tag, i.connect_port(), i.display_label()))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    Err(e) => format!("unreadable: {e}"),
+                };
                 table.add_row([
                     s.name.clone(),
                     s.location_code.clone(),
-                    format!("{}:{}", s.public_host, s.public_port),
+                    s.public_host.clone(),
                     format!("{}@{}:{}", s.ssh_user, s.ssh_host, s.ssh_port),
                     s.core.to_string(),
-                    s.protocol.to_string(),
-                    s.inbound_tag.clone(),
+                    inbounds,
                     s.capacity.to_string(),
                     if s.enabled { "yes".into() } else { "no".into() },
                     s.health.to_string(),
