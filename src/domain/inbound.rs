@@ -238,8 +238,18 @@ impl InboundSpec {
         label
     }
 
+    /// Whether this is the one kind refused now but kept running where it already was: VLESS over bare TCP
+    /// without encryption (nodes registered before inbounds had security).
+    pub fn is_plain_vless(&self) -> bool {
+        self.protocol == Protocol::Vless && self.security == Security::None && self.transport == Transport::Tcp
+    }
+
     /// Checks this inbound on its own, for a node running `core`.
     pub fn validate(&self, core: Core) -> Result<(), InboundError> {
+        self.check(core, false)
+    }
+
+    fn check(&self, core: Core, stored: bool) -> Result<(), InboundError> {
         if !is_safe_tag(&self.tag) || self.tag == "api" {
             return Err(bad("tag", "1–64 of ASCII letters, digits, '.', '_', '-', '@', and not \"api\""));
         }
@@ -257,7 +267,7 @@ impl InboundSpec {
         {
             return Err(bad("label", "1–40 printable characters"));
         }
-        self.validate_security(core)?;
+        self.validate_security(core, stored)?;
         self.validate_transport(core)?;
         if self.cdn {
             if !matches!(self.transport, Transport::Ws | Transport::Grpc) || self.security != Security::Tls {
@@ -270,13 +280,13 @@ impl InboundSpec {
         Ok(())
     }
 
-    fn validate_security(&self, core: Core) -> Result<(), InboundError> {
+    fn validate_security(&self, core: Core, stored: bool) -> Result<(), InboundError> {
         let tls_only = |field: &str, set: bool| {
             if set { Err(bad(field, "only an inbound with TLS has this")) } else { Ok(()) }
         };
         match self.security {
             Security::None => {
-                if self.protocol == Protocol::Vless {
+                if self.protocol == Protocol::Vless && !(stored && self.is_plain_vless()) {
                     return Err(bad(
                         "security",
                         "VLESS does not encrypt: a VLESS inbound needs TLS or REALITY (or use VMess)",
@@ -424,6 +434,17 @@ fn is_node_path(path: &str) -> bool {
 
 /// Checks a node's whole set of inbounds: at least one, each valid, tags and ports unique.
 pub fn validate_all(inbounds: &[InboundSpec], core: Core) -> Result<(), InboundError> {
+    check_all(inbounds, core, false)
+}
+
+/// [`validate_all`] for inbounds already stored: a plain VLESS inbound from before inbounds had security is
+/// let through, so its customers keep working after an upgrade (`server test` fails it until the operator
+/// gives it TLS or REALITY); new ones are refused.
+pub fn validate_stored(inbounds: &[InboundSpec], core: Core) -> Result<(), InboundError> {
+    check_all(inbounds, core, true)
+}
+
+fn check_all(inbounds: &[InboundSpec], core: Core, stored: bool) -> Result<(), InboundError> {
     if inbounds.is_empty() {
         return Err(bad("inbounds", "a node needs at least one inbound"));
     }
@@ -432,7 +453,7 @@ pub fn validate_all(inbounds: &[InboundSpec], core: Core) -> Result<(), InboundE
     }
     for (i, inbound) in inbounds.iter().enumerate() {
         inbound
-            .validate(core)
+            .check(core, stored)
             .map_err(|e| InboundError { field: format!("inbounds[{i}].{}", e.field), message: e.message })?;
         if let Some(j) = inbounds[..i].iter().position(|o| o.tag == inbound.tag) {
             return Err(bad(&format!("inbounds[{i}].tag"), format!("the same tag as inbounds[{j}]")));

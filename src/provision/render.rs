@@ -89,7 +89,8 @@ pub fn validate_email(email: &str) -> Result<(), RenderError> {
 /// private networks, see [`super::isolation`]). A plain TCP inbound has no `streamSettings`, as before there were
 /// several kinds: a node upgraded from then keeps its base, and its core is not restarted.
 pub fn default_base(params: &NodeParams) -> Result<Value, RenderError> {
-    crate::domain::inbound::validate_all(&params.inbounds, params.core)
+    // stored inbounds: a legacy plain VLESS inbound keeps its customers working (input refuses new ones)
+    crate::domain::inbound::validate_stored(&params.inbounds, params.core)
         .map_err(|e| RenderError::InvalidParams(e.to_string()))?;
     if params.api_port == 0 || params.inbounds.iter().any(|i| i.port == params.api_port) {
         return Err(RenderError::InvalidParams(format!(

@@ -219,7 +219,7 @@ impl Nodes {
         let mut report = SyncReport::default();
         let pending = db::clients::out_of_sync_on(&self.pool, row.id).await?;
         let (adds, removes): (Vec<_>, Vec<_>) = pending.into_iter().partition(|c| c.desired == Presence::Present);
-        if self.base_changed(row)? {
+        if self.base_changed(row, &node).await? {
             // new inbounds (or other base changes): the running core may not have the inbounds the API would
             // name, so the file (every wanted client on every inbound) and one restart do it all; the restart
             // takes the counters first, so what removed clients used is kept
@@ -276,12 +276,15 @@ impl Nodes {
     }
 
     /// Whether the node's base (everything but the users: its inbounds, ports, isolation) differs from the one
-    /// we last wrote. Unknown (never written by us) counts as unchanged here; writing the file then compares it
-    /// with what the node runs.
-    fn base_changed(&self, row: &NodeRow) -> Result<bool, SyncError> {
-        let Some(applied) = &row.applied_base_hash else { return Ok(false) };
-        let base = base_config(row, &self.settings.allow_private_destinations)?;
-        Ok(render::base_hash(&base) != *applied)
+    /// we last wrote, or, on a node we never wrote to, from the file it runs (so users are never pushed through
+    /// the API into inbounds the running core does not have, or has in another protocol).
+    async fn base_changed(&self, row: &NodeRow, node: &NodeTarget) -> Result<bool, SyncError> {
+        let ours = render::base_hash(&base_config(row, &self.settings.allow_private_destinations)?);
+        if let Some(applied) = &row.applied_base_hash {
+            return Ok(ours != *applied);
+        }
+        let running = self.checked(row, "read_config", self.api.read_config(node).await).await?;
+        Ok(running.and_then(|t| render::parse_config(&t).ok()).map(|v| render::base_hash(&v)) != Some(ours))
     }
 
     /// Rewrites the node's file when the desired config differs from the last one written (or `force`).
@@ -371,7 +374,7 @@ impl Nodes {
         }
         let mut strays = 0;
         // a base change rewrites the file and restarts the core (below): strays go with it
-        let rewrite = self.base_changed(&row)?;
+        let rewrite = self.base_changed(&row, &node).await?;
         for email in seen.difference(&desired).filter(|_| !rewrite) {
             self.checked(&row, "remove_user", self.api.remove_user(&node, email).await).await?;
             strays += 1;

@@ -258,6 +258,18 @@ impl Nodes {
         let limit = Duration::from_secs(self.settings.connect_timeout_secs.max(1));
         let mut checks = Vec::new();
         for spec in &specs {
+            if spec.is_plain_vless() {
+                checks.push(Check::failed(
+                    INBOUND_PORT,
+                    format!(
+                        "{}: VLESS without TLS or REALITY: customers' traffic crosses the network unencrypted (it \
+                         still works, as it did before). Give it TLS or REALITY, or make it VMess, with `vpnshop \
+                         server inbounds {}`",
+                        spec.tag, row.name
+                    ),
+                ));
+                continue;
+            }
             checks.push(if reached {
                 tcp_check(spec, &row.public_host, limit).await
             } else {

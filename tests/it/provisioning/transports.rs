@@ -213,3 +213,38 @@ async fn inbounds_that_cannot_work_are_refused_with_the_field_and_nothing_change
         sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'node.reconcile'").fetch_one(pool).await.unwrap();
     assert_eq!(reconciles, 0, "nothing was asked of the node");
 }
+
+/// A node an earlier release registered with VLESS over bare TCP (now refused for anything new) keeps its
+/// customers working after the upgrade: it is still rendered, synced and linked; `server test` fails it and says
+/// what to do.
+#[sqlx::test(migrator = "vpnshop::db::MIGRATOR")]
+async fn a_legacy_plain_vless_node_keeps_working_and_server_test_flags_it(pool: PgPool) {
+    if !node_tools_present() {
+        return;
+    }
+    let shop = shop(pool).await;
+    // the row as the previous release wrote it: protocol vless, no inbounds
+    sqlx::query("UPDATE servers SET protocol = 'vless', inbounds = '[]' WHERE id = $1")
+        .bind(shop.server_id)
+        .execute(shop.pool())
+        .await
+        .unwrap();
+    let sub = subscribe(&shop, 702, "de-30d-1dev-50gb").await;
+    wait_status(shop.pool(), sub, SubscriptionStatus::Active).await;
+    let links = links_of(&shop, sub).await;
+    assert_eq!(links.len(), 1);
+    assert!(links[0].starts_with("vless://") && links[0].contains("security=none"), "{}", links[0]);
+    assert!(super::browses(&shop, &links[0]).await, "its customer still gets through");
+
+    let checks = shop.app.state.nodes.probe("de-test").await.unwrap();
+    let flagged: Vec<_> = checks
+        .iter()
+        .filter(|c| c.outcome == vpnshop::services::nodes::probe::Outcome::Failed)
+        .map(|c| c.detail.clone())
+        .collect();
+    assert_eq!(flagged.len(), 1, "{checks:#?}");
+    assert!(
+        flagged[0].contains("unencrypted") && flagged[0].contains("vpnshop server inbounds de-test"),
+        "{flagged:?}"
+    );
+}
