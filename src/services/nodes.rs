@@ -24,6 +24,10 @@ use crate::services::notify;
 use crate::services::subscriptions;
 
 pub const RECONCILE_KIND: &str = "node.reconcile";
+
+/// `servers.applied_base_hash` while a new base is written but the core has not restarted onto it (never a real
+/// hash): the next sync rewrites and restarts again.
+const RESTART_PENDING: &str = "restart-pending";
 pub const METER_KIND: &str = "node.meter";
 
 #[derive(Debug, thiserror::Error)]
@@ -275,6 +279,23 @@ impl Nodes {
         Ok(report)
     }
 
+    /// Waits (up to 5 s) until a restarted core's API answers again, so the next operation on the node and the
+    /// customer told their service is ready do not meet a core still starting (it takes ~0.1–0.3 s). A core
+    /// that stays down is the next operation's error to report, not this one's.
+    async fn wait_for_core(&self, row: &NodeRow, node: &NodeTarget) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match self.api.core_uptime(node).await {
+                Ok(_) => return,
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    tracing::warn!(node = %row.name, error = %e, "the core's API does not answer after a restart");
+                    return;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     /// Whether the node's base (everything but the users: its inbounds, ports, isolation) differs from the one
     /// we last wrote, or, on a node we never wrote to, from the file it runs (so users are never pushed through
     /// the API into inbounds the running core does not have, or has in another protocol).
@@ -315,8 +336,13 @@ impl Nodes {
                 .and_then(|t| render::parse_config(&t).ok())
                 .map(|v| render::base_hash(&v)),
         };
-        self.checked(row, "write_config", self.api.write_config(node, &text).await).await?;
         let restart = running_base.as_deref() != Some(base_hash.as_str());
+        if restart {
+            // until the core has restarted onto it, the new file is not what runs: should the write or the restart
+            // fail (or we die in between), the next sync must not take the file for the running base
+            db::servers::record_config_written(&self.pool, row.id, RESTART_PENDING, "").await?;
+        }
+        self.checked(row, "write_config", self.api.write_config(node, &text).await).await?;
         if restart {
             self.restart(row, node, "base_config_changed").await?;
         }
@@ -330,6 +356,7 @@ impl Nodes {
         let reading = self.read_counters(row, node).await?;
         self.fold(row, &reading).await?;
         self.checked(row, "restart", self.api.restart_core(node).await).await?;
+        self.wait_for_core(row, node).await;
         // the next reading is of a new run (a smaller uptime) and counts everyone from zero, the neighbours of a
         // cut-off client too; had the command not really restarted the core, it reads the same run on
         let mut tx = self.pool.begin().await?;
