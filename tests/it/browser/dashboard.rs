@@ -97,6 +97,10 @@ async fn an_operator_adds_a_node_approves_a_receipt_and_finds_the_customer(pool:
     b.fill("#f-api_port", &node.api_port.to_string()).await;
     b.fill("#f-inbound_tag", &target.inbounds[0].tag).await;
     b.fill("#f-config_path", &target.config_path).await;
+    // the node runs the isolated base (as setup.sh leaves it), and the shop is given the same: its first sync
+    // has nothing to restart (the dashboard only takes `systemctl restart <unit>`, which this node has not)
+    std::fs::write(node.config_path(), node.isolated_base_config()).unwrap();
+    choose(&b, "#f-base_config", &node.isolated_base_config()).await;
     // (the restart command stays the default: the dashboard, like the API, takes only `systemctl restart <unit>`)
     b.screenshot("dash-node-add").await;
     b.click("form[action='/dash/nodes'] button[type=submit]").await;
